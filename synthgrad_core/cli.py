@@ -1,0 +1,184 @@
+"""`synthgrad train`: run one training job in the terminal with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+from .config import ConfigError, TrainConfig, config_fields
+from .records import dumps
+from .trainer import Trainer
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line on stderr and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers like 128,64; got {text!r}"
+        ) from None
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in config_fields():
+        meta = f.metadata
+        bounds = []
+        if meta["ge"] is not None:
+            bounds.append(f">= {meta['ge']:g}")
+        if meta["gt"] is not None:
+            bounds.append(f"> {meta['gt']:g}")
+        if meta["le"] is not None:
+            bounds.append(f"<= {meta['le']:g}")
+        default = f.default
+        shown = "dataset default" if default is None else default
+        help_text = f"{meta['help']} ({', '.join(bounds) + '; ' if bounds else ''}default: {shown})"
+        kind: Any
+        if f.name == "hidden":
+            kind = _widths
+        elif meta["choices"] or f.name == "data_path":
+            kind = str
+        elif "int" in str(f.type):
+            kind = int
+        else:
+            kind = float
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            type=kind,
+            default=None,
+            choices=meta["choices"],
+            help=help_text,
+        )
+
+
+def add_train_command(sub: Any) -> None:
+    """Add `train` to a subparsers object (the server's CLI adds `serve` beside it)."""
+    train = sub.add_parser("train", help="train one network in the terminal")
+    _add_config_flags(train)
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final summary as one JSON object on the last line",
+    )
+    train.add_argument(
+        "--records", metavar="FILE", help="write every step record as JSON lines to FILE"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="synthgrad", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_train_command(sub)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {
+        f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name) is not None
+    }
+    return dataclasses.replace(TrainConfig(), **values).resolve()
+
+
+class ProgressBar:
+    """A one-line progress display: steps, loss, accuracy, steps/s, ETA."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+
+    def update(self, step: int, loss: float, accuracy: float, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = step / elapsed
+        eta = (self.total - step) / rate if rate > 0 else 0.0
+        filled = int(30 * step / self.total)
+        bar = "#" * filled + "-" * (30 - filled)
+        self.stream.write(
+            f"\r[{bar}] {step}/{self.total} loss {loss:.4f} acc {accuracy:.3f} "
+            f"{rate:,.0f} steps/s ETA {eta:.0f}s "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    trainer = Trainer(cfg)
+    show_bar = not args.quiet and sys.stderr.isatty()
+    bar = ProgressBar(trainer.total_steps, sys.stderr) if show_bar else None
+    records_file = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115
+    try:
+        record: dict[str, Any] = {}
+        for record in trainer:
+            if records_file is not None:
+                records_file.write(dumps(record) + "\n")
+            if bar is not None:
+                bar.update(record["step"], record["loss"], record["accuracy"])
+        if bar is not None and record:
+            bar.update(record["step"], record["loss"], record["accuracy"], force=True)
+            bar.close()
+    finally:
+        if records_file is not None:
+            records_file.close()
+    summary = trainer.summary()
+    if args.json:
+        print(dumps(summary))
+    else:
+        line = (
+            f"{summary['method']} on {summary['dataset']}: {summary['status']} after "
+            f"{summary['steps']} steps in {summary['seconds']:.1f}s; train accuracy "
+            f"{summary['accuracy']:.4f}, held-out accuracy {summary['test_accuracy']:.4f}"
+        )
+        if trainer.diverged_at is not None:
+            line += f" (diverged at step {trainer.diverged_at})"
+        print(line)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_command(args, {"train": train})
+
+
+def run_command(args: argparse.Namespace, commands: dict[str, Any]) -> int:
+    """Run the chosen subcommand, turning config errors into one line and exit code 2."""
+    try:
+        return int(commands[args.command](args))
+    except ConfigError as exc:
+        flag = _flag(exc.field)
+        print(f"synthgrad {args.command}: error: {flag}: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --records names a folder that does not exist
+        print(f"synthgrad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"synthgrad {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Dense networks: activations, output losses, initialisation, forward and true backward pass.
+
+Conventions (spec/core.md): h_0 = x, a_i = h_{i-1} W_i + b_i, h_i = f_i(a_i).
+The loss is the mean over the batch of a per-example loss. Gradients with
+respect to activations are kept *per example* (the batch size times
+dLoss/dh), so a synthetic-gradient module predicts the same quantity at every
+batch size; weight gradients divide by the batch size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+
+# Each hidden activation next to its derivative, written in terms of the output h.
+def sigmoid(a: Array) -> Array:
+    # tanh form: no overflow warning for large |a|.
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def sigmoid_grad(h: Array) -> Array:
+    return h * (1.0 - h)
+
+
+def tanh(a: Array) -> Array:
+    return np.tanh(a)
+
+
+def tanh_grad(h: Array) -> Array:
+    return 1.0 - h * h
+
+
+def relu(a: Array) -> Array:
+    return np.maximum(a, 0.0)
+
+
+def relu_grad(h: Array) -> Array:
+    return (h > 0.0).astype(h.dtype)
+
+
+ACTIVATIONS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]] = {
+    "sigmoid": (sigmoid, sigmoid_grad),
+    "tanh": (tanh, tanh_grad),
+    "relu": (relu, relu_grad),
+}
+
+
+# Output layers: the output nonlinearity, the mean loss, and the per-example dLoss/da_L.
+def softmax(a: Array) -> Array:
+    z = a - a.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def bce_loss(a: Array, p: Array, y: Array) -> float:
+    # log(1 + e^a) - y a, the stable form of binary cross-entropy on logits.
+    return float(np.sum(np.logaddexp(0.0, a) - y * a) / len(a))
+
+
+def bce_delta(a: Array, p: Array, y: Array) -> Array:
+    return p - y
+
+
+def mse_loss(a: Array, p: Array, y: Array) -> float:
+    d = p - y
+    return float(0.5 * np.sum(d * d) / len(a))
+
+
+def mse_delta(a: Array, p: Array, y: Array) -> Array:
+    return (p - y) * p * (1.0 - p)
+
+
+def cross_entropy_loss(a: Array, p: Array, y: Array) -> float:
+    z = a - a.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.sum(log_norm - np.sum(z * y, axis=1)) / len(a))
+
+
+def cross_entropy_delta(a: Array, p: Array, y: Array) -> Array:
+    return p - y
+
+
+@dataclass(frozen=True)
+class OutputLoss:
+    name: str
+    output: Callable[[Array], Array]
+    loss: Callable[[Array, Array, Array], float]
+    delta: Callable[[Array, Array, Array], Array]
+
+
+OUTPUT_LOSSES = {
+    "bce": OutputLoss("bce", sigmoid, bce_loss, bce_delta),
+    "mse": OutputLoss("mse", sigmoid, mse_loss, mse_delta),
+    "cross_entropy": OutputLoss("cross_entropy", softmax, cross_entropy_loss, cross_entropy_delta),
+}
+
+
+def init_weights(
+    sizes: list[int], scheme: str, activation: str, rng: np.random.Generator
+) -> tuple[list[Array], list[Array]]:
+    """Zero-mean weights scaled to the fan (Glorot or He), zero biases; `article`: randn*0.2-0.1."""
+    if scheme == "auto":
+        scheme = "he" if activation == "relu" else "glorot"
+    weights, biases = [], []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        if scheme == "glorot":
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+        elif scheme == "he":
+            w = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+        elif scheme == "article":
+            w = rng.standard_normal((fan_in, fan_out)) * 0.2 - 0.1
+        else:
+            raise ValueError(f"unknown init scheme {scheme!r}")
+        weights.append(w)
+        biases.append(np.zeros(fan_out))
+    return weights, biases
+
+
+class Network:
+    """A stack of dense layers: the last one is the output layer of `loss`."""
+
+    def __init__(
+        self, sizes: list[int], activation: str, loss: str, init: str, rng: np.random.Generator
+    ) -> None:
+        self.sizes = sizes
+        self.activation_name = activation
+        self.f, self.f_grad = ACTIVATIONS[activation]
+        self.out = OUTPUT_LOSSES[loss]
+        self.weights, self.biases = init_weights(sizes, init, activation, rng)
+
+    @property
+    def depth(self) -> int:
+        return len(self.weights)
+
+    def forward(
+        self, x: Array, layer_times: list[float] | None = None
+    ) -> tuple[list[Array], Array, Array]:
+        """Hidden activations [h_0 = x, h_1, ..., h_{L-1}], output logits a_L and output p.
+
+        With `layer_times`, appends each layer's forward time in seconds to it.
+        """
+        hs = [x]
+        h = x
+        last = self.depth - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            t0 = time.perf_counter() if layer_times is not None else 0.0
+            a = h @ w + b
+            if i == last:
+                p = self.out.output(a)
+                if layer_times is not None:
+                    layer_times.append(time.perf_counter() - t0)
+                return hs, a, p
+            h = self.f(a)
+            hs.append(h)
+            if layer_times is not None:
+                layer_times.append(time.perf_counter() - t0)
+        raise AssertionError("unreachable")
+
+    def loss(self, x: Array, y: Array) -> float:
+        _, a, p = self.forward(x)
+        return self.out.loss(a, p, y)
+
+    def true_backward(self, hs: list[Array], top_delta: Array) -> tuple[list[Array], list[Array]]:
+        """Backprop from the per-example output delta.
+
+        Returns the per-example gradients G_i = B dLoss/dh_i for every hidden
+        layer (index i-1 for h_i) and the per-example pre-activation deltas
+        for every layer (index i-1 for layer i).
+        """
+        depth = self.depth
+        deltas: list[Array] = [top_delta] * depth
+        grads_h: list[Array] = [top_delta] * (depth - 1)
+        delta = top_delta
+        for i in range(depth - 1, 0, -1):
+            g = delta @ self.weights[i].T
+            grads_h[i - 1] = g
+            delta = g * self.f_grad(hs[i])
+            deltas[i - 1] = delta
+        return grads_h, deltas
+
+    def parameter_gradients(
+        self, hs: list[Array], deltas: list[Array]
+    ) -> list[tuple[Array, Array]]:
+        """dLoss/dW_i, dLoss/db_i from per-example deltas (mean over the batch)."""
+        n = len(hs[0])
+        return [(h.T @ d / n, d.sum(axis=0) / n) for h, d in zip(hs, deltas, strict=True)]

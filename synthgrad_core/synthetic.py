@@ -1,0 +1,75 @@
+"""Synthetic-gradient modules: predict a layer's per-example gradient from its activation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .nn import relu
+from .optim import Optimizer, make_optimizer
+
+
+class SyntheticGradientModule:
+    """M_i: predicts G_i = B dLoss/dh_i from h_i (and, for cDNI, the targets).
+
+    Linear by default, or one hidden ReLU layer of `hidden` units. The output
+    layer starts at zero, so every synthetic gradient is zero at step 0. It
+    learns by one optimiser step per training step on
+    0.5 * mean_n |prediction_n - target_n|^2.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        condition_width: int,
+        hidden: int,
+        optimizer: str,
+        learning_rate: float,
+        momentum: float,
+        rng: np.random.Generator,
+    ) -> None:
+        n_in = width + condition_width
+        self.conditioned = condition_width > 0
+        self.hidden = hidden
+        params: list[np.ndarray] = []
+        if hidden:
+            params += [rng.standard_normal((n_in, hidden)) * np.sqrt(2.0 / n_in), np.zeros(hidden)]
+            n_in = hidden
+        params += [np.zeros((n_in, width)), np.zeros(width)]
+        self.params = params
+        self.optimizer: Optimizer = make_optimizer(optimizer, params, learning_rate, momentum)
+        self._inputs: np.ndarray | None = None
+        self._hidden_out: np.ndarray | None = None
+
+    def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
+        x = np.concatenate([h, y], axis=1) if self.conditioned else h
+        self._inputs = x
+        if self.hidden:
+            z = relu(x @ self.params[0] + self.params[1])
+            self._hidden_out = z
+            return z @ self.params[2] + self.params[3]
+        return x @ self.params[0] + self.params[1]
+
+    def update(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """One step towards `target` for the inputs of the last `predict`; returns the error."""
+        x = self._inputs
+        assert x is not None, "predict() must come before update()"
+        error = prediction - target
+        n = len(error)
+        if self.hidden:
+            z = self._hidden_out
+            assert z is not None
+            back = (error @ self.params[2].T) * (z > 0)
+            self.optimizer.step(2, z.T @ error / n)
+            self.optimizer.step(3, error.sum(axis=0) / n)
+            self.optimizer.step(0, x.T @ back / n)
+            self.optimizer.step(1, back.sum(axis=0) / n)
+        else:
+            self.optimizer.step(0, x.T @ error / n)
+            self.optimizer.step(1, error.sum(axis=0) / n)
+        return error
+
+
+def module_loss(error: np.ndarray) -> float:
+    """0.5 * mean over the batch of the squared prediction error."""
+    return float(0.5 * np.sum(error * error) / len(error))

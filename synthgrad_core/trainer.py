@@ -1,0 +1,316 @@
+"""Trainer: one run of one learning rule, stepped one batch at a time, one record per step.
+
+The four rules share the forward pass and differ only in the signal each hidden
+layer receives in place of the true gradient dLoss/dh_i:
+
+- backprop: the true gradient, by the full backward pass;
+- dni / cdni: a synthetic gradient predicted by the layer's own module from
+  h_i (and, for cdni, the targets); the module learns from the signal the
+  layer above sends back through its pre-update weights (bootstrapping);
+- feedback_alignment: the error sent back through fixed random matrices B_i
+  instead of W_i^T.
+
+On diagnostics steps the trainer also computes the true gradient at the
+pre-step weights on the same batch and reports how the rule's signal compares
+with it (gradient fidelity), together with weight statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .diagnostics import fidelity, histogram, saturation, weight_stats
+from .nn import Network, init_weights
+from .optim import make_optimizer
+from .synthetic import SyntheticGradientModule, module_loss
+
+Record = dict[str, Any]
+
+#: Keys of a record that measure time and so differ between otherwise identical runs.
+TIMING_KEYS_PREFIXES = ("wall_time", "t_forward_", "t_update_")
+
+
+class GradientModule(Protocol):
+    """What a trainer needs of a synthetic-gradient module (lets tests plug in an oracle)."""
+
+    def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+    def update(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray: ...
+
+
+class Trainer:
+    """Trains one network with one rule; `step()` runs a batch and returns its record.
+
+    >>> trainer = Trainer(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2))
+    >>> records = list(trainer)
+    >>> len(records) == trainer.total_steps, trainer.status
+    (True, 'finished')
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset | None = None,
+        modules: list[GradientModule] | None = None,
+    ) -> None:
+        cfg = config.resolve()
+        self.config = cfg
+        self.data = dataset if dataset is not None else load_dataset(cfg)
+        assert cfg.hidden is not None and cfg.activation and cfg.loss
+        assert cfg.batch_size and cfg.epochs and cfg.learning_rate and cfg.sg_learning_rate
+        init_rng = np.random.default_rng([cfg.seed, 1])
+        self._order_rng = np.random.default_rng([cfg.seed, 2])
+        self._async_rng = np.random.default_rng([cfg.seed, 3])
+        sizes = [self.data.n_inputs, *cfg.hidden, self.data.n_outputs]
+        self.net = Network(sizes, cfg.activation, cfg.loss, cfg.init, init_rng)
+        self.params: list[np.ndarray] = []
+        for w, b in zip(self.net.weights, self.net.biases, strict=True):
+            self.params += [w, b]
+        self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
+        self.method = cfg.method
+        self.modules: list[GradientModule] = []
+        if cfg.method in ("dni", "cdni"):
+            condition = self.data.n_outputs if cfg.method == "cdni" else 0
+            self.modules = (
+                modules
+                if modules is not None
+                else [
+                    SyntheticGradientModule(
+                        width,
+                        condition,
+                        cfg.sg_hidden,
+                        cfg.sg_optimizer,
+                        cfg.sg_learning_rate,
+                        cfg.momentum,
+                        init_rng,
+                    )
+                    for width in cfg.hidden
+                ]
+            )
+        # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
+        self.feedback: list[np.ndarray] = []
+        if cfg.method == "feedback_alignment":
+            fixed, _ = init_weights(sizes, cfg.init, cfg.activation, init_rng)
+            self.feedback = [w.T.copy() for w in fixed]
+        self.batch_size = cfg.batch_size
+        self.steps_per_epoch = math.ceil(len(self.data.x_train) / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.step_count = 0
+        self.status = "running"
+        self.diverged_at: int | None = None
+        self.elapsed = 0.0
+        self.true_gradients: list[np.ndarray] = []
+        self._order = np.arange(len(self.data.x_train))
+
+    # -- running -----------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
+
+    def __iter__(self) -> Iterator[Record]:
+        while not self.done:
+            yield self.step()
+
+    def step(self) -> Record:
+        """Train on the next batch and return the step's record."""
+        if self.done:
+            raise RuntimeError(f"the run is {self.status}; no more steps")
+        start = time.perf_counter()
+        with np.errstate(all="ignore"):
+            record = self._step()
+        self.elapsed += time.perf_counter() - start
+        record["wall_time"] = self.elapsed
+        return record
+
+    def _step(self) -> Record:
+        cfg = self.config
+        net = self.net
+        depth = net.depth
+        _epoch, position = divmod(self.step_count, self.steps_per_epoch)
+        if position == 0:
+            self._order = self._order_rng.permutation(len(self.data.x_train))
+        batch = self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        x, y = self.data.x_train[batch], self.data.y_train[batch]
+        self.step_count += 1
+        step = self.step_count
+        diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
+
+        forward_times: list[float] | None = [] if diagnose else None
+        hs, logits, out = net.forward(x, forward_times)
+        loss = net.out.loss(logits, out, y)
+        record: Record = {
+            "step": step,
+            "epoch": step / self.steps_per_epoch,
+            "wall_time": 0.0,
+            "loss": loss,
+        }
+        record.update(self._batch_accuracy(logits, y))
+        if not math.isfinite(loss):
+            return self._diverge(record)
+        top_delta = net.out.delta(logits, out, y)
+
+        true_gradients: list[np.ndarray] | None = None
+        if diagnose or self.method == "backprop":
+            true_gradients, true_deltas = net.true_backward(hs, top_delta)
+            self.true_gradients = true_gradients
+
+        # Each rule's signal for every hidden layer, and the per-layer deltas it implies.
+        signals: list[np.ndarray]
+        module_targets: list[np.ndarray] = []
+        predictions: list[np.ndarray] = []
+        if self.method == "backprop":
+            assert true_gradients is not None
+            signals, deltas = true_gradients, true_deltas
+        elif self.method == "feedback_alignment":
+            signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
+            delta = top_delta
+            for k in range(depth - 1, 0, -1):
+                signal = delta @ self.feedback[k]
+                signals[k - 1] = signal
+                delta = signal * net.f_grad(hs[k])
+                deltas[k - 1] = delta
+        else:  # dni, cdni
+            signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
+            module_targets = [top_delta] * (depth - 1)
+            for k, module in enumerate(self.modules):
+                prediction = module.predict(hs[k + 1], y)
+                predictions.append(prediction)
+                signal = prediction * cfg.sg_scale if cfg.sg_scale != 1.0 else prediction
+                signals[k] = signal
+                deltas[k] = signal * net.f_grad(hs[k + 1])
+                if k > 0:  # what layer k sends back through its pre-update weights
+                    module_targets[k - 1] = deltas[k] @ net.weights[k].T
+            module_targets[depth - 2] = top_delta @ net.weights[depth - 1].T
+
+        before = [w.copy() for w in net.weights] if diagnose else None
+        update_times: list[float] = []
+        applies = self._layers_that_update(depth)
+        n = len(x)
+        for k in range(depth):
+            t0 = time.perf_counter() if diagnose else 0.0
+            if applies is None or applies[k]:
+                self.optimizer.step(2 * k, hs[k].T @ deltas[k] / n)
+                self.optimizer.step(2 * k + 1, deltas[k].sum(axis=0) / n)
+            if diagnose:
+                update_times.append(time.perf_counter() - t0)
+        errors = [
+            module.update(prediction, target)
+            if applies is None or applies[k]
+            else prediction - target
+            for k, (module, prediction, target) in enumerate(
+                zip(self.modules, predictions, module_targets, strict=True)
+            )
+        ]
+
+        if diagnose:
+            assert true_gradients is not None and before is not None and forward_times is not None
+            self._diagnostics(
+                record, hs, signals, true_gradients, errors, before, forward_times, update_times
+            )
+            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
+                return self._diverge(record)
+        if cfg.histogram_every and step % cfg.histogram_every == 0:
+            for k, w in enumerate(net.weights):
+                record[f"hist_l{k + 1}"] = histogram(w)
+        if position == self.steps_per_epoch - 1 or (cfg.test_every and step % cfg.test_every == 0):
+            record.update(
+                {
+                    f"test_{key}": value
+                    for key, value in self.evaluate(self.data.x_test, self.data.y_test).items()
+                }
+            )
+        if step >= self.total_steps:
+            if not all(np.isfinite(w).all() for w in net.weights):
+                return self._diverge(record)
+            self.status = "finished"
+        return record
+
+    def _layers_that_update(self, depth: int) -> list[bool] | None:
+        p = self.config.update_probability
+        if p >= 1.0:
+            return None
+        return list(self._async_rng.random(depth) < p)
+
+    def _diverge(self, record: Record) -> Record:
+        self.status = "diverged"
+        self.diverged_at = record["step"]
+        return record
+
+    # -- measuring ---------------------------------------------------------
+    def _batch_accuracy(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        if self.data.bit_targets:
+            correct = (logits > 0.0) == (y > 0.5)
+            return {
+                "accuracy": float(correct.mean()),
+                "exact_accuracy": float(correct.all(axis=1).mean()),
+            }
+        return {"accuracy": float((logits.argmax(axis=1) == y.argmax(axis=1)).mean())}
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Loss and accuracy of the current weights on a whole split."""
+        with np.errstate(all="ignore"):
+            _, logits, out = self.net.forward(x)
+            result = {"loss": self.net.out.loss(logits, out, y)}
+        result.update(self._batch_accuracy(logits, y))
+        return result
+
+    def _diagnostics(
+        self,
+        record: Record,
+        hs: list[np.ndarray],
+        signals: list[np.ndarray],
+        true_gradients: list[np.ndarray],
+        errors: list[np.ndarray],
+        before: list[np.ndarray],
+        forward_times: list[float],
+        update_times: list[float],
+    ) -> None:
+        for k, (signal, truth) in enumerate(zip(signals, true_gradients, strict=True)):
+            layer = k + 1
+            cos, rel_err, norm_ratio = fidelity(signal, truth)
+            record[f"cos_h{layer}"] = cos
+            record[f"rel_err_h{layer}"] = rel_err
+            record[f"norm_ratio_h{layer}"] = norm_ratio
+            record[f"saturated_h{layer}"] = saturation(hs[layer], self.net.activation_name)
+        for k, error in enumerate(errors):
+            record[f"module_loss_h{k + 1}"] = module_loss(error)
+        for k, (w, w0) in enumerate(zip(self.net.weights, before, strict=True)):
+            layer = k + 1
+            for key, value in weight_stats(w, w0).items():
+                record[f"{key}_l{layer}"] = value
+            record[f"t_forward_l{layer}"] = forward_times[k]
+            record[f"t_update_l{layer}"] = update_times[k]
+
+    def summary(self) -> dict[str, Any]:
+        """Final numbers on the whole training and held-out splits."""
+        train = self.evaluate(self.data.x_train, self.data.y_train)
+        test = self.evaluate(self.data.x_test, self.data.y_test)
+        out: dict[str, Any] = {
+            "method": self.method,
+            "dataset": self.data.name,
+            "steps": self.step_count,
+            "seconds": self.elapsed,
+            "loss": train["loss"],
+            "accuracy": train["accuracy"],
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "status": self.status,
+        }
+        if self.data.bit_targets:
+            out["exact_accuracy"] = train["exact_accuracy"]
+            out["test_exact_accuracy"] = test["exact_accuracy"]
+        if self.diverged_at is not None:
+            out["diverged_at"] = self.diverged_at
+        return out
+
+
+def without_timing(record: Record) -> Record:
+    """The record minus the fields that measure time (for comparing runs)."""
+    return {k: v for k, v in record.items() if not k.startswith(TIMING_KEYS_PREFIXES)}
