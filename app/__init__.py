@@ -1,0 +1,1 @@
+"""synthgrad's live server: run manager (threads, no HTTP), SQLite store, HTTP, websockets."""

@@ -1,0 +1,154 @@
+"""HTTP and websocket routes: each translates HTTP to one call on the run manager."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi.responses import JSONResponse
+
+from .deps import OWNER_COOKIE, Manager, Token
+from .metrics import downsample, select_fields, to_csv
+from .runs import RunNotFound
+from .schemas import CreateRun
+
+router = APIRouter()
+
+
+@router.get("/api/health")
+def health(request: Request, manager: Manager) -> dict[str, Any]:
+    """Liveness, a count of runs and the stream's backlog figures, for probes and operators."""
+    active = sum(1 for run in manager.runs.values() if not run.status.terminal)
+    return {
+        "status": "ok",
+        "runs": len(manager.runs),
+        "active": active,
+        "stream": request.app.state.hub.stats(),
+    }
+
+
+@router.post("/api/runs", status_code=201)
+def create_run(
+    body: CreateRun, manager: Manager, token: Token, response: Response
+) -> dict[str, Any]:
+    """Create a run and start (or queue) it; the caller becomes its owner."""
+    config = body.config.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+    run, owner_token = manager.create(config, name=body.name, token=token)
+    response.set_cookie(
+        OWNER_COOKIE, owner_token, max_age=365 * 24 * 3600, httponly=True, samesite="strict"
+    )
+    return {**run.public(), "owner_token": owner_token}
+
+
+@router.get("/api/runs")
+def list_runs(manager: Manager) -> list[dict[str, Any]]:
+    """All runs, newest first."""
+    return [run.public() for run in manager.all_runs()]
+
+
+@router.get("/api/runs/{run_id}")
+def get_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """One run; `can_control` says whether the caller's token may pause, resume or stop it."""
+    run = manager.get(run_id)
+    try:
+        manager.authorize(run, token)
+        can_control = True
+    except PermissionError:
+        can_control = False
+    return {**run.public(), "can_control": can_control}
+
+
+@router.post("/api/runs/{run_id}/pause")
+def pause_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """Pause a running run at its next step boundary (owner or admin)."""
+    return manager.pause(run_id, token).public()
+
+
+@router.post("/api/runs/{run_id}/resume")
+def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """Resume a paused run (owner or admin)."""
+    return manager.resume(run_id, token).public()
+
+
+@router.post("/api/runs/{run_id}/stop")
+def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """Stop a run for good, keeping what it recorded (owner or admin)."""
+    return manager.stop(run_id, token).public()
+
+
+@router.delete("/api/runs/{run_id}", status_code=204)
+def delete_run(run_id: str, manager: Manager, token: Token) -> Response:
+    """Delete a run and its metrics (owner or admin)."""
+    manager.delete(run_id, token)
+    return Response(status_code=204)
+
+
+@router.get("/api/runs/{run_id}/metrics", response_model=None)
+def get_metrics(
+    run_id: str,
+    manager: Manager,
+    fields: Annotated[
+        str | None, Query(max_length=4000, description="comma-separated record fields")
+    ] = None,
+    max_points: Annotated[
+        int | None, Query(ge=2, le=1_000_000, description="downsample to this many points")
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    """The run's stored records, complete or min/max-downsampled, as JSON or CSV."""
+    texts = manager.records(run_id)
+    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    if wanted is None and max_points is None and format == "json":
+        body = (
+            '{"run_id":'
+            + json.dumps(run_id)
+            + ',"count":'
+            + str(len(texts))
+            + ',"downsampled":false,"records":['
+            + ",".join(texts)
+            + "]}"
+        )
+        return Response(body, media_type="application/json")
+    records = [json.loads(t) for t in texts]
+    downsampled = False
+    if max_points is not None and len(records) > max_points:
+        keys = wanted or sorted(
+            {
+                k
+                for r in records[:50]
+                for k, v in r.items()
+                if isinstance(v, (int, float)) and k != "step"
+            }
+        )
+        records = [records[i] for i in downsample(records, max_points, keys)]
+        downsampled = True
+    records = [select_fields(r, wanted) for r in records]
+    if format == "csv":
+        return Response(
+            to_csv(records, wanted),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{run_id}.csv"'},
+        )
+    return JSONResponse(
+        {"run_id": run_id, "count": len(records), "downsampled": downsampled, "records": records}
+    )
+
+
+@router.websocket("/ws/runs/{run_id}")
+async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None) -> None:
+    """Live stream of one run: snapshot (or missed records after `after`), metrics, status."""
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        await websocket.close(code=1008, reason="cross-origin websocket refused")
+        return
+    try:
+        websocket.app.state.manager.get(run_id)
+    except RunNotFound:
+        await websocket.close(code=1008, reason="no such run")
+        return
+    await websocket.accept()
+    await websocket.app.state.hub.serve(
+        websocket, run_id, after if after is None else max(0, after)
+    )

@@ -1,0 +1,80 @@
+"""create_app(settings): the FastAPI app, its lifespan (manager + stream hub), error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from synthgrad_core import ConfigError
+
+from .api import router as api_router
+from .pages import mount_static
+from .pages import router as pages_router
+from .runs import Conflict, Forbidden, RunManager, RunNotFound, TooManyRuns
+from .settings import Settings
+from .stream import StreamHub
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh app with its own manager and database; tests build one each."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager = RunManager(settings)
+        hub = StreamHub(manager, asyncio.get_running_loop())
+        app.state.manager, app.state.hub = manager, hub
+        try:
+            yield
+        finally:
+            hub.close()
+            await asyncio.to_thread(manager.close)
+
+    app = FastAPI(
+        title="synthgrad",
+        version="0.1.0",
+        lifespan=lifespan,
+        summary="Train networks with backprop, DNI, cDNI and feedback alignment, live.",
+    )
+    app.state.settings = settings
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    mount_static(app)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(RunNotFound)
+    async def not_found(request: Request, exc: RunNotFound) -> JSONResponse:
+        return error(404, f"no run with id {exc.args[0]!r}")
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return error(403, str(exc))
+
+    @app.exception_handler(TooManyRuns)
+    async def too_many(request: Request, exc: TooManyRuns) -> JSONResponse:
+        return error(429, str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def bad_config(request: Request, exc: ConfigError) -> JSONResponse:
+        # The same shape FastAPI gives its own 422s, so clients handle one format.
+        detail = [
+            {
+                "type": "value_error",
+                "loc": ["body", "config", exc.field],
+                "msg": exc.message,
+                "input": None,
+            }
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    return app

@@ -1,0 +1,114 @@
+"""Dashboard pages (Jinja2), the static files, and plotly.js served from the installed package."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from synthgrad_core.config import DATASET_DEFAULTS, config_fields
+
+from .deps import Manager
+
+router = APIRouter(include_in_schema=False)
+
+
+def asset_dir(name: str) -> Path:
+    """`static/` or `templates/`: inside the installed package, else at the source tree's top."""
+    packaged = Path(__file__).resolve().parent / name
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name
+
+
+templates = Jinja2Templates(directory=str(asset_dir("templates")))
+
+
+@lru_cache(maxsize=1)
+def plotly_bundle() -> tuple[bytes, bytes, str]:
+    """plotly.min.js from the `plotly` package: raw, gzipped, and its ETag."""
+    raw = resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
+    return raw, gzip.compress(raw, compresslevel=6), hashlib.sha256(raw).hexdigest()[:16]
+
+
+@router.get("/static/vendor/plotly.min.js")
+def plotly_js(request: Request) -> Response:
+    raw, packed, etag = plotly_bundle()
+    headers = {
+        "Cache-Control": "public, max-age=604800",
+        "ETag": f'"{etag}"',
+        "Vary": "Accept-Encoding",
+    }
+    if request.headers.get("if-none-match") == f'"{etag}"':
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(packed, media_type="text/javascript", headers=headers)
+    return Response(raw, media_type="text/javascript", headers=headers)
+
+
+def form_fields() -> list[dict[str, Any]]:
+    """What the new-run form shows for each config field: help, unit, bounds, choices."""
+    out = []
+    for f in config_fields():
+        meta = f.metadata
+        out.append(
+            {
+                "name": f.name,
+                "help": meta["help"],
+                "unit": meta["unit"],
+                "min": meta["ge"] if meta["ge"] is not None else meta["gt"],
+                "max": meta["le"],
+                "choices": meta["choices"],
+                "default": None if f.default is None else f.default,
+                "integer": "int" in str(f.type),
+            }
+        )
+    return out
+
+
+def page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+    return templates.TemplateResponse(
+        request, template, {"read_only": settings.read_only, **context}
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    return page(
+        request,
+        "runs.html",
+        fields=form_fields(),
+        dataset_defaults={
+            name: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+            for name, d in DATASET_DEFAULTS.items()
+        },
+    )
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
+    run = manager.get(run_id)
+    return page(request, "run.html", run=run.public())
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request, manager: Manager, runs: str = "") -> HTMLResponse:
+    ids = [r for r in runs.split(",") if r][:12]
+    found = [manager.runs[r].public() for r in ids if r in manager.runs]
+    return page(
+        request, "compare.html", runs=found, missing=[r for r in ids if r not in manager.runs]
+    )
+
+
+def mount_static(app: Any) -> None:
+    app.mount("/static", StaticFiles(directory=str(asset_dir("static"))), name="static")

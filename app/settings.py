@@ -1,0 +1,75 @@
+"""Settings: every knob of the server in one object, from the environment and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Short names the spec and the docs use for some variables.
+ENV_ALIASES = {"max_concurrent_runs": "SYNTHGRAD_MAX_RUNS"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings; each field reads the env variable SYNTHGRAD_<FIELD> (upper case).
+
+    >>> Settings.from_env({"SYNTHGRAD_PORT": "9000"}).port
+    9000
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: SQLite file of runs and metrics; its folder is created if missing.
+    db: str = str(Path("data") / "synthgrad.sqlite3")
+    #: runs that train at once; later ones wait as `queued`. 0 means the number of cores.
+    max_concurrent_runs: int = 0
+    #: runs kept in the store; creating one more answers 429.
+    max_stored_runs: int = 500
+    #: cap on epochs * steps per epoch of one run.
+    max_total_steps: int = 2_000_000
+    #: token that may control every run and create runs on a read-only server.
+    admin_token: str | None = None
+    #: only the admin token may create runs.
+    read_only: bool = False
+    #: seconds between store flushes (and so live batches); at most 1 s by design.
+    flush_interval: float = 0.1
+    #: most records of one run streamed live per second; the rest are stored only.
+    stream_rate: int = 200
+    #: uvicorn's graceful-shutdown timeout, so an idle websocket cannot hold the process.
+    shutdown_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.flush_interval <= 1.0:
+            raise ValueError("flush_interval: must be > 0 and <= 1 second")
+        if self.max_concurrent_runs < 0:
+            raise ValueError("max_concurrent_runs: must be >= 0")
+        if not 0 < self.port < 65536:
+            raise ValueError("port: must be between 1 and 65535")
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrent_runs or os.cpu_count() or 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then SYNTHGRAD_* variables, then explicit overrides (the CLI's flags)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"SYNTHGRAD_{f.name.upper()}", env.get(ENV_ALIASES.get(f.name, "")))
+            if raw is None:
+                continue
+            kind = str(f.type)
+            if "bool" in kind:
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif "int" in kind:
+                values[f.name] = int(raw)
+            elif "float" in kind:
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)

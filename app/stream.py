@@ -1,0 +1,227 @@
+"""Websocket streaming: a bounded buffer and a sender per client, fed by the manager's threads.
+
+The manager's threads hand events to the event loop through one
+`call_soon_threadsafe` per flush (not per record). Each client keeps its own
+pending records; a client that cannot keep up has its backlog thinned (the
+next message says `gap: true`) and never slows the training, the loop or
+other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .metrics import HEADLINE_KEYS, downsample
+from .runs import RunManager, RunNotFound, RunStatus
+
+#: Most records a snapshot carries (older history is min/max downsampled to this).
+SNAPSHOT_POINTS = 2000
+#: Most missed records a reconnect replays before it gets a fresh snapshot instead.
+REPLAY_LIMIT = 5000
+
+
+class Client:
+    """One websocket's pending records and status events."""
+
+    def __init__(self, max_pending: int) -> None:
+        self.records: list[str] = []
+        self.steps: list[int] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.gap = False
+        self.max_pending = max_pending
+        self.wake = asyncio.Event()
+        self.dropped = 0
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "metrics":
+            self.records.extend(event["records"])
+            self.steps.extend(event["steps"])
+            if len(self.records) > self.max_pending:
+                # Thin the backlog to half, evenly: this client loses intermediate points only.
+                keep = range(0, len(self.records), 2)
+                self.dropped += len(self.records) - len(keep)
+                self.records = [self.records[i] for i in keep]
+                self.steps = [self.steps[i] for i in keep]
+                self.gap = True
+        else:
+            self.statuses.append(event)
+        self.wake.set()
+
+
+class StreamHub:
+    """Routes manager events to the websocket clients following each run."""
+
+    def __init__(
+        self,
+        manager: RunManager,
+        loop: asyncio.AbstractEventLoop,
+        interval: float = 0.1,
+        max_pending: int = 4000,
+    ) -> None:
+        self.manager = manager
+        self.loop = loop
+        self.interval = interval
+        self.max_pending = max_pending
+        self.clients: dict[str, set[Client]] = {}
+        self.dropped_by_departed = 0
+        manager.add_listener(self._from_thread)
+
+    def close(self) -> None:
+        self.manager.remove_listener(self._from_thread)
+
+    def stats(self) -> dict[str, int]:
+        """Clients connected, the largest backlog any holds, and records thinned so far."""
+        clients = [c for group in self.clients.values() for c in group]
+        return {
+            "clients": len(clients),
+            "largest_backlog": max((len(c.records) for c in clients), default=0),
+            "backlog_limit": self.max_pending,
+            "dropped": sum(c.dropped for c in clients) + self.dropped_by_departed,
+        }
+
+    def _from_thread(self, event: dict[str, Any]) -> None:
+        # A closed loop means shutting down: nobody is left to tell.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        for client in self.clients.get(event["run_id"], ()):
+            client.offer(event)
+
+    async def serve(self, websocket: WebSocket, run_id: str, after: int | None) -> None:
+        """Stream one run to an accepted websocket until the run ends or the client leaves."""
+        try:
+            run = self.manager.get(run_id)
+        except RunNotFound:
+            await websocket.close(code=4404, reason="no such run")
+            return
+        client = Client(self.max_pending)
+        self.clients.setdefault(run_id, set()).add(client)
+        watcher = asyncio.create_task(_watch_disconnect(websocket))
+        try:
+            last_step = await self._send_start(websocket, run_id, after)
+            if run.status.terminal:
+                await self._finish(websocket, run_id)
+                return
+            last_send = 0.0
+            while True:
+                woken = asyncio.create_task(client.wake.wait())
+                await asyncio.wait({woken, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if watcher.done():
+                    woken.cancel()
+                    return
+                client.wake.clear()
+                wait = self.interval - (time.monotonic() - last_send)
+                if wait > 0:  # at most ~10 messages a second per client
+                    await asyncio.sleep(wait)
+                fresh = [
+                    (s, r)
+                    for s, r in zip(client.steps, client.records, strict=True)
+                    if s > last_step
+                ]
+                client.records, client.steps = [], []
+                if fresh:
+                    last_step = fresh[-1][0]
+                    await websocket.send_text(
+                        metrics_message(last_step, [r for _, r in fresh], gap=client.gap)
+                    )
+                    client.gap = False
+                    last_send = time.monotonic()
+                statuses, client.statuses = client.statuses, []
+                for status in statuses:
+                    if status["kind"] == "deleted":
+                        await websocket.close(code=1000, reason="run deleted")
+                        return
+                    await websocket.send_text(status_message(status))
+                    if RunStatus(status["status"]).terminal:
+                        await websocket.close(code=1000)
+                        return
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away; nothing to clean but our own registration
+        finally:
+            watcher.cancel()
+            self.clients.get(run_id, set()).discard(client)
+            self.dropped_by_departed += client.dropped
+
+    async def _send_start(self, websocket: WebSocket, run_id: str, after: int | None) -> int:
+        """Send the snapshot (or, with `after`, the missed records); returns the last step sent."""
+        run = self.manager.get(run_id)
+        if after is not None:
+            texts = await asyncio.to_thread(
+                self.manager.records,
+                run_id,
+                after=after,
+                streamed_only=True,
+                limit=REPLAY_LIMIT + 1,
+            )
+            if len(texts) <= REPLAY_LIMIT:
+                await websocket.send_text(
+                    status_message({"status": run.status.value, "step": run.step})
+                )
+                if texts:
+                    last = json.loads(texts[-1])["step"]
+                    await websocket.send_text(metrics_message(last, texts))
+                    return int(last)
+                return after
+        texts = await asyncio.to_thread(self.manager.records, run_id, streamed_only=True)
+        records = [json.loads(t) for t in texts]
+        keep = downsample(records, SNAPSHOT_POINTS, HEADLINE_KEYS)
+        last_step = records[-1]["step"] if records else 0
+        await websocket.send_text(
+            '{"type":"snapshot","status":'
+            + json.dumps(run.status.value)
+            + ',"run":'
+            + json.dumps(run.public())
+            + ',"seq":'
+            + str(last_step)
+            + ',"downsampled":'
+            + ("true" if len(keep) < len(records) else "false")
+            + ',"history":['
+            + ",".join(texts[i] for i in keep)
+            + "]}"
+        )
+        return int(last_step)
+
+    async def _finish(self, websocket: WebSocket, run_id: str) -> None:
+        run = self.manager.get(run_id)
+        await websocket.send_text(
+            status_message({"status": run.status.value, "step": run.step, "error": run.error})
+        )
+        await websocket.close(code=1000)
+
+
+async def _watch_disconnect(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it disconnects."""
+    try:
+        while websocket.application_state == WebSocketState.CONNECTED:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+def metrics_message(seq: int, record_texts: list[str], gap: bool = False) -> str:
+    """A `metrics` message built from records already encoded once (no NaN tokens in them)."""
+    return (
+        '{"type":"metrics","seq":'
+        + str(seq)
+        + (',"gap":true' if gap else "")
+        + ',"records":['
+        + ",".join(record_texts)
+        + "]}"
+    )
+
+
+def status_message(event: dict[str, Any]) -> str:
+    body = {"type": "status", "status": event["status"], "step": event.get("step")}
+    for key in ("error", "diverged_at"):
+        if event.get(key) is not None:
+            body[key] = event[key]
+    return json.dumps(body)
