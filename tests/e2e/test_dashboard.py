@@ -1,0 +1,137 @@
+"""The dashboard in a real Chromium: start, watch, pause, share, compare, escape, stay local."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from ..helpers import LiveServer
+
+LONG = {"dataset": "addition", "bits": 8, "epochs": 3000}
+
+
+def points(page: Any, chart: int = 0) -> int:
+    return int(page.evaluate(
+        f"window.synthgradCharts ? window.synthgradCharts[{chart}].pointCount() : 0"))
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def page(chromium: Any, server: LiveServer) -> Any:
+    context = chromium.new_context()
+    page = context.new_page()
+    foreign: list[str] = []
+    page.on("request", lambda request: foreign.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.foreign_requests = foreign
+    page.dialogs = dialogs
+    yield page
+    assert foreign == [], f"the page requested other hosts: {foreign}"
+    context.close()
+
+
+def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
+    page: Any, server: LiveServer
+) -> None:
+    page.goto(server.url + "/")
+    page.click("text=The article's task: DNI")
+    assert page.input_value("select[name=method]") == "dni"
+    page.fill("input[name=epochs]", "3000")
+    page.click("#start-button")
+    page.wait_for_url("**/runs/*")
+    wait_for(lambda: points(page) > 0, what="loss points")
+    first = points(page)
+    wait_for(lambda: points(page) > first, what="more loss points")
+    page.click("#pause-button")
+    page.wait_for_selector("#status:text('paused')")
+    time.sleep(0.5)
+    held = points(page)
+    time.sleep(1.0)
+    assert points(page) == held  # paused: the count stops growing
+    page.click("#resume-button")
+    page.wait_for_selector("#status:text('running')")
+    wait_for(lambda: points(page) > held, what="points after resume")
+    assert page.is_visible("#chart-fidelity") and page.is_visible("#chart-module")
+    page.click("#stop-button")
+    page.wait_for_selector("#status:text('stopped')")
+
+
+def test_form_shows_server_validation_next_to_the_field(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/")
+    page.fill("input[name=bits]", "40")
+    page.click("#start-button")
+    error = page.locator("[data-error-for=bits]")
+    error.wait_for()
+    wait_for(lambda: "32" in error.inner_text(), what="the bits error")
+    assert page.url.rstrip("/") == server.url
+
+
+def test_share_link_in_fresh_context_is_live_without_controls(
+    chromium: Any, page: Any, server: LiveServer
+) -> None:
+    page.goto(server.url + "/")
+    page.click("text=The article's task: cDNI")
+    page.fill("input[name=epochs]", "3000")
+    page.click("#start-button")
+    page.wait_for_url("**/runs/*")
+    page.wait_for_selector("#controls:not([hidden])")
+    share_url = page.url
+    viewer_context = chromium.new_context()
+    viewer = viewer_context.new_page()
+    viewer.goto(share_url)
+    wait_for(lambda: points(viewer) > 0, what="viewer points")
+    seen = points(viewer)
+    wait_for(lambda: points(viewer) > seen, what="viewer live points")
+    assert viewer.locator("#controls").is_hidden()
+    run_id = share_url.rsplit("/", 1)[1]
+    for action in ("pause", "stop"):
+        assert viewer.request.post(f"{server.url}/api/runs/{run_id}/{action}").status == 403
+    viewer_context.close()
+    page.click("#stop-button")
+
+
+def test_compare_page_shows_one_trace_per_run_and_differing_fields(
+    page: Any, server: LiveServer
+) -> None:
+    ids = []
+    for method in ("backprop", "dni"):
+        body = {"name": f"digits {method}", "config": {"dataset": "digits", "method": method,
+                                                       "epochs": 3}}
+        ids.append(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
+    page.goto(f"{server.url}/compare?runs={','.join(ids)}")
+    wait_for(lambda: points(page) > 0, what="compare points")
+    traces = page.evaluate("""() => window.synthgradCharts.map((c) =>
+        c.div.data.filter((t) => t.showlegend !== false).map((t) => t.name))""")
+    assert len(traces) == 5  # loss, accuracy, fidelity, weights, module loss
+    for names in traces:
+        assert sorted(names) == ["digits backprop", "digits dni"]
+    diff = page.locator("#diff-table .diff-row").all_inner_texts()
+    assert any(row.startswith("method") for row in diff)
+    assert not any(row.startswith("dataset") for row in diff)
+
+
+def test_run_name_is_shown_as_text(page: Any, server: LiveServer) -> None:
+    name = "<img src=x onerror=alert(1)>"
+    body = {"name": name, "config": {"dataset": "digits", "epochs": 1}}
+    run_id = httpx.post(f"{server.url}/api/runs", json=body).json()["id"]
+    page.goto(server.url + "/")
+    page.wait_for_selector(f"tr[data-run-id='{run_id}']")
+    assert page.locator(f"tr[data-run-id='{run_id}'] a").inner_text() == name
+    page.goto(f"{server.url}/runs/{run_id}")
+    assert page.locator("#run-name").inner_text() == name
+    page.goto(f"{server.url}/compare?runs={run_id}")
+    time.sleep(0.5)
+    assert page.locator("img").count() == 0 and page.dialogs == []
