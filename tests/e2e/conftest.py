@@ -18,8 +18,15 @@ from app.settings import Settings
 from ..helpers import LiveServer, live_server
 
 CHROMIUM = os.environ.get("SYNTHGRAD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +47,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = Settings(db=str(tmp_path / "e2e.sqlite3"), max_concurrent_runs=4,
-                        admin_token="e2e-admin-token-0123")
+    settings = Settings(
+        db=str(tmp_path / "e2e.sqlite3"), max_concurrent_runs=4, admin_token="e2e-admin-token-0123"
+    )
     with live_server(settings) as live:
         yield live

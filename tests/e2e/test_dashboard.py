@@ -14,8 +14,9 @@ LONG = {"dataset": "addition", "bits": 8, "epochs": 3000}
 
 
 def points(page: Any, chart: int = 0) -> int:
-    return int(page.evaluate(
-        f"window.synthgradCharts ? window.synthgradCharts[{chart}].pointCount() : 0"))
+    return int(
+        page.evaluate(f"window.synthgradCharts ? window.synthgradCharts[{chart}].pointCount() : 0")
+    )
 
 
 def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
@@ -32,8 +33,14 @@ def page(chromium: Any, server: LiveServer) -> Any:
     context = chromium.new_context()
     page = context.new_page()
     foreign: list[str] = []
-    page.on("request", lambda request: foreign.append(request.url)
-            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    page.on(
+        "request",
+        lambda request: (
+            foreign.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:"))
+            else None
+        ),
+    )
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.foreign_requests = foreign
@@ -108,8 +115,10 @@ def test_compare_page_shows_one_trace_per_run_and_differing_fields(
 ) -> None:
     ids = []
     for method in ("backprop", "dni"):
-        body = {"name": f"digits {method}", "config": {"dataset": "digits", "method": method,
-                                                       "epochs": 3}}
+        body = {
+            "name": f"digits {method}",
+            "config": {"dataset": "digits", "method": method, "epochs": 3},
+        }
         ids.append(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
     page.goto(f"{server.url}/compare?runs={','.join(ids)}")
     wait_for(lambda: points(page) > 0, what="compare points")
