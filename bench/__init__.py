@@ -1,1 +1,1 @@
-"""Benchmarks (not tests): each prints its numbers and ratios against a baseline from the same run."""
+"""Benchmarks (not tests): each prints numbers and ratios against a baseline from the same run."""

@@ -17,12 +17,19 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from synthgrad_core import TrainConfig, Trainer  # noqa: E402
+from synthgrad_core import TrainConfig, Trainer
 
-CONFIG = TrainConfig(dataset="addition", bits=12, examples=1000, hidden=(128, 64),
-                     activation="sigmoid", batch_size=10, epochs=1000)
+CONFIG = TrainConfig(
+    dataset="addition",
+    bits=12,
+    examples=1000,
+    hidden=(128, 64),
+    activation="sigmoid",
+    batch_size=10,
+    epochs=1000,
+)
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -47,7 +54,7 @@ def bare_loop(method: str, steps: int) -> float:
         pos = step % per_epoch
         if pos == 0:
             order = rng.permutation(len(x_all))
-        idx = order[pos * bs:(pos + 1) * bs]
+        idx = order[pos * bs : (pos + 1) * bs]
         x, y = x_all[idx], y_all[idx]
         h1 = sigmoid(x @ w[0] + b[0])
         h2 = sigmoid(h1 @ w[1] + b[1])
@@ -81,9 +88,16 @@ def bare_loop(method: str, steps: int) -> float:
 
 
 def engine_loop(method: str, steps: int, diagnostics_every: int) -> float:
-    trainer = Trainer(CONFIG.__class__(**{**CONFIG.as_dict(), "hidden": CONFIG.hidden,
-                                          "method": method,
-                                          "diagnostics_every": diagnostics_every}))
+    trainer = Trainer(
+        CONFIG.__class__(
+            **{
+                **CONFIG.as_dict(),
+                "hidden": CONFIG.hidden,
+                "method": method,
+                "diagnostics_every": diagnostics_every,
+            }
+        )
+    )
     start = time.perf_counter()
     for _ in range(steps):
         trainer.step()
@@ -95,10 +109,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(f"engine vs bare numpy loop: 24-128-64-12 sigmoid, batch 10, {args.steps} steps, "
-          f"median of {args.rounds} interleaved rounds")
-    print(f"{'rule':<10} {'diagnostics':>12} {'bare steps/s':>13} {'engine steps/s':>15} "
-          f"{'ratio':>6}")
+    print(
+        f"engine vs bare numpy loop: 24-128-64-12 sigmoid, batch 10, {args.steps} steps, "
+        f"median of {args.rounds} interleaved rounds"
+    )
+    print(
+        f"{'rule':<10} {'diagnostics':>12} {'bare steps/s':>13} {'engine steps/s':>15} {'ratio':>6}"
+    )
     for method in ("backprop", "dni"):
         for every in (1, 10):
             bare, eng = [], []
@@ -106,8 +123,10 @@ def main() -> None:
                 bare.append(bare_loop(method, args.steps))
                 eng.append(engine_loop(method, args.steps, every))
             b, e = statistics.median(bare), statistics.median(eng)
-            print(f"{method:<10} {'every ' + str(every):>12} {b:>13,.0f} {e:>15,.0f} "
-                  f"{e / b:>6.2f}", flush=True)
+            print(
+                f"{method:<10} {'every ' + str(every):>12} {b:>13,.0f} {e:>15,.0f} {e / b:>6.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
