@@ -55,7 +55,7 @@ def test_create_fills_defaults_and_sets_owner_cookie(client: TestClient) -> None
     assert run["name"] == "my run" and run["status"] in ("queued", "running")
     assert run["config"]["hidden"] == [128, 64] and run["config"]["activation"] == "relu"
     assert client.cookies.get("synthgrad_owner") == run["owner_token"]
-    assert run["summary"] == {"loss": None, "accuracy": None, "test_accuracy": None}
+    assert {"loss", "accuracy", "test_accuracy"} <= run["summary"].keys()
     done = wait_status(client, run["id"], {"finished"})
     assert done["step"] == done["total_steps"] == 45
     assert 0 <= done["summary"]["test_accuracy"] <= 1
