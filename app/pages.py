@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from synthgrad_core.config import DATASET_DEFAULTS, config_fields
+from synthgrad_core.config import config_fields
 
 from .deps import Manager
 
@@ -84,15 +84,7 @@ def page(request: Request, template: str, **context: Any) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request) -> HTMLResponse:
-    return page(
-        request,
-        "runs.html",
-        fields=form_fields(),
-        dataset_defaults={
-            name: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-            for name, d in DATASET_DEFAULTS.items()
-        },
-    )
+    return page(request, "runs.html", fields=form_fields())
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

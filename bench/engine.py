@@ -11,6 +11,7 @@ Usage: python -m bench.engine [--steps N] [--rounds R]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -89,14 +90,7 @@ def bare_loop(method: str, steps: int) -> float:
 
 def engine_loop(method: str, steps: int, diagnostics_every: int) -> float:
     trainer = Trainer(
-        CONFIG.__class__(
-            **{
-                **CONFIG.as_dict(),
-                "hidden": CONFIG.hidden,
-                "method": method,
-                "diagnostics_every": diagnostics_every,
-            }
-        )
+        dataclasses.replace(CONFIG, method=method, diagnostics_every=diagnostics_every)
     )
     start = time.perf_counter()
     for _ in range(steps):

@@ -49,7 +49,6 @@
 
   // The form: presets fill it, the server validates, 422s land next to their field.
   const form = document.getElementById("new-run");
-  const datasetDefaults = JSON.parse(document.getElementById("dataset-defaults").textContent);
   const PRESETS = {
     "article-backprop": [{ dataset: "addition", bits: 8, method: "backprop", name: "The article's task: backprop" }],
     "article-dni": [{ dataset: "addition", bits: 8, method: "dni", name: "The article's task: DNI" }],
@@ -127,5 +126,4 @@
     const run = await create(body);
     if (run) location.href = `/runs/${encodeURIComponent(run.id)}`;
   });
-  void datasetDefaults;
 })();
