@@ -21,8 +21,12 @@ Array = np.ndarray
 
 # Each hidden activation next to its derivative, written in terms of the output h.
 def sigmoid(a: Array) -> Array:
-    # tanh form: no overflow warning for large |a|.
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
+    # 1 / (1 + e^-a) in one buffer: the fastest form measured (bench/engine.py). For
+    # a < -709, e^-a overflows to inf and the result is exactly 0 with a numpy
+    # overflow warning; the Trainer runs every step under np.errstate(all="ignore").
+    e = np.exp(-a)
+    e += 1.0
+    return np.reciprocal(e, out=e)
 
 
 def sigmoid_grad(h: Array) -> Array:
@@ -149,6 +153,13 @@ class Network:
         """
         hs = [x]
         h = x
+        if layer_times is None:  # the every-step path: no timing branches
+            f = self.f
+            for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+                h = f(h @ w + b)
+                hs.append(h)
+            a = h @ self.weights[-1] + self.biases[-1]
+            return hs, a, self.out.output(a)
         last = self.depth - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             t0 = time.perf_counter() if layer_times is not None else 0.0

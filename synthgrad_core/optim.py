@@ -12,14 +12,36 @@ class Optimizer:
         self.params = params
         self.learning_rate = learning_rate
 
-    def step(self, index: int, grad: np.ndarray) -> None:
-        """Apply one update to `params[index]`."""
+    def step(self, index: int, grad: np.ndarray) -> np.ndarray:
+        """Apply one update to `params[index]`; returns the change subtracted from it."""
         raise NotImplementedError
+
+    def step_dense(self, index: int, inputs: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """Update a dense layer's weights `params[index]` and bias `params[index + 1]`.
+
+        The gradients are the batch means inputs^T deltas / n and sum(deltas) / n.
+        Returns the change subtracted from the weights.
+        """
+        n = len(deltas)
+        update = self.step(index, inputs.T @ deltas / n)
+        self.step(index + 1, deltas.sum(axis=0) / n)
+        return update
 
 
 class SGD(Optimizer):
-    def step(self, index: int, grad: np.ndarray) -> None:
-        self.params[index] -= self.learning_rate * grad
+    def step(self, index: int, grad: np.ndarray) -> np.ndarray:
+        update = self.learning_rate * grad
+        self.params[index] -= update
+        return update
+
+    def step_dense(self, index: int, inputs: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        # Scale the (batch x width) deltas once by lr / n instead of scaling the
+        # (fan-in x width) gradient twice: one weight-sized pass instead of three.
+        scaled = deltas * (self.learning_rate / len(deltas))
+        update = inputs.T @ scaled
+        self.params[index] -= update
+        self.params[index + 1] -= scaled.sum(axis=0)
+        return update
 
 
 class Momentum(Optimizer):
@@ -28,11 +50,13 @@ class Momentum(Optimizer):
         self.beta = beta
         self.velocity = [np.zeros_like(p) for p in params]
 
-    def step(self, index: int, grad: np.ndarray) -> None:
+    def step(self, index: int, grad: np.ndarray) -> np.ndarray:
         v = self.velocity[index]
         v *= self.beta
         v += grad
-        self.params[index] -= self.learning_rate * v
+        update = self.learning_rate * v
+        self.params[index] -= update
+        return update
 
 
 class Adam(Optimizer):
@@ -50,7 +74,7 @@ class Adam(Optimizer):
         self.v = [np.zeros_like(p) for p in params]
         self.t = [0] * len(params)
 
-    def step(self, index: int, grad: np.ndarray) -> None:
+    def step(self, index: int, grad: np.ndarray) -> np.ndarray:
         self.t[index] += 1
         t = self.t[index]
         m, v = self.m[index], self.v[index]
@@ -60,7 +84,9 @@ class Adam(Optimizer):
         v += (1 - self.beta2) * grad * grad
         m_hat = m / (1 - self.beta1**t)
         v_hat = v / (1 - self.beta2**t)
-        self.params[index] -= self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+        update = self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+        self.params[index] -= update
+        return update
 
 
 def make_optimizer(

@@ -55,18 +55,14 @@ class SyntheticGradientModule:
         x = self._inputs
         assert x is not None, "predict() must come before update()"
         error = prediction - target
-        n = len(error)
         if self.hidden:
             z = self._hidden_out
             assert z is not None
             back = (error @ self.params[2].T) * (z > 0)
-            self.optimizer.step(2, z.T @ error / n)
-            self.optimizer.step(3, error.sum(axis=0) / n)
-            self.optimizer.step(0, x.T @ back / n)
-            self.optimizer.step(1, back.sum(axis=0) / n)
+            self.optimizer.step_dense(2, z, error)
+            self.optimizer.step_dense(0, x, back)
         else:
-            self.optimizer.step(0, x.T @ error / n)
-            self.optimizer.step(1, error.sum(axis=0) / n)
+            self.optimizer.step_dense(0, x, error)
         return error
 
 

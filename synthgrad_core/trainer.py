@@ -36,6 +36,13 @@ Record = dict[str, Any]
 #: Keys of a record that measure time and so differ between otherwise identical runs.
 TIMING_KEYS_PREFIXES = ("wall_time", "t_forward_", "t_update_")
 
+#: Per-hidden-layer and per-layer diagnostics fields (record keys add `_h<i>` / `_l<i>`).
+HIDDEN_FIELDS = ("cos", "rel_err", "norm_ratio", "saturated", "module_loss")
+LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward", "t_update")
+
+#: Rows per forward pass when evaluating a whole split.
+EVAL_CHUNK = 32
+
 
 class GradientModule(Protocol):
     """What a trainer needs of a synthetic-gradient module (lets tests plug in an oracle)."""
@@ -108,6 +115,14 @@ class Trainer:
         self.elapsed = 0.0
         self.true_gradients: list[np.ndarray] = []
         self._order = np.arange(len(self.data.x_train))
+        # Record keys of the diagnostics, built once (they are the same every step).
+        self._keys = (
+            [
+                tuple(f"{name}_h{i}" for name in HIDDEN_FIELDS)
+                for i in range(1, len(cfg.hidden) + 1)
+            ],
+            [tuple(f"{name}_l{i}" for name in LAYER_FIELDS) for i in range(1, len(cfg.hidden) + 2)],
+        )
 
     # -- running -----------------------------------------------------------
     @property
@@ -189,17 +204,23 @@ class Trainer:
                     module_targets[k - 1] = deltas[k] @ net.weights[k].T
             module_targets[depth - 2] = top_delta @ net.weights[depth - 1].T
 
-        before = [w.copy() for w in net.weights] if diagnose else None
-        update_times: list[float] = []
         applies = self._layers_that_update(depth)
-        n = len(x)
-        for k in range(depth):
-            t0 = time.perf_counter() if diagnose else 0.0
-            if applies is None or applies[k]:
-                self.optimizer.step(2 * k, hs[k].T @ deltas[k] / n)
-                self.optimizer.step(2 * k + 1, deltas[k].sum(axis=0) / n)
-            if diagnose:
+        optimizer = self.optimizer
+        if diagnose:
+            before_norms = [math.sqrt(float(w.ravel() @ w.ravel())) for w in net.weights]
+            updates: list[np.ndarray | None] = []
+            update_times: list[float] = []
+            for k in range(depth):
+                t0 = time.perf_counter()
+                if applies is None or applies[k]:
+                    updates.append(optimizer.step_dense(2 * k, hs[k], deltas[k]))
+                else:
+                    updates.append(None)
                 update_times.append(time.perf_counter() - t0)
+        else:
+            for k in range(depth):
+                if applies is None or applies[k]:
+                    optimizer.step_dense(2 * k, hs[k], deltas[k])
         errors = [
             module.update(prediction, target)
             if applies is None or applies[k]
@@ -210,9 +231,16 @@ class Trainer:
         ]
 
         if diagnose:
-            assert true_gradients is not None and before is not None and forward_times is not None
+            assert true_gradients is not None and forward_times is not None
             self._diagnostics(
-                record, hs, signals, true_gradients, errors, before, forward_times, update_times
+                record,
+                hs,
+                signals,
+                true_gradients,
+                errors,
+                (updates, before_norms),
+                forward_times,
+                update_times,
             )
             if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
                 return self._diverge(record)
@@ -245,21 +273,45 @@ class Trainer:
 
     # -- measuring ---------------------------------------------------------
     def _batch_accuracy(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        # count_nonzero / size: the same numbers as .mean(), at a fraction of its call overhead.
         if self.data.bit_targets:
             correct = (logits > 0.0) == (y > 0.5)
             return {
-                "accuracy": float(correct.mean()),
-                "exact_accuracy": float(correct.all(axis=1).mean()),
+                "accuracy": int(np.count_nonzero(correct)) / correct.size,
+                "exact_accuracy": int(np.count_nonzero(correct.all(axis=1))) / len(correct),
             }
-        return {"accuracy": float((logits.argmax(axis=1) == y.argmax(axis=1)).mean())}
+        hits = int(np.count_nonzero(logits.argmax(axis=1) == y.argmax(axis=1)))
+        return {"accuracy": hits / len(y)}
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Loss and accuracy of the current weights on a whole split."""
+        """Loss and accuracy of the current weights on a whole split.
+
+        Runs in chunks of EVAL_CHUNK rows: measured on the 2-core Xeon, one large
+        matrix product slowed the next ~80 training steps by ~10% (docs/benchmarks.md).
+        """
+        n = len(x)
+        loss_sum, hits, exact_hits = 0.0, 0, 0
+        net = self.net
         with np.errstate(all="ignore"):
-            _, logits, out = self.net.forward(x)
-            result = {"loss": self.net.out.loss(logits, out, y)}
-        result.update(self._batch_accuracy(logits, y))
-        return result
+            for start in range(0, n, EVAL_CHUNK):
+                xc, yc = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+                _, logits, out = net.forward(xc)
+                loss_sum += net.out.loss(logits, out, yc) * len(xc)
+                if self.data.bit_targets:
+                    correct = (logits > 0.0) == (yc > 0.5)
+                    hits += int(np.count_nonzero(correct))
+                    exact_hits += int(np.count_nonzero(correct.all(axis=1)))
+                else:
+                    hits += int(np.count_nonzero(logits.argmax(axis=1) == yc.argmax(axis=1)))
+        if n == 0:
+            return {"loss": math.nan, "accuracy": math.nan}
+        if self.data.bit_targets:
+            return {
+                "loss": loss_sum / n,
+                "accuracy": hits / y.size,
+                "exact_accuracy": exact_hits / n,
+            }
+        return {"loss": loss_sum / n, "accuracy": hits / n}
 
     def _diagnostics(
         self,
@@ -268,25 +320,30 @@ class Trainer:
         signals: list[np.ndarray],
         true_gradients: list[np.ndarray],
         errors: list[np.ndarray],
-        before: list[np.ndarray],
+        updates: tuple[list[np.ndarray | None], list[float]],
         forward_times: list[float],
         update_times: list[float],
     ) -> None:
+        hidden_keys, layer_keys = self._keys
+        activation = self.net.activation_name
         for k, (signal, truth) in enumerate(zip(signals, true_gradients, strict=True)):
-            layer = k + 1
-            cos, rel_err, norm_ratio = fidelity(signal, truth)
-            record[f"cos_h{layer}"] = cos
-            record[f"rel_err_h{layer}"] = rel_err
-            record[f"norm_ratio_h{layer}"] = norm_ratio
-            record[f"saturated_h{layer}"] = saturation(hs[layer], self.net.activation_name)
-        for k, error in enumerate(errors):
-            record[f"module_loss_h{k + 1}"] = module_loss(error)
-        for k, (w, w0) in enumerate(zip(self.net.weights, before, strict=True)):
-            layer = k + 1
-            for key, value in weight_stats(w, w0).items():
-                record[f"{key}_l{layer}"] = value
-            record[f"t_forward_l{layer}"] = forward_times[k]
-            record[f"t_update_l{layer}"] = update_times[k]
+            cos_key, rel_key, ratio_key, saturated_key, module_key = hidden_keys[k]
+            record[cos_key], record[rel_key], record[ratio_key] = fidelity(signal, truth)
+            record[saturated_key] = saturation(hs[k + 1], activation)
+            if k < len(errors):
+                record[module_key] = module_loss(errors[k])
+        applied, before_norms = updates
+        for k, w in enumerate(self.net.weights):
+            mean_key, std_key, norm_key, max_key, ratio_key, forward_key, update_key = layer_keys[k]
+            (
+                record[mean_key],
+                record[std_key],
+                record[norm_key],
+                record[max_key],
+                record[ratio_key],
+            ) = weight_stats(w, applied[k], before_norms[k])
+            record[forward_key] = forward_times[k]
+            record[update_key] = update_times[k]
 
     def summary(self) -> dict[str, Any]:
         """Final numbers on the whole training and held-out splits."""
