@@ -1,5 +1,6 @@
-"""Run every benchmark: python -m bench"""
+"""Run every benchmark: python -m bench  (engine, run page; see docs/benchmarks.md)."""
 
-from bench import engine
+from bench import engine, page
 
-engine.main()
+engine.main([])
+page.main([])

@@ -142,8 +142,13 @@ class LiveChart {
       }
     } finally {
       this.inFlight = false;
+      // For bench/page.py: every redraw's duration, when the last one ended, when data first showed.
       window.synthgradRedraws = window.synthgradRedraws || [];
       window.synthgradRedraws.push(performance.now() - t0);
+      window.synthgradLastDraw = performance.now();
+      if (window.synthgradFirstChart === undefined && this.pointCount() > 0) {
+        window.synthgradFirstChart = window.synthgradLastDraw;
+      }
     }
   }
 
@@ -153,12 +158,12 @@ class LiveChart {
     for (const t of this.traces) {
       const xs = t[this.view.x];
       const ys = s > 0 ? smooth(xs, t.y, s) : t.y;
-      data.push({ x: xs.slice(), y: ys.slice(), name: t.name, type: "scattergl", mode: "lines",
+      data.push({ x: xs.slice(), y: ys.slice(), name: t.name, type: "scatter", mode: "lines",
                   line: { width: 2 }, legendgroup: t.name, yaxis: t.key.startsWith("update_ratio") ? "y2" : "y" });
       // Raw line faint behind the smoothed one; non-finite values as markers on the axis.
       const bad = t.y.map((v, i) => (v === null ? i : -1)).filter((i) => i >= 0);
       data.push({ x: s > 0 ? xs.slice() : bad.map((i) => xs[i]), y: s > 0 ? t.y.slice() : bad.map(() => 0),
-                  name: s > 0 ? `${t.name} (raw)` : `${t.name}: non-finite`, type: "scattergl",
+                  name: s > 0 ? `${t.name} (raw)` : `${t.name}: non-finite`, type: "scatter",
                   mode: s > 0 ? "lines" : "markers", opacity: s > 0 ? 0.25 : 1,
                   marker: { symbol: "x", size: 9, color: cssVar("--bad") }, showlegend: false,
                   legendgroup: t.name, hoverinfo: s > 0 ? "skip" : "x+name" });

@@ -57,9 +57,12 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 @contextlib.contextmanager
 def server_process(
-    db: str, *extra: str, env: dict[str, str] | None = None
+    db: str, *extra: str, env: dict[str, str] | None = None, cwd: str | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`synthgrad serve` as a real subprocess on a free port; yields its URL and the process."""
+    """`synthgrad serve` as a real subprocess on a free port; yields its URL and the process.
+
+    `cwd` outside the source tree (with the package on PYTHONPATH) serves an installed copy.
+    """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -68,6 +71,7 @@ def server_process(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     try:

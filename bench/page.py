@@ -1,0 +1,169 @@
+"""Run-page redraw cost in Debian's Chromium: a finished 100,000-step run and a live run.
+
+The server runs as its own process (`synthgrad serve` on a free local port);
+Playwright drives headless Chromium. The page records how long every redraw
+takes (`window.synthgradRedraws`: from the start of a chart's batched update to
+the end of Plotly's `react` or `extendTraces`) and when data first reached a
+chart (`window.synthgradFirstChart`, ms after navigation start; the last
+redraw's end is `window.synthgradLastDraw`).
+
+- finished run: load the page (5 charts from the downsampled snapshot), then
+  redraw everything through the controls: log y, x by epoch, x by time,
+  smoothing 0.6, the other hidden layer;
+- live run: load the page of a run that is training and watch it for
+  `--watch` seconds (batched live updates).
+
+Usage: python -m bench.page [--steps 100000] [--watch 10]
+Target (issue 4): median redraw <= 50 ms on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import ARGS, CHROMIUM
+from tests.helpers import server_process
+
+ADDITION_STEPS_PER_EPOCH = 80  # 8-bit addition defaults: 800 training examples, batch 10
+
+
+def create_run(url: str, name: str, epochs: int) -> dict[str, Any]:
+    body = {"name": name, "config": {"dataset": "addition", "method": "dni", "epochs": epochs}}
+    response = httpx.post(f"{url}/api/runs", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_finished(url: str, run_id: str, limit: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        run = httpx.get(f"{url}/api/runs/{run_id}", timeout=10).json()
+        if run["status"] == "finished":
+            return time.monotonic() - start
+        if run["status"] not in ("queued", "running"):
+            raise SystemExit(f"the benchmark run ended {run['status']}")
+        time.sleep(0.5)
+    raise SystemExit(f"the benchmark run did not finish within {limit:.0f} s")
+
+
+def summarize(label: str, times: list[float]) -> dict[str, float]:
+    if not times:
+        print(f"{label:<44} no redraws")
+        return {}
+    median, worst = statistics.median(times), max(times)
+    print(f"{label:<44} {len(times):>5} {median:>9.1f} {worst:>9.1f}")
+    return {"count": len(times), "median": median, "worst": worst}
+
+
+def settle(page: Any, quiet_ms: int = 600, limit_s: float = 20.0) -> None:
+    """Wait until no redraw has happened for `quiet_ms`."""
+    deadline = time.monotonic() + limit_s
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = page.evaluate("(window.synthgradRedraws || []).length")
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since > quiet_ms / 1000:
+            return
+        time.sleep(0.05)
+
+
+def load(page: Any, url: str) -> tuple[float, float]:
+    """Open a run page; returns (time to first chart with data, time until all charts drew)."""
+    page.goto(url)
+    page.wait_for_function("window.synthgradFirstChart !== undefined", timeout=60_000)
+    first = page.evaluate("window.synthgradFirstChart")
+    settle(page)
+    return first, page.evaluate("window.synthgradLastDraw")
+
+
+def redraws(page: Any, since: int = 0) -> list[float]:
+    return page.evaluate(f"(window.synthgradRedraws || []).slice({since})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=100_000, help="steps of the finished run")
+    parser.add_argument("--watch", type=float, default=10.0, help="seconds to watch the live run")
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    epochs = max(1, args.steps // ADDITION_STEPS_PER_EPOCH)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server_process(str(Path(tmp) / "bench.db")) as (
+            url,
+            _process,
+        ),
+    ):
+        done = create_run(url, "finished", epochs)
+        took = wait_finished(url, done["id"], limit=600)
+        print(f"finished run: {done['total_steps']:,} steps of DNI on addition in {took:.0f} s")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            print(f"\n{'redraws (ms)':<44} {'count':>5} {'median':>9} {'worst':>9}")
+            first, drawn = load(page, f"{url}/runs/{done['id']}")
+            results = {"finished: page load": summarize("finished run, page load", redraws(page))}
+            mark = len(redraws(page))
+            page.check("#log-scale")
+            settle(page)
+            page.select_option("#x-axis", "epoch")
+            settle(page)
+            page.select_option("#x-axis", "wall_time")
+            settle(page)
+            page.eval_on_selector(
+                "#smoothing",
+                "el => { el.value = '0.6'; el.dispatchEvent(new Event('input')); }",
+            )
+            settle(page)
+            page.select_option("#layer", "2")
+            settle(page)
+            results["finished: controls"] = summarize(
+                "finished run, 5 control changes (full redraws)", redraws(page, mark)
+            )
+            page.reload()  # a second visit: plotly.js from the browser's cache
+            page.wait_for_function("window.synthgradFirstChart !== undefined", timeout=60_000)
+            warm = page.evaluate("window.synthgradFirstChart")
+            settle(page)
+            points = page.evaluate("window.synthgradCharts.reduce((n, c) => n + c.pointCount(), 0)")
+            print(
+                f"finished run: first chart {first:.0f} ms after navigation (all five drawn: "
+                f"{drawn:.0f} ms), {warm:.0f} ms on a second visit; {points:,} points in the charts"
+            )
+
+            live = create_run(url, "live", 5_000)
+            time.sleep(2.0)  # some history first, as a viewer joining a running demo
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            first_live, _ = load(page, f"{url}/runs/{live['id']}")
+            mark = len(redraws(page))
+            before = page.evaluate("window.synthgradCharts[0].pointCount()")
+            page.wait_for_timeout(int(args.watch * 1000))
+            after = page.evaluate("window.synthgradCharts[0].pointCount()")
+            live_times = redraws(page, mark)
+            results["live"] = summarize(f"live run, {args.watch:.0f} s of updates", live_times)
+            per_second = len(live_times) / args.watch
+            print(
+                f"live run: first chart {first_live:.0f} ms after navigation; "
+                f"{per_second:.1f} redraws/s over 5 charts; loss chart {before:,} -> {after:,} "
+                "points"
+            )
+            browser.close()
+        httpx.post(
+            f"{url}/api/runs/{live['id']}/stop",
+            headers={"Authorization": f"Bearer {live['owner_token']}"},
+            timeout=10,
+        )
+    medians = [r["median"] for r in results.values() if r]
+    print(f"\nworst median {max(medians):.1f} ms per redraw (target <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()
