@@ -19,13 +19,15 @@ router = APIRouter()
 
 @router.get("/api/health")
 def health(request: Request, manager: Manager) -> dict[str, Any]:
-    """Liveness, a count of runs and the stream's backlog figures, for probes and operators."""
+    """Liveness, runs, the stream's backlog figures and event-loop lag (ms, last 10 s)."""
     active = sum(1 for run in manager.runs.values() if not run.status.terminal)
     return {
         "status": "ok",
         "runs": len(manager.runs),
         "active": active,
+        "executor": manager.executor.name,
         "stream": request.app.state.hub.stats(),
+        "loop_lag_ms": request.app.state.loop_lag.stats(),
     }
 
 

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs training at once (env SYNTHGRAD_MAX_RUNS; cores)",
     )
     serve_cmd.add_argument(
+        "--executor",
+        choices=("process", "thread"),
+        help="where runs train: own processes or server threads (env SYNTHGRAD_EXECUTOR; process)",
+    )
+    serve_cmd.add_argument(
         "--admin-token", help="token that controls every run (env SYNTHGRAD_ADMIN_TOKEN)"
     )
     serve_cmd.add_argument(

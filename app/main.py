@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from synthgrad_core import ConfigError
 
 from .api import router as api_router
+from .looplag import LoopLagMonitor
 from .pages import mount_static
 from .pages import router as pages_router
 from .runs import Conflict, Forbidden, RunManager, RunNotFound, TooManyRuns
@@ -27,10 +28,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = RunManager(settings)
         hub = StreamHub(manager, asyncio.get_running_loop())
-        app.state.manager, app.state.hub = manager, hub
+        loop_lag = LoopLagMonitor()
+        loop_lag.start()
+        app.state.manager, app.state.hub, app.state.loop_lag = manager, hub, loop_lag
         try:
             yield
         finally:
+            await loop_lag.stop()
             hub.close()
             await asyncio.to_thread(manager.close)
 

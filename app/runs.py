@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthgrad_core import ConfigError, TrainConfig, Trainer, dumps
+from synthgrad_core import ConfigError, TrainConfig
 
+from .executors import Entry, Executor, Session, TrainingFailed, make_executor
 from .settings import Settings
 from .store import Store
 
@@ -106,19 +107,19 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     #: records the training thread made and the writer has not stored yet
-    outbox: deque[dict[str, Any]] = field(default_factory=deque, repr=False)
+    outbox: deque[Entry] = field(default_factory=deque, repr=False)
     #: what the owner asked for, read by the training thread at each step boundary
     control: str | None = None
     cond: threading.Condition = field(
         default_factory=lambda: threading.Condition(threading.RLock()), repr=False
     )
-    trainer: Trainer | None = field(default=None, repr=False)
+    session: Session | None = field(default=None, repr=False)
     thread: threading.Thread | None = field(default=None, repr=False)
     last_streamed_at: float = 0.0
 
     def public(self) -> dict[str, Any]:
         """The run object of the API (no secrets)."""
-        elapsed = self.trainer.elapsed if self.trainer is not None else None
+        elapsed = self.session.elapsed if self.session is not None else None
         return {
             "id": self.id,
             "name": self.name,
@@ -160,9 +161,12 @@ class RunManager:
     >>> manager.close()
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, executor: Executor | None = None
+    ) -> None:
         self.settings = settings
         self.store = store or Store(settings.db)
+        self.executor = executor or make_executor(settings.executor)
         self.runs: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._active: set[str] = set()
@@ -337,37 +341,43 @@ class RunManager:
         }
         if run.error:
             event["error"] = run.error
-        if new is RunStatus.DIVERGED and run.trainer is not None:
-            event["diverged_at"] = run.trainer.diverged_at
+        if new is RunStatus.DIVERGED and run.session is not None:
+            event["diverged_at"] = run.session.diverged_at
         self._emit(event)
 
     def _train(self, run: Run) -> None:
+        session: Session | None = None
         try:
             try:
-                trainer = Trainer(TrainConfig.from_dict(run.config))
+                session = self.executor.open(run.config)
             except (ConfigError, OSError, ValueError) as exc:
                 self._transition(run, RunStatus.FAILED, error=str(exc))
                 return
-            run.trainer = trainer
-            run.total_steps = trainer.total_steps
+            run.session = session
+            run.total_steps = session.total_steps
             self._transition(run, RunStatus.RUNNING, started_at=time.time())
             outbox = run.outbox
-            while not trainer.done:
+            while not session.done:
                 if run.control is not None and not self._obey(run):
                     return
-                record = trainer.step()
-                run.step = record["step"]
-                outbox.append(record)
-            summary = trainer.summary()
+                entries = session.advance()
+                run.step = entries[-1].step
+                outbox.extend(entries)
+            summary = session.summary()
             run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
-            if trainer.diverged_at is not None:
-                run.summary["diverged_at"] = trainer.diverged_at
-            final = RunStatus.FINISHED if trainer.status == "finished" else RunStatus.DIVERGED
+            if session.diverged_at is not None:
+                run.summary["diverged_at"] = session.diverged_at
+            final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
             self._transition(run, final)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not run.status.terminal:
-                self._transition(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+                error = (
+                    str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
+                )
+                self._transition(run, RunStatus.FAILED, error=error)
         finally:
+            if session is not None:
+                session.close()
             with self._lock:
                 self._active.discard(run.id)
             self._start_queued()
@@ -467,14 +477,20 @@ class RunManager:
         self._writer.join(timeout=5)
         self.flush()
         self.store.close()
+        self.executor.shutdown()
 
     # -- persistence and the live stream -------------------------------------
     def _write_loop(self) -> None:
-        while not self._closing.wait(self.settings.flush_interval):
+        # Fixed-rate ticks (not "sleep after each flush"): live batches stay ~flush_interval
+        # apart however long a flush takes, which bounds how late a record reaches viewers.
+        interval = self.settings.flush_interval
+        next_tick = time.monotonic() + interval
+        while not self._closing.wait(max(0.0, next_tick - time.monotonic())):
+            next_tick = max(next_tick + interval, time.monotonic())
             try:
                 self.flush()
             except Exception:  # keep the writer alive; the next flush retries
-                time.sleep(self.settings.flush_interval)
+                time.sleep(interval)
 
     def flush(self) -> None:
         """Store every pending record, update run rows, then emit one metrics event per run."""
@@ -488,27 +504,23 @@ class RunManager:
                 if not pending:
                     continue
                 batch = [run.outbox.popleft() for _ in range(pending)]
-                texts = [dumps(record) for record in batch]
                 chosen = self._choose_streamed(run, batch, now)
-                rows.extend(
-                    (run.id, record["step"], int(i in chosen), text)
-                    for i, (record, text) in enumerate(zip(batch, texts, strict=True))
-                )
+                rows.extend((run.id, e.step, int(i in chosen), e.text) for i, e in enumerate(batch))
                 last = batch[-1]
-                run.summary["loss"] = last.get("loss")
-                run.summary["accuracy"] = last.get("accuracy")
-                for record in reversed(batch):
-                    if "test_accuracy" in record:
-                        run.summary["test_accuracy"] = record["test_accuracy"]
+                run.summary["loss"] = last.loss
+                run.summary["accuracy"] = last.accuracy
+                for e in reversed(batch):
+                    if e.test_accuracy is not None:
+                        run.summary["test_accuracy"] = e.test_accuracy
                         break
-                updates.append((run.id, {"step": last["step"], "summary": run.summary}))
+                updates.append((run.id, {"step": last.step, "summary": run.summary}))
                 streamed = sorted(chosen)
                 events.append(
                     {
                         "kind": "metrics",
                         "run_id": run.id,
-                        "records": [texts[i] for i in streamed],
-                        "steps": [batch[i]["step"] for i in streamed],
+                        "records": [batch[i].text for i in streamed],
+                        "steps": [batch[i].step for i in streamed],
                     }
                 )
             if rows or updates:
@@ -516,7 +528,7 @@ class RunManager:
             for event in events:
                 self._emit(event)
 
-    def _choose_streamed(self, run: Run, batch: list[dict[str, Any]], now: float) -> set[int]:
+    def _choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.
 
         Then evenly spaced ones at `stream_rate` per second, plus every held-out
@@ -531,5 +543,5 @@ class RunManager:
             return set(range(n))
         stride = n / allowed
         chosen = {int(i * stride) for i in range(allowed)} | {n - 1}
-        chosen |= {i for i, record in enumerate(batch) if "test_loss" in record}
+        chosen |= {i for i, e in enumerate(batch) if e.evaluated}
         return chosen

@@ -16,5 +16,6 @@ def run_server(settings: Settings) -> None:
         workers=1,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
         log_level="info",
+        ws_per_message_deflate=settings.ws_compression,
     )
     uvicorn.Server(config).run()

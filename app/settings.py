@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .executors import EXECUTORS
+
 #: Short names the spec and the docs use for some variables.
 ENV_ALIASES = {"max_concurrent_runs": "SYNTHGRAD_MAX_RUNS"}
 
@@ -38,9 +40,16 @@ class Settings:
     #: seconds between store flushes (and so live batches); at most 1 s by design.
     flush_interval: float = 0.1
     #: most records of one run streamed live per second; the rest are stored only.
-    stream_rate: int = 200
+    #: 50 gives each chart ~5 new points per redraw at ~10 redraws a second, at ~90 KB/s
+    #: per viewer (docs/benchmarks.md, "Stream").
+    stream_rate: int = 50
+    #: permessage-deflate on websockets: ~4x less traffic per viewer for CPU per viewer
+    #: on the server (measured: 28% of a core for 20 viewers); off by default.
+    ws_compression: bool = False
     #: uvicorn's graceful-shutdown timeout, so an idle websocket cannot hold the process.
     shutdown_timeout: float = 3.0
+    #: where runs train: "process" (one process per run, every core) or "thread".
+    executor: str = "process"
 
     def __post_init__(self) -> None:
         if not 0 < self.flush_interval <= 1.0:
@@ -49,6 +58,8 @@ class Settings:
             raise ValueError("max_concurrent_runs: must be >= 0")
         if not 0 < self.port < 65536:
             raise ValueError("port: must be between 1 and 65535")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}")
 
     @property
     def concurrency(self) -> int:

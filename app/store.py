@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS metrics (
     record TEXT NOT NULL,
     PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
+-- The live subset, read by every snapshot and reconnect: without this index each
+-- read scans (and loads) every stored record of the run.
+CREATE INDEX IF NOT EXISTS metrics_streamed ON metrics (run_id, step) WHERE streamed = 1;
 """
 
 RUN_COLUMNS = (
@@ -149,9 +152,13 @@ class Store:
         self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
     ) -> list[str]:
         """Stored records (JSON text) of a run with step > `after`, in step order."""
-        sql = "SELECT record FROM metrics WHERE run_id = ? AND step > ?"
-        if streamed_only:
-            sql += " AND streamed = 1"
+        if streamed_only:  # the planner, without statistics, would scan the run's every row
+            sql = (
+                "SELECT record FROM metrics INDEXED BY metrics_streamed "
+                "WHERE run_id = ? AND step > ? AND streamed = 1"
+            )
+        else:
+            sql = "SELECT record FROM metrics WHERE run_id = ? AND step > ?"
         sql += " ORDER BY step"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"

@@ -34,7 +34,7 @@ from .synthetic import SyntheticGradientModule, module_loss
 Record = dict[str, Any]
 
 #: Keys of a record that measure time and so differ between otherwise identical runs.
-TIMING_KEYS_PREFIXES = ("wall_time", "t_forward_", "t_update_")
+TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_")
 
 #: Per-hidden-layer and per-layer diagnostics fields (record keys add `_h<i>` / `_l<i>`).
 HIDDEN_FIELDS = ("cos", "rel_err", "norm_ratio", "saturated", "module_loss")
@@ -142,6 +142,7 @@ class Trainer:
             record = self._step()
         self.elapsed += time.perf_counter() - start
         record["wall_time"] = self.elapsed
+        record["unix_time"] = time.time()  # when the step ended: for latency, absolute plots
         return record
 
     def _step(self) -> Record:

@@ -156,11 +156,18 @@ def test_delete_removes_run_and_metrics(client: TestClient) -> None:
 
 def test_queue_holds_runs_past_the_concurrency_cap(client: TestClient) -> None:
     runs = [create(client, LONG) for _ in range(3)]
-    statuses = [wait_status(client, r["id"], {"running", "queued"})["status"] for r in runs]
-    time.sleep(0.2)
-    statuses = [client.get(f"/api/runs/{r['id']}").json()["status"] for r in runs]
-    assert statuses.count("running") == 2 and statuses.count("queued") == 1
-    queued = runs[statuses.index("queued")]
+
+    def statuses() -> list[str]:
+        return [client.get(f"/api/runs/{r['id']}").json()["status"] for r in runs]
+
+    deadline = time.monotonic() + 30  # a run is `queued` until its trainer is built
+    while statuses().count("running") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    now = statuses()
+    assert now.count("running") == 2 and now.count("queued") == 1, now
+    statuses_now = now
+    queued = runs[statuses_now.index("queued")]
     assert client.post(f"/api/runs/{queued['id']}/pause").status_code == 409
     assert client.post(f"/api/runs/{queued['id']}/stop").json()["status"] == "stopped"
     for r in runs:
@@ -218,7 +225,7 @@ json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(10**12), 10**12)
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)  # JSON has neither
     | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)

@@ -187,8 +187,8 @@ def test_slow_client_does_not_slow_training_or_other_clients(tmp_path: Path) -> 
     """A silent client beside a reading one; the server is a separate process, as in production."""
     from websockets.sync.client import connect
 
-    config = {"dataset": "addition", "bits": 8, "examples": 1000, "epochs": 200}
-    # Stream every record (not the default 200 a second), so the silent client's socket
+    config = {"dataset": "addition", "bits": 8, "examples": 1000, "epochs": 600}
+    # Stream every record (not the default 50 a second), so the silent client's socket
     # buffers fill and its backlog has to be thinned.
     fast_stream = {"SYNTHGRAD_STREAM_RATE": "100000"}
     with server_process(str(tmp_path / "slow.sqlite3"), "--max-runs", "1", env=fast_stream) as (
@@ -208,7 +208,8 @@ def test_slow_client_does_not_slow_training_or_other_clients(tmp_path: Path) -> 
         backlog: list[int] = []
 
         def read() -> None:
-            with connect(f"ws://127.0.0.1:{port}/ws/runs/{run_id}") as ws:
+            # max_size=None: every record is streamed here, ~1 MB a message at full speed
+            with connect(f"ws://127.0.0.1:{port}/ws/runs/{run_id}", max_size=None) as ws:
                 for raw in ws:
                     message = strict_json(str(raw))
                     received.append(time.monotonic())

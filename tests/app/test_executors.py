@@ -1,0 +1,108 @@
+"""Both executors behind the run manager: same records, same controls, same failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from app.executors import ProcessSession
+from app.runs import RunManager, RunStatus
+from app.settings import Settings
+from app.store import Store
+from synthgrad_core import TrainConfig, Trainer, without_timing
+from tests.helpers import strict_json
+
+CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
+
+
+@pytest.fixture(params=["thread", "process"])
+def manager(request: pytest.FixtureRequest, tmp_path: Path) -> RunManager:
+    settings = Settings(db=str(tmp_path / "x.sqlite3"), executor=request.param)
+    manager = RunManager(settings)
+    request.addfinalizer(manager.close)
+    return manager
+
+
+def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_records_equal_the_engine_with_a_pause_in_the_middle(manager: RunManager) -> None:
+    run, token = manager.create(CONFIG)
+    wait_for(lambda: run.step > 200)
+    manager.pause(run.id, token)
+    held = run.step
+    time.sleep(0.3)
+    assert run.status is RunStatus.PAUSED and run.step == held  # nothing trains while paused
+    manager.resume(run.id, token)
+    assert manager.wait(run.id, timeout=60).status is RunStatus.FINISHED
+    stored = [strict_json(text) for text in manager.records(run.id)]
+    engine = [
+        strict_json(__import__("synthgrad_core").dumps(r))
+        for r in Trainer(TrainConfig.from_dict(CONFIG))
+    ]
+    assert [without_timing(r) for r in stored] == [without_timing(r) for r in engine]
+    assert run.public()["steps_per_second"] > 0
+    assert run.summary["test_accuracy"] == engine[-1]["test_accuracy"]
+
+
+def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
+    long = {**CONFIG, "epochs": 5000}
+    stopped, token = manager.create(long)
+    cut, _ = manager.create(long)
+    wait_for(lambda: stopped.step > 0 and cut.step > 0)
+    manager.stop(stopped.id, token)
+    assert stopped.status is RunStatus.STOPPED
+    assert manager.store.count_records(stopped.id) == stopped.step
+    manager.close()
+    assert cut.status is RunStatus.INTERRUPTED
+    reopened = Store(manager.settings.db)
+    assert reopened.count_records(cut.id) == cut.step > 0
+    reopened.close()
+
+
+def test_a_config_the_trainer_refuses_fails_the_run_with_its_reason(
+    manager: RunManager, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-mnist-here")
+    run, _ = manager.create({"dataset": "mnist", "data_path": missing, "epochs": 1})
+    assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
+    assert run.error and "no-mnist-here" in run.error
+
+
+def test_diverged_run_reports_its_step(manager: RunManager) -> None:
+    config = {"dataset": "digits", "hidden": [128, 128, 64], "learning_rate": 1e4, "epochs": 2}
+    run, _ = manager.create(config)
+    assert manager.wait(run.id, timeout=60).status is RunStatus.DIVERGED
+    assert run.summary["diverged_at"] == run.step
+
+
+def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Path) -> None:
+    manager = RunManager(Settings(db=str(tmp_path / "k.sqlite3"), executor="process"))
+    try:
+        run, _ = manager.create({**CONFIG, "epochs": 5000})
+        wait_for(lambda: run.step > 0)
+        session = run.session
+        assert isinstance(session, ProcessSession)
+        os.kill(session._process.pid, signal.SIGKILL)
+        assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
+        assert run.error and "training process died" in run.error
+        assert manager.store.count_records(run.id) == run.step > 0  # what it recorded is kept
+        again, _ = manager.create(CONFIG)  # the server still trains
+        assert manager.wait(again.id, timeout=60).status is RunStatus.FINISHED
+    finally:
+        manager.close()
+
+
+def test_settings_refuse_an_unknown_executor(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="executor: must be one of thread, process"):
+        dataclasses.replace(Settings(db=str(tmp_path / "s.db")), executor="cluster")
