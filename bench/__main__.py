@@ -1,6 +1,21 @@
-"""Run every benchmark: python -m bench  (engine, run page; see docs/benchmarks.md)."""
+"""Run every benchmark: python -m bench  (numbers recorded in docs/benchmarks.md).
 
-from bench import engine, page
+engine (vs a bare numpy loop and PyTorch), concurrency (thread vs process
+executor), stream (load: runs x viewers), page (redraws in Chromium).
+"""
 
-engine.main([])
-page.main([])
+import platform
+import time
+
+from bench import concurrency, engine, page, stream
+
+if __name__ == "__main__":
+    print(f"synthgrad benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {platform.platform()}")
+    for name, module in (
+        ("engine", engine),
+        ("concurrency", concurrency),
+        ("stream", stream),
+        ("page", page),
+    ):
+        print(f"\n===== {name} =====", flush=True)
+        module.main([])

@@ -33,17 +33,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from bench.concurrency import ARTICLE
 from tests.helpers import rss_bytes, server_process
-
-ARTICLE = {
-    "dataset": "addition",
-    "bits": 12,
-    "examples": 1000,
-    "hidden": [128, 64],
-    "activation": "sigmoid",
-    "batch_size": 10,
-    "epochs": 10_000,
-}
 
 
 def percentile(values: list[float], q: float) -> float:

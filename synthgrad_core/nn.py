@@ -138,7 +138,16 @@ class Network:
         self.activation_name = activation
         self.f, self.f_grad = ACTIVATIONS[activation]
         self.out = OUTPUT_LOSSES[loss]
-        self.weights, self.biases = init_weights(sizes, init, activation, rng)
+        weights, self.biases = init_weights(sizes, init, activation, rng)
+        # Every weight matrix is a view into one flat buffer, so statistics over all
+        # layers take one reduction each (diagnostics.layer_stats). Updates are in place.
+        self.weight_starts = np.cumsum([0] + [w.size for w in weights[:-1]])
+        self.flat_weights = np.empty(sum(w.size for w in weights))
+        self.weights = []
+        for start, w in zip(self.weight_starts, weights, strict=True):
+            view = self.flat_weights[start : start + w.size].reshape(w.shape)
+            view[...] = w
+            self.weights.append(view)
 
     @property
     def depth(self) -> int:
@@ -174,6 +183,13 @@ class Network:
             if layer_times is not None:
                 layer_times.append(time.perf_counter() - t0)
         raise AssertionError("unreachable")
+
+    def logits(self, x: Array) -> Array:
+        """The output layer's pre-activations a_L, nothing kept (for evaluation)."""
+        h, f = x, self.f
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = f(h @ w + b)
+        return h @ self.weights[-1] + self.biases[-1]
 
     def loss(self, x: Array, y: Array) -> float:
         _, a, p = self.forward(x)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .diagnostics import fidelity, histogram, saturation, weight_stats
+from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Network, init_weights
 from .optim import make_optimizer
 from .synthetic import SyntheticGradientModule, module_loss
@@ -208,7 +208,7 @@ class Trainer:
         applies = self._layers_that_update(depth)
         optimizer = self.optimizer
         if diagnose:
-            before_norms = [math.sqrt(float(w.ravel() @ w.ravel())) for w in net.weights]
+            before_square_sums = square_sums(net.flat_weights, net.weight_starts)
             updates: list[np.ndarray | None] = []
             update_times: list[float] = []
             for k in range(depth):
@@ -239,7 +239,7 @@ class Trainer:
                 signals,
                 true_gradients,
                 errors,
-                (updates, before_norms),
+                (updates, before_square_sums),
                 forward_times,
                 update_times,
             )
@@ -287,32 +287,21 @@ class Trainer:
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Loss and accuracy of the current weights on a whole split.
 
-        Runs in chunks of EVAL_CHUNK rows: measured on the 2-core Xeon, one large
-        matrix product slowed the next ~80 training steps by ~10% (docs/benchmarks.md).
+        The forward pass runs in chunks of EVAL_CHUNK rows: measured on the 2-core
+        Xeon, one large matrix product slowed the next ~80 training steps by ~10%
+        (docs/benchmarks.md). Loss and accuracy then take one pass over all logits.
         """
-        n = len(x)
-        loss_sum, hits, exact_hits = 0.0, 0, 0
         net = self.net
         with np.errstate(all="ignore"):
-            for start in range(0, n, EVAL_CHUNK):
-                xc, yc = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-                _, logits, out = net.forward(xc)
-                loss_sum += net.out.loss(logits, out, yc) * len(xc)
-                if self.data.bit_targets:
-                    correct = (logits > 0.0) == (yc > 0.5)
-                    hits += int(np.count_nonzero(correct))
-                    exact_hits += int(np.count_nonzero(correct.all(axis=1)))
-                else:
-                    hits += int(np.count_nonzero(logits.argmax(axis=1) == yc.argmax(axis=1)))
-        if n == 0:
-            return {"loss": math.nan, "accuracy": math.nan}
-        if self.data.bit_targets:
-            return {
-                "loss": loss_sum / n,
-                "accuracy": hits / y.size,
-                "exact_accuracy": exact_hits / n,
-            }
-        return {"loss": loss_sum / n, "accuracy": hits / n}
+            if len(x) <= EVAL_CHUNK:
+                logits = net.logits(x)
+            else:
+                logits = np.concatenate(
+                    [net.logits(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
+                )
+            result = {"loss": net.out.loss(logits, net.out.output(logits), y)}
+        result.update(self._batch_accuracy(logits, y))
+        return result
 
     def _diagnostics(
         self,
@@ -333,8 +322,11 @@ class Trainer:
             record[saturated_key] = saturation(hs[k + 1], activation)
             if k < len(errors):
                 record[module_key] = module_loss(errors[k])
-        applied, before_norms = updates
-        for k, w in enumerate(self.net.weights):
+        applied, before_square_sums = updates
+        stats = layer_stats(
+            self.net.flat_weights, self.net.weight_starts, applied, before_square_sums
+        )
+        for k, layer_values in enumerate(stats):
             mean_key, std_key, norm_key, max_key, ratio_key, forward_key, update_key = layer_keys[k]
             (
                 record[mean_key],
@@ -342,7 +334,7 @@ class Trainer:
                 record[norm_key],
                 record[max_key],
                 record[ratio_key],
-            ) = weight_stats(w, applied[k], before_norms[k])
+            ) = layer_values
             record[forward_key] = forward_times[k]
             record[update_key] = update_times[k]
 
