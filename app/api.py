@@ -18,8 +18,14 @@ router = APIRouter()
 
 
 @router.get("/api/health")
-def health(request: Request, manager: Manager) -> dict[str, Any]:
-    """Liveness, runs, the stream's backlog figures and event-loop lag (ms, last 10 s)."""
+def health(
+    request: Request,
+    manager: Manager,
+    lag_window: Annotated[
+        float, Query(gt=0, le=10, description="seconds of event-loop lag to summarize")
+    ] = 10.0,
+) -> dict[str, Any]:
+    """Liveness, runs, the stream's backlog figures and event-loop lag (ms)."""
     active = sum(1 for run in manager.runs.values() if not run.status.terminal)
     return {
         "status": "ok",
@@ -27,7 +33,7 @@ def health(request: Request, manager: Manager) -> dict[str, Any]:
         "active": active,
         "executor": manager.executor.name,
         "stream": request.app.state.hub.stats(),
-        "loop_lag_ms": request.app.state.loop_lag.stats(),
+        "loop_lag_ms": request.app.state.loop_lag.stats(lag_window),
     }
 
 

@@ -37,9 +37,9 @@ class LoopLagMonitor:
             now = time.perf_counter()
             self._samples.append((now, now - before - self.interval))
 
-    def stats(self) -> dict[str, float | int | None]:
-        """p50, p99 and max lag in ms over the last `window` seconds."""
-        since = time.perf_counter() - self.window
+    def stats(self, window: float | None = None) -> dict[str, float | int | None]:
+        """p50, p99 and max lag in ms over the last `window` seconds (default: all kept)."""
+        since = time.perf_counter() - min(window or self.window, self.window)
         lags = sorted(lag for at, lag in list(self._samples) if at >= since)
         if not lags:
             return {"samples": 0, "p50": None, "p99": None, "max": None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from typing import Any
 
@@ -21,9 +22,11 @@ from .metrics import HEADLINE_KEYS, downsample
 from .runs import RunManager, RunNotFound, RunStatus
 
 #: Most records a snapshot carries (older history is min/max downsampled to this).
-SNAPSHOT_POINTS = 2000
+SNAPSHOT_POINTS = 1000
 #: Most missed records a reconnect replays before it gets a fresh snapshot instead.
 REPLAY_LIMIT = 5000
+#: Seconds a built snapshot history is shared by clients that join meanwhile.
+SNAPSHOT_TTL = 1.0
 
 
 class Client:
@@ -70,6 +73,9 @@ class StreamHub:
         self.max_pending = max_pending
         self.clients: dict[str, set[Client]] = {}
         self.dropped_by_departed = 0
+        #: run id -> (built at, seq, downsampled, history JSON): see _snapshot
+        self._histories: dict[str, tuple[float, int, bool, str]] = {}
+        self._snapshot_lock = threading.Lock()
         manager.add_listener(self._from_thread)
 
     def close(self) -> None:
@@ -173,32 +179,59 @@ class StreamHub:
                     await websocket.send_text(metrics_message(last, texts))
                     return int(last)
                 return after
-        last_step, text = await asyncio.to_thread(self._snapshot, run_id)
+        seq, text = await asyncio.to_thread(self._snapshot, run_id)
         await websocket.send_text(text)
-        return last_step
+        # A shared history may end before this client registered: replay what came since.
+        texts = await asyncio.to_thread(
+            self.manager.records, run_id, after=seq, streamed_only=True, limit=REPLAY_LIMIT
+        )
+        if texts:
+            last = int(json.loads(texts[-1])["step"])
+            await websocket.send_text(metrics_message(last, texts))
+            return last
+        return seq
 
     def _snapshot(self, run_id: str) -> tuple[int, str]:
-        """The snapshot message and its last step; in a worker thread (it parses the history)."""
-        run = self.manager.get(run_id)
-        status, public = run.status.value, run.public()
-        texts = self.manager.records(run_id, streamed_only=True)
-        records = [json.loads(t) for t in texts]
-        keep = downsample(records, SNAPSHOT_POINTS, HEADLINE_KEYS)
-        last_step = int(records[-1]["step"]) if records else 0
+        """The snapshot message and its seq; in a worker thread (it parses the history).
+
+        The downsampled history is built once and shared for SNAPSHOT_TTL seconds, so
+        a class opening the same link at once costs one build, not one per viewer
+        (measured: 50 viewers joining at once cut training to 0.31x without it). Status and
+        run fields are always fresh; the caller replays records after the seq.
+        """
+        with self._snapshot_lock:
+            run = self.manager.get(run_id)
+            status, public = run.status.value, run.public()
+            now = time.monotonic()
+            for stale in [k for k, v in self._histories.items() if now - v[0] > SNAPSHOT_TTL]:
+                del self._histories[stale]
+            cached = self._histories.get(run_id)
+            if cached is None:
+                texts = self.manager.records(run_id, streamed_only=True)
+                records = [json.loads(t) for t in texts]
+                keep = downsample(records, SNAPSHOT_POINTS, HEADLINE_KEYS)
+                cached = (
+                    now,
+                    int(records[-1]["step"]) if records else 0,
+                    len(keep) < len(records),
+                    ",".join(texts[i] for i in keep),
+                )
+                self._histories[run_id] = cached
+        _, seq, downsampled, history = cached
         text = (
             '{"type":"snapshot","status":'
             + json.dumps(status)
             + ',"run":'
             + json.dumps(public)
             + ',"seq":'
-            + str(last_step)
+            + str(seq)
             + ',"downsampled":'
-            + ("true" if len(keep) < len(records) else "false")
+            + ("true" if downsampled else "false")
             + ',"history":['
-            + ",".join(texts[i] for i in keep)
+            + history
             + "]}"
         )
-        return last_step, text
+        return seq, text
 
     async def _finish(self, websocket: WebSocket, run_id: str) -> None:
         run = self.manager.get(run_id)

@@ -5,17 +5,22 @@ loopback port). The load generator opens the viewers in one asyncio loop of this
 process (bounded: at most `max(--viewers)` sockets, each scenario `--seconds`
 long, loopback only), spread round-robin over the runs, and reads every message.
 
-Per scenario it reports:
-- training steps/s (all runs together) as a ratio of the same runs with no viewer;
-- the server's event-loop lag p50 / p99 / max (its /api/health monitor);
+For each number of runs, the runs are started once; then for each number of
+viewers, a window with no viewer and a window with the viewers follow each
+other on the same runs, and the row compares them. It reports:
+- training steps/s (all runs together) with viewers, as a ratio of the window
+  just before without them;
+- the server's event-loop lag p50 / p99 / max over the viewers' window (its
+  /api/health monitor);
 - delivery latency from the end of a training step (`unix_time` of the record)
-  to a viewer parsing it, p50 / p99 over every streamed record every viewer got;
-- records streamed, messages, and records thinned for slow clients;
+  to a viewer parsing it, p50 / p99 over every streamed record every viewer got,
+  and the same for the newest record of each message (how fresh the chart is);
+- records, messages, records thinned for slow clients, traffic per viewer;
 - server memory (RSS of the server process and of its training processes);
 - the load generator's own CPU (cores): on this 2-core machine it competes with
   the training it measures, so the steps/s ratio is a lower bound.
 
-Usage: python -m bench.stream [--seconds 6] [--runs 1 2 4] [--viewers 1 20 50]
+Usage: python -m bench.stream [--seconds 5] [--runs 1 2 4] [--viewers 1 20 50]
 """
 
 from __future__ import annotations
@@ -60,86 +65,98 @@ def family_rss(pid: int) -> tuple[int, int]:
     return rss_bytes(pid), total
 
 
-async def viewer(url: str, run_id: str, stop: float, out: dict[str, Any]) -> None:
+async def viewer(url: str, run_id: str, out: dict[str, Any]) -> None:
     ws_url = url.replace("http://", "ws://") + f"/ws/runs/{run_id}"
+    opened = time.time()
     async with connect(ws_url, max_size=None) as ws:
-        while (left := stop - time.time()) > 0:
+        while True:
+            stop = out.get("stop")
+            left = (stop - time.time()) if stop else 60.0
+            if left <= 0:
+                break
             try:
                 raw = await asyncio.wait_for(ws.recv(), timeout=left)
             except TimeoutError:
-                break
+                continue
             now = time.time()
             message = json.loads(raw)
+            if message["type"] == "snapshot":
+                out["join"].append(now - opened)
+            if now < out.get("start", float("inf")):
+                continue  # joining: not part of the measured window
             out["messages"] += 1
             out["bytes"] += len(raw)
             if message["type"] == "metrics":
-                for record in message["records"]:
-                    out["latency"].append(now - record["unix_time"])
+                records = message["records"]
+                out["latency"].extend(now - r["unix_time"] for r in records)
+                out["newest"].append(now - records[-1]["unix_time"])
 
 
-async def watch(url: str, run_ids: list[str], viewers: int, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"messages": 0, "bytes": 0, "latency": []}
-    stop = time.time() + seconds
-    tasks = [viewer(url, run_ids[i % len(run_ids)], stop, out) for i in range(viewers)]
-    await asyncio.gather(*tasks)
-    return out
+async def total_steps(http: httpx.AsyncClient, url: str, run_ids: list[str]) -> int:
+    runs = [(await http.get(f"{url}/api/runs/{r}")).json() for r in run_ids]
+    return sum(run["step"] for run in runs)
 
 
-def total_steps(url: str, run_ids: list[str]) -> int:
-    return sum(httpx.get(f"{url}/api/runs/{r}", timeout=10).json()["step"] for r in run_ids)
+async def measure(
+    url: str, ids: list[str], viewers: int, settle: float, seconds: float
+) -> dict[str, Any]:
+    """Viewers join, `settle` seconds pass, then one window of `seconds` is measured."""
+    out: dict[str, Any] = {"messages": 0, "bytes": 0, "latency": [], "newest": [], "join": []}
+    async with httpx.AsyncClient(timeout=30) as http:
+        tasks = [asyncio.create_task(viewer(url, ids[i % len(ids)], out)) for i in range(viewers)]
+        await asyncio.sleep(settle if viewers else 0)
+        dropped0 = (await http.get(f"{url}/api/health")).json()["stream"]["dropped"]
+        steps0, t0, cpu0 = await total_steps(http, url, ids), time.monotonic(), os.times()
+        out["start"] = time.time()
+        await asyncio.sleep(seconds)
+        out["stop"] = time.time()
+        elapsed, cpu1 = time.monotonic() - t0, os.times()
+        rate = (await total_steps(http, url, ids) - steps0) / elapsed
+        health = (await http.get(f"{url}/api/health", params={"lag_window": seconds})).json()
+        await asyncio.gather(*tasks)
+    return {
+        "rate": rate,
+        "lag": health["loop_lag_ms"],
+        "seen": out,
+        "dropped": health["stream"]["dropped"] - dropped0,
+        "client_cpu": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed,
+        "kb_per_viewer_s": out["bytes"] / 1000 / max(viewers, 1) / elapsed,
+    }
 
 
-def scenario(url: str, pid: int, runs: int, viewers: int, seconds: float) -> dict[str, Any]:
+def start_runs(url: str, runs: int) -> list[dict[str, Any]]:
     created = [
         httpx.post(f"{url}/api/runs", json={"config": ARTICLE}, timeout=30).json()
         for _ in range(runs)
     ]
-    ids = [r["id"] for r in created]
     deadline = time.monotonic() + 60
-    while any(httpx.get(f"{url}/api/runs/{r}").json()["status"] != "running" for r in ids):
+    while any(
+        httpx.get(f"{url}/api/runs/{r['id']}").json()["status"] != "running" for r in created
+    ):
         if time.monotonic() > deadline:
             raise SystemExit("runs did not start")
         time.sleep(0.05)
     time.sleep(1.0)  # past start-up
-    before_health = httpx.get(f"{url}/api/health").json()
-    steps0, t0 = total_steps(url, ids), time.monotonic()
-    cpu0 = os.times()
-    if viewers:
-        seen = asyncio.run(watch(url, ids, viewers, seconds))
-    else:
-        time.sleep(seconds)
-        seen = {"messages": 0, "bytes": 0, "latency": []}
-    elapsed = time.monotonic() - t0
-    cpu1 = os.times()
-    rate = (total_steps(url, ids) - steps0) / elapsed
-    client_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
-    health = httpx.get(f"{url}/api/health").json()
-    server_rss, workers_rss = family_rss(pid)
+    return created
+
+
+def stop_runs(url: str, created: list[dict[str, Any]]) -> None:
     for r in created:
         httpx.post(
             f"{url}/api/runs/{r['id']}/stop",
             headers={"Authorization": f"Bearer {r['owner_token']}"},
             timeout=30,
         )
-    lat = seen["latency"]
-    return {
-        "rate": rate,
-        "lag": health["loop_lag_ms"],
-        "lat50": percentile(lat, 0.5) * 1000 if lat else None,
-        "lat99": percentile(lat, 0.99) * 1000 if lat else None,
-        "records": len(lat),
-        "messages": seen["messages"],
-        "client_cpu": client_cpu,
-        "kb_per_viewer_s": seen["bytes"] / 1000 / max(viewers, 1) / seconds,
-        "dropped": health["stream"]["dropped"] - before_health["stream"]["dropped"],
-        "rss": server_rss / 1e6,
-        "workers_rss": workers_rss / 1e6,
-    }
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.0f}" if values else "-"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each window")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds viewers join before")
     parser.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 20, 50])
     parser.add_argument("--executor", choices=("process", "thread"), default=None)
@@ -154,33 +171,38 @@ def main(argv: list[str] | None = None) -> None:
     ):
         executor = httpx.get(f"{url}/api/health").json()["executor"]
         print(
-            f"stream load: server process, executor {executor}, {os.cpu_count()} cores, "
-            f"{args.seconds:.0f} s per scenario; viewers spread over the runs"
+            f"stream load: server process, executor {executor}, {os.cpu_count()} cores; per "
+            f"row a {args.seconds:.0f} s window with no viewer, then the viewers join (spread "
+            f"over the same runs) and after {args.settle:.0f} s a {args.seconds:.0f} s window "
+            "is measured; ratio = with / without; join = connect to snapshot"
         )
         print(
-            f"{'runs':>4} {'viewers':>7} {'steps/s':>8} {'ratio':>6} {'lag p50':>8} "
-            f"{'p99':>6} {'max':>6} {'deliv p50':>9} {'p99':>6} {'records':>8} {'msgs':>6} "
-            f"{'thinned':>7} {'KB/s/viewer':>11} {'RSS MB':>7} {'+runs':>6} {'loadgen CPU':>11}"
+            f"{'runs':>4} {'viewers':>7} {'steps/s':>8} {'ratio':>6} {'lag p50':>8} {'p99':>5} "
+            f"{'max':>5} {'deliv p50':>9} {'p99':>5} {'newest p50':>10} {'p99':>5} "
+            f"{'records':>8} {'msgs':>6} {'thinned':>7} {'KB/s/viewer':>11} {'RSS MB':>7} "
+            f"{'+runs':>6} {'loadgen CPU':>11} {'join p50':>8} {'max':>5}"
         )
         for runs in args.runs:
-            base = scenario(url, process.pid, runs, 0, args.seconds)
-            for viewers in [0, *args.viewers]:
-                row = (
-                    base
-                    if viewers == 0
-                    else scenario(url, process.pid, runs, viewers, args.seconds)
-                )
-                lag, ratio = row["lag"], row["rate"] / base["rate"]
-                fmt = lambda v, w: f"{v:>{w}.1f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
+            created = start_runs(url, runs)
+            ids = [r["id"] for r in created]
+            for viewers in args.viewers:
+                base = asyncio.run(measure(url, ids, 0, 0, args.seconds))
+                row = asyncio.run(measure(url, ids, viewers, args.settle, args.seconds))
+                server_rss, workers_rss = family_rss(process.pid)
+                lag, seen = row["lag"], row["seen"]
                 print(
-                    f"{runs:>4} {viewers:>7} {row['rate']:>8,.0f} {ratio:>6.2f} "
-                    f"{fmt(lag['p50'], 8)} {fmt(lag['p99'], 6)} {fmt(lag['max'], 6)} "
-                    f"{fmt(row['lat50'], 9)} {fmt(row['lat99'], 6)} {row['records']:>8,} "
-                    f"{row['messages']:>6,} {row['dropped']:>7,} {row['kb_per_viewer_s']:>11.0f} "
-                    f"{row['rss']:>7.0f} "
-                    f"{row['workers_rss']:>6.0f} {row['client_cpu']:>11.2f}",
+                    f"{runs:>4} {viewers:>7} {row['rate']:>8,.0f} "
+                    f"{row['rate'] / base['rate']:>6.2f} {lag['p50']:>8.1f} {lag['p99']:>5.1f} "
+                    f"{lag['max']:>5.1f} {ms(seen['latency'], 0.5):>9} "
+                    f"{ms(seen['latency'], 0.99):>5} {ms(seen['newest'], 0.5):>10} "
+                    f"{ms(seen['newest'], 0.99):>5} {len(seen['latency']):>8,} "
+                    f"{seen['messages']:>6,} {row['dropped']:>7,} "
+                    f"{row['kb_per_viewer_s']:>11.0f} {server_rss / 1e6:>7.0f} "
+                    f"{workers_rss / 1e6:>6.0f} {row['client_cpu']:>11.2f} "
+                    f"{ms(seen['join'], 0.5):>8} {ms(seen['join'], 1.0):>5}",
                     flush=True,
                 )
+            stop_runs(url, created)
     print(
         "\ntargets: 20 viewers cost <= 10% of training speed (ratio >= 0.90); loop lag p99 "
         "< 20 ms with 2 runs; delivery p99 < 150 ms"

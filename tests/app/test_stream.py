@@ -105,6 +105,46 @@ def test_reconnect_after_seq_gets_exactly_the_missing_records(client: TestClient
     assert seen == streamed  # no gaps
 
 
+def test_viewers_joining_together_share_one_history_and_miss_nothing(
+    client: TestClient,
+) -> None:
+    run = create(client, {**MEDIUM, "epochs": 200})
+    run_id = run["id"]
+    wait_status(client, run_id, {"running"})
+    time.sleep(0.3)
+    manager = client.app.state.manager  # type: ignore[attr-defined]
+    builds: list[int] = []
+    original = manager.records
+
+    def counting(run_id: str, **kw: Any) -> list[str]:
+        if kw.get("streamed_only") and not kw.get("after"):
+            builds.append(1)
+        return original(run_id, **kw)
+
+    manager.records = counting
+    seen: list[list[int]] = []
+    for _ in range(3):  # three viewers within the sharing window, records flowing between
+        with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
+            snapshot = receive(ws)
+            assert snapshot["downsampled"] is False  # short run: the history is complete
+            steps = [r["step"] for r in snapshot["history"]]
+            assert snapshot["seq"] == (steps[-1] if steps else 0)
+            while len(steps) < len(snapshot["history"]) + 40:  # the replay, then live
+                message = receive(ws)
+                if message["type"] == "metrics":
+                    assert message["records"][0]["step"] > steps[-1]  # no duplicates
+                    steps += [r["step"] for r in message["records"]]
+            seen.append(steps)
+        time.sleep(0.1)
+    assert len(builds) == 1  # one history build for the three viewers
+    client.post(f"/api/runs/{run_id}/stop")
+    streamed = [
+        strict_json(t)["step"] for t in manager.store.read_records(run_id, streamed_only=True)
+    ]
+    for steps in seen:  # each viewer got every streamed step up to its last, once, in order
+        assert steps == [s for s in streamed if s <= steps[-1]]
+
+
 def test_foreign_origin_and_unknown_run_are_refused(client: TestClient) -> None:
     run = create(client, {**MEDIUM, "epochs": 1})
     with (
