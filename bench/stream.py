@@ -39,7 +39,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.concurrency import ARTICLE
-from tests.helpers import rss_bytes, server_process
+from tests.helpers import descendants, rss_bytes, server_process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,17 +49,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def family_rss(pid: int) -> tuple[int, int]:
     """RSS of the server process and the sum over its descendants (fork server, training)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-    family, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        family |= frontier
     total = 0
-    for child in family:
+    for child in descendants(pid):
         with contextlib.suppress(OSError, RuntimeError):
             total += rss_bytes(child)
     return rss_bytes(pid), total

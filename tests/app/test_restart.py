@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..helpers import server_process, strict_json
+from ..helpers import descendants, server_process, strict_json
 
 
 @pytest.mark.timeout(180)
@@ -23,10 +23,16 @@ def test_killed_server_restarts_with_run_interrupted_and_metrics_kept(tmp_path: 
         time.sleep(2.0)
         before = httpx.get(f"{url}/api/runs/{run_id}").json()
         assert before["status"] == "running" and before["step"] > 0
+        trainers = descendants(process.pid)  # the fork server and the run's process
+        assert trainers
         process.send_signal(signal.SIGKILL)
         killed_at_step = before["step"]
         rate = before["steps_per_second"]
         process.wait(timeout=10)
+        deadline = time.monotonic() + 15  # they notice the closed pipe and exit: no orphans
+        while any(Path(f"/proc/{pid}").exists() for pid in trainers):
+            assert time.monotonic() < deadline, "training processes outlived the server"
+            time.sleep(0.05)
 
     with server_process(db) as (url, _):
         after = httpx.get(f"{url}/api/runs/{run_id}").json()
