@@ -13,6 +13,10 @@ slices obeys pause, resume and stop. An `Executor` opens sessions. Two exist:
   use every core.
 
 A cluster executor would implement the same two small protocols.
+
+As with any multiprocessing code, a script that builds a RunManager with the
+process executor must guard its entry point with `if __name__ == "__main__":`
+(each training process imports the main module); `synthgrad serve` does.
 """
 
 from __future__ import annotations
