@@ -493,7 +493,7 @@ class RunManager:
                 time.sleep(interval)
 
     def flush(self) -> None:
-        """Store every pending record, update run rows, then emit one metrics event per run."""
+        """Emit one metrics event per run, then store every pending record and update run rows."""
         with self._flush_lock:
             rows: list[tuple[str, int, int, str]] = []
             updates: list[tuple[str, dict[str, Any]]] = []
@@ -523,10 +523,14 @@ class RunManager:
                         "steps": [batch[i].step for i in streamed],
                     }
                 )
-            if rows or updates:
-                self.store.write_batch(rows, updates)
+            # Viewers first, then the store: the write (~20 ms for ~1,000 records under
+            # load) no longer delays the live stream. Replays stay exact: they read
+            # through records(), which flushes first and so waits for this lock, i.e.
+            # for the write. A crash between the two loses at most this batch.
             for event in events:
                 self._emit(event)
+            if rows or updates:
+                self.store.write_batch(rows, updates)
 
     def _choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.

@@ -106,3 +106,34 @@ def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Pa
 def test_settings_refuse_an_unknown_executor(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="executor: must be one of thread, process"):
         dataclasses.replace(Settings(db=str(tmp_path / "s.db")), executor="cluster")
+
+
+def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> None:
+    """Events go out before the store write; a replay issued at once must still see them."""
+    import threading
+
+    manager = RunManager(Settings(db=str(tmp_path / "o.sqlite3"), executor="thread"))
+    misses: list[int] = []
+    checked: list[int] = []
+    readers: list[threading.Thread] = []
+
+    def check(steps: list[int], run_id: str) -> None:
+        stored = {strict_json(t)["step"] for t in manager.records(run_id, streamed_only=True)}
+        checked.append(len(steps))
+        misses.extend(s for s in steps if s not in stored)
+
+    def listener(event: dict) -> None:  # type: ignore[type-arg]
+        if event["kind"] == "metrics" and event["steps"]:
+            reader = threading.Thread(target=check, args=(event["steps"], event["run_id"]))
+            readers.append(reader)
+            reader.start()
+
+    manager.add_listener(listener)
+    try:
+        run, _ = manager.create(CONFIG)
+        assert manager.wait(run.id, timeout=60).status is RunStatus.FINISHED
+        for reader in readers:
+            reader.join(timeout=30)
+    finally:
+        manager.close()
+    assert len(checked) > 5 and misses == []
