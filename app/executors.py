@@ -168,10 +168,10 @@ def _serve_trainer(conn: Connection, config: dict[str, Any], slice_seconds: floa
             request = conn.recv()
             if request == "advance":
                 # Encoded here, in parallel with the server, not in the server's writer.
-                records = [tuple(entry(trainer.step()))]
+                records = [entry(trainer.step())]
                 deadline = time.perf_counter() + slice_seconds
                 while not trainer.done and time.perf_counter() < deadline:
-                    records.append(tuple(entry(trainer.step())))
+                    records.append(entry(trainer.step()))
                 conn.send(
                     ("records", records, trainer.elapsed, trainer.status, trainer.diverged_at)
                 )
@@ -237,7 +237,7 @@ class ProcessSession:
     def advance(self) -> list[Entry]:
         self._conn.send("advance")
         _, records, self._elapsed, self._status, self._diverged_at = self._receive()
-        return [Entry(*r) for r in records]
+        return list(records)
 
     def summary(self) -> dict[str, Any]:
         self._conn.send("summary")

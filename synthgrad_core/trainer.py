@@ -293,12 +293,9 @@ class Trainer:
         """
         net = self.net
         with np.errstate(all="ignore"):
-            if len(x) <= EVAL_CHUNK:
-                logits = net.logits(x)
-            else:
-                logits = np.concatenate(
-                    [net.logits(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
-                )
+            logits = np.concatenate(
+                [net.logits(x[i : i + EVAL_CHUNK]) for i in range(0, max(len(x), 1), EVAL_CHUNK)]
+            )
             result = {"loss": net.out.loss(logits, net.out.output(logits), y)}
         result.update(self._batch_accuracy(logits, y))
         return result
