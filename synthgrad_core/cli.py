@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from .config import ConfigError, TrainConfig, config_fields
+from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
 from .records import dumps
 from .trainer import Trainer
 
@@ -34,35 +34,28 @@ def _widths(text: str) -> tuple[int, ...]:
         ) from None
 
 
+#: How the command line reads each kind of config field.
+_FLAG_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "choice": str,
+    "path": str,
+    "widths": _widths,
+}
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for f in config_fields():
-        meta = f.metadata
-        bounds = []
-        if meta["ge"] is not None:
-            bounds.append(f">= {meta['ge']:g}")
-        if meta["gt"] is not None:
-            bounds.append(f"> {meta['gt']:g}")
-        if meta["le"] is not None:
-            bounds.append(f"<= {meta['le']:g}")
-        default = f.default
+    for name, spec in FIELD_SPECS.items():
+        default = TrainConfig.__dataclass_fields__[name].default
         shown = "dataset default" if default is None else default
-        help_text = f"{meta['help']} ({', '.join(bounds) + '; ' if bounds else ''}default: {shown})"
-        kind: Any
-        if f.name == "hidden":
-            kind = _widths
-        elif meta["choices"] or f.name == "data_path":
-            kind = str
-        elif "int" in str(f.type):
-            kind = int
-        else:
-            kind = float
+        bounds = spec.bounds_text()
         parser.add_argument(
-            _flag(f.name),
-            dest=f.name,
-            type=kind,
+            _flag(name),
+            dest=name,
+            type=_FLAG_TYPES[spec.kind],
             default=None,
-            choices=meta["choices"],
-            help=help_text,
+            choices=spec.choices,
+            help=f"{spec.help} ({bounds + '; ' if bounds else ''}default: {shown})",
         )
 
 
@@ -88,10 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = {
-        f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name) is not None
-    }
+def config_from_args(args: argparse.Namespace) -> ResolvedConfig:
+    values = {name: getattr(args, name) for name in FIELD_SPECS if getattr(args, name) is not None}
     return dataclasses.replace(TrainConfig(), **values).resolve()
 
 

@@ -33,16 +33,43 @@ class ConfigError(ValueError):
         self.message = message
 
 
-def _spec(
-    help: str,
-    *,
-    ge: float | None = None,
-    le: float | None = None,
-    gt: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    unit: str = "",
-) -> dict[str, Any]:
-    return {"help": help, "ge": ge, "le": le, "gt": gt, "choices": choices, "unit": unit}
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one config field accepts and how people see it: the CLI, the API and the form."""
+
+    kind: str  # "int", "float", "choice", "widths" (hidden) or "path"
+    label: str  # plain words, for the form
+    help: str
+    unit: str = ""
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    choices: tuple[str, ...] | None = None
+    #: shown under "Advanced" in the form
+    advanced: bool = True
+
+    @property
+    def integer(self) -> bool:
+        return self.kind in ("int", "widths")
+
+    @property
+    def minimum(self) -> float | None:
+        return self.ge if self.ge is not None else self.gt
+
+    def bounds_text(self) -> str:
+        """The bounds in words, e.g. ">= 1, <= 10000"."""
+        parts = []
+        if self.ge is not None:
+            parts.append(f">= {self.ge:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.le is not None:
+            parts.append(f"<= {self.le:g}")
+        return ", ".join(parts)
+
+
+def _spec(kind: str, label: str, help: str, **more: Any) -> dict[str, FieldSpec]:
+    return {"spec": FieldSpec(kind, label, help, **more)}
 
 
 @dataclass(frozen=True)
@@ -54,66 +81,167 @@ class TrainConfig:
     ((128, 64), 2.0)
     """
 
-    dataset: str = field(default="addition", metadata=_spec("task to learn", choices=DATASETS))
-    method: str = field(default="backprop", metadata=_spec("learning rule", choices=METHODS))
-    bits: int = field(default=8, metadata=_spec("bits per number (addition)", ge=2, le=32))
+    dataset: str = field(
+        default="addition",
+        metadata=_spec("choice", "Dataset", "task to learn", choices=DATASETS, advanced=False),
+    )
+    method: str = field(
+        default="backprop",
+        metadata=_spec("choice", "Learning rule", "learning rule", choices=METHODS, advanced=False),
+    )
+    bits: int = field(
+        default=8,
+        metadata=_spec(
+            "int", "Bits", "bits per number (addition)", ge=2, le=32, unit="bits", advanced=False
+        ),
+    )
     examples: int | None = field(
         default=None,
-        metadata=_spec("examples in the data set, train and held-out together", ge=4, le=100_000),
+        metadata=_spec(
+            "int",
+            "Examples",
+            "examples in the data set, train and held-out together",
+            ge=4,
+            le=100_000,
+            unit="examples",
+        ),
     )
     test_fraction: float = field(
-        default=0.2, metadata=_spec("share of examples held out", ge=0.05, le=0.5)
+        default=0.2,
+        metadata=_spec("float", "Held-out share", "share of examples held out", ge=0.05, le=0.5),
     )
     data_path: str | None = field(
-        default=None, metadata=_spec("folder with the MNIST IDX files (mnist)")
+        default=None,
+        metadata=_spec("path", "MNIST folder", "folder with the MNIST IDX files (mnist)"),
     )
     hidden: tuple[int, ...] | None = field(
         default=None,
         metadata=_spec(
-            f"hidden layer widths, 1 to {MAX_LAYERS} layers", ge=1, le=MAX_WIDTH, unit="units"
+            "widths",
+            "Hidden layers",
+            f"hidden layer widths, 1 to {MAX_LAYERS} layers",
+            ge=1,
+            le=MAX_WIDTH,
+            unit="units",
+            advanced=False,
         ),
     )
     activation: str | None = field(
-        default=None, metadata=_spec("hidden activation", choices=ACTIVATIONS)
+        default=None,
+        metadata=_spec(
+            "choice", "Activation", "hidden activation", choices=ACTIVATIONS, advanced=False
+        ),
     )
     loss: str | None = field(
         default=None,
-        metadata=_spec("output loss (bce/mse for bits, cross_entropy for classes)", choices=LOSSES),
+        metadata=_spec(
+            "choice",
+            "Loss",
+            "output loss (bce/mse for bits, cross_entropy for classes)",
+            choices=LOSSES,
+        ),
     )
-    init: str = field(default="auto", metadata=_spec("weight initialisation", choices=INITS))
+    init: str = field(
+        default="auto",
+        metadata=_spec("choice", "Initialisation", "weight initialisation", choices=INITS),
+    )
     epochs: int | None = field(
-        default=None, metadata=_spec("passes over the data", ge=1, le=10_000)
+        default=None,
+        metadata=_spec(
+            "int", "Epochs", "passes over the data", ge=1, le=10_000, unit="epochs", advanced=False
+        ),
     )
     batch_size: int | None = field(
-        default=None, metadata=_spec("examples per step", ge=1, le=4096, unit="examples")
+        default=None,
+        metadata=_spec(
+            "int",
+            "Batch size",
+            "examples per step",
+            ge=1,
+            le=4096,
+            unit="examples",
+            advanced=False,
+        ),
     )
     learning_rate: float | None = field(
-        default=None, metadata=_spec("step size of the network", gt=0, le=1e4)
+        default=None,
+        metadata=_spec(
+            "float", "Learning rate", "step size of the network", gt=0, le=1e4, advanced=False
+        ),
     )
-    optimizer: str = field(default="sgd", metadata=_spec("network optimiser", choices=OPTIMIZERS))
-    momentum: float = field(default=0.9, metadata=_spec("momentum / Adam beta1", ge=0, le=0.999))
+    optimizer: str = field(
+        default="sgd",
+        metadata=_spec("choice", "Optimiser", "network optimiser", choices=OPTIMIZERS),
+    )
+    momentum: float = field(
+        default=0.9, metadata=_spec("float", "Momentum", "momentum / Adam beta1", ge=0, le=0.999)
+    )
     sg_learning_rate: float | None = field(
-        default=None, metadata=_spec("step size of the synthetic-gradient modules", gt=0, le=1e4)
+        default=None,
+        metadata=_spec(
+            "float",
+            "Module learning rate",
+            "step size of the synthetic-gradient modules",
+            gt=0,
+            le=1e4,
+        ),
     )
     sg_optimizer: str = field(
-        default="sgd", metadata=_spec("synthetic-gradient module optimiser", choices=OPTIMIZERS)
+        default="sgd",
+        metadata=_spec(
+            "choice",
+            "Module optimiser",
+            "synthetic-gradient module optimiser",
+            choices=OPTIMIZERS,
+        ),
     )
     sg_hidden: int = field(
         default=0,
-        metadata=_spec("hidden ReLU width of each module, 0 = linear", ge=0, le=MAX_WIDTH),
+        metadata=_spec(
+            "int",
+            "Module hidden width",
+            "hidden ReLU width of each module, 0 = linear",
+            ge=0,
+            le=MAX_WIDTH,
+            unit="units",
+        ),
     )
     sg_scale: float = field(
-        default=1.0, metadata=_spec("factor on the synthetic gradient before use", ge=0, le=100)
+        default=1.0,
+        metadata=_spec(
+            "float",
+            "Synthetic-gradient scale",
+            "factor on each synthetic gradient where its layer uses it (not compounded)",
+            ge=0,
+            le=100,
+        ),
     )
     update_probability: float = field(
-        default=1.0, metadata=_spec("chance that a layer applies its update in a step", gt=0, le=1)
+        default=1.0,
+        metadata=_spec(
+            "float",
+            "Update probability",
+            "chance that a layer applies its update in a step",
+            gt=0,
+            le=1,
+        ),
     )
     seed: int = field(
-        default=0, metadata=_spec("random seed (data, init, order)", ge=0, le=2**32 - 1)
+        default=0,
+        metadata=_spec(
+            "int",
+            "Seed",
+            "random seed (data, init, order)",
+            ge=0,
+            le=2**32 - 1,
+            advanced=False,
+        ),
     )
     diagnostics_every: int = field(
         default=1,
         metadata=_spec(
+            "int",
+            "Diagnostics every",
             "steps between gradient-fidelity and weight diagnostics, 0 = never",
             ge=0,
             le=100_000,
@@ -123,12 +251,19 @@ class TrainConfig:
     histogram_every: int = field(
         default=100,
         metadata=_spec(
-            "steps between weight histograms, 0 = never", ge=0, le=1_000_000, unit="steps"
+            "int",
+            "Histograms every",
+            "steps between weight histograms, 0 = never",
+            ge=0,
+            le=1_000_000,
+            unit="steps",
         ),
     )
     test_every: int = field(
         default=0,
         metadata=_spec(
+            "int",
+            "Held-out every",
             "steps between held-out evaluations besides each epoch end, 0 = epochs only",
             ge=0,
             le=1_000_000,
@@ -136,7 +271,7 @@ class TrainConfig:
         ),
     )
 
-    def resolve(self) -> TrainConfig:
+    def resolve(self) -> ResolvedConfig:
         """Fill in the dataset's defaults and validate every field; raises ConfigError."""
         validate_choice("dataset", self.dataset, DATASETS)
         defaults = DATASET_DEFAULTS[self.dataset]
@@ -148,51 +283,11 @@ class TrainConfig:
         }
         if filled["hidden"] is not None:
             filled["hidden"] = tuple(filled["hidden"])
-        cfg = TrainConfig(**filled)
-        cfg._validate()
+        for name, value in filled.items():
+            _validate_field(name, value, self.dataset)
+        cfg = ResolvedConfig(**filled)
+        cfg._validate_dataset()
         return cfg
-
-    def _validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            if value is None:
-                if f.name == "data_path" and self.dataset != "mnist":
-                    continue
-                raise ConfigError(
-                    f.name,
-                    "is required"
-                    + (
-                        " for the mnist dataset (a folder with the IDX files)"
-                        if f.name == "data_path"
-                        else ""
-                    ),
-                )
-            if meta["choices"] is not None:
-                validate_choice(f.name, value, meta["choices"])
-            elif f.name == "hidden":
-                if not 1 <= len(value) <= MAX_LAYERS:
-                    raise ConfigError("hidden", f"needs 1 to {MAX_LAYERS} layers, got {len(value)}")
-                for width in value:
-                    _check_number("hidden", width, meta, integer=True)
-            elif isinstance(value, (int, float)) and f.name != "data_path":
-                _check_number(f.name, value, meta, integer=f.type in ("int", "int | None"))
-        if self.dataset == "addition":
-            limit = min(4 ** (self.bits - 1), 100_000)
-            assert self.examples is not None
-            if self.examples > limit:
-                raise ConfigError(
-                    "examples",
-                    f"must be at most {limit} for {self.bits}-bit addition "
-                    f"(there are only {4 ** (self.bits - 1)} distinct pairs)",
-                )
-        if self.dataset == "digits" and self.examples is not None and self.examples > DIGITS_COUNT:
-            raise ConfigError("examples", f"must be at most {DIGITS_COUNT} for digits")
-        bit_targets = self.dataset == "addition"
-        if bit_targets and self.loss == "cross_entropy":
-            raise ConfigError("loss", "must be 'bce' or 'mse' for bit targets (addition)")
-        if not bit_targets and self.loss != "cross_entropy":
-            raise ConfigError("loss", f"must be 'cross_entropy' for class targets ({self.dataset})")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (lists, not tuples)."""
@@ -223,19 +318,100 @@ def validate_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_number(name: str, value: Any, meta: Any, *, integer: bool) -> None:
+def _validate_field(name: str, value: Any, dataset: str) -> None:
+    spec = field_spec(name)
+    if value is None:
+        if name == "data_path" and dataset != "mnist":
+            return
+        hint = " for the mnist dataset (a folder with the IDX files)" if name == "data_path" else ""
+        raise ConfigError(name, "is required" + hint)
+    if spec.kind == "choice":
+        assert spec.choices is not None
+        validate_choice(name, value, spec.choices)
+    elif spec.kind == "widths":
+        if not 1 <= len(value) <= MAX_LAYERS:
+            raise ConfigError(name, f"needs 1 to {MAX_LAYERS} layers, got {len(value)}")
+        for width in value:
+            _check_number(name, width, spec)
+    elif spec.kind == "path":
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be a folder path, got {value!r}")
+    else:
+        _check_number(name, value, spec)
+
+
+def _check_number(name: str, value: Any, spec: FieldSpec) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be a number, got {value!r}")
-    if integer and not float(value).is_integer():
+    if spec.integer and not float(value).is_integer():
         raise ConfigError(name, f"must be a whole number, got {value!r}")
     if not math.isfinite(value):
         raise ConfigError(name, f"must be finite, got {value!r}")
-    if meta["ge"] is not None and value < meta["ge"]:
-        raise ConfigError(name, f"must be >= {meta['ge']:g}, got {value!r}")
-    if meta["gt"] is not None and value <= meta["gt"]:
-        raise ConfigError(name, f"must be > {meta['gt']:g}, got {value!r}")
-    if meta["le"] is not None and value > meta["le"]:
-        raise ConfigError(name, f"must be <= {meta['le']:g}, got {value!r}")
+    if spec.ge is not None and value < spec.ge:
+        raise ConfigError(name, f"must be >= {spec.ge:g}, got {value!r}")
+    if spec.gt is not None and value <= spec.gt:
+        raise ConfigError(name, f"must be > {spec.gt:g}, got {value!r}")
+    if spec.le is not None and value > spec.le:
+        raise ConfigError(name, f"must be <= {spec.le:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig(TrainConfig):
+    """A config with the dataset's defaults filled in and every field validated.
+
+    Only `resolve()` makes one; its fields are never None (but `data_path`
+    outside mnist), so the engine reads them without checks.
+    """
+
+    examples: int = 0
+    hidden: tuple[int, ...] = ()
+    activation: str = ""
+    loss: str = ""
+    epochs: int = 0
+    batch_size: int = 0
+    learning_rate: float = 0.0
+    sg_learning_rate: float = 0.0
+
+    def _validate_dataset(self) -> None:
+        """The checks that tie fields together."""
+        if self.dataset == "addition":
+            limit = min(4 ** (self.bits - 1), 100_000)
+            if self.examples > limit:
+                raise ConfigError(
+                    "examples",
+                    f"must be at most {limit} for {self.bits}-bit addition "
+                    f"(there are only {4 ** (self.bits - 1)} distinct pairs)",
+                )
+        if self.dataset == "digits" and self.examples > DIGITS_COUNT:
+            raise ConfigError("examples", f"must be at most {DIGITS_COUNT} for digits")
+        if self.bit_targets and self.loss == "cross_entropy":
+            raise ConfigError("loss", "must be 'bce' or 'mse' for bit targets (addition)")
+        if not self.bit_targets and self.loss != "cross_entropy":
+            raise ConfigError("loss", f"must be 'cross_entropy' for class targets ({self.dataset})")
+
+
+#: MNIST's standard files hold 60,000 training and 10,000 test images.
+MNIST_TRAIN_SHARE = 6 / 7
+
+
+def split_sizes(cfg: ResolvedConfig) -> tuple[int, int]:
+    """Training and held-out examples of a config (MNIST: as its standard files split them)."""
+    if cfg.dataset == "mnist":
+        n_train = round(cfg.examples * MNIST_TRAIN_SHARE)
+        return n_train, cfg.examples - n_train
+    n_test = held_out_count(cfg.examples, cfg.test_fraction)
+    return cfg.examples - n_test, n_test
+
+
+def held_out_count(examples: int, test_fraction: float) -> int:
+    """How many of `examples` are held out (at least one)."""
+    return max(1, round(examples * test_fraction))
+
+
+def planned_steps(cfg: ResolvedConfig) -> int:
+    """Steps a config will train for (MNIST: an upper bound before its files are read)."""
+    n_train, _ = split_sizes(cfg)
+    return math.ceil(n_train / cfg.batch_size) * cfg.epochs
 
 
 # Per-dataset defaults: the settings of the reference results in spec/core.md.
@@ -274,5 +450,13 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def config_fields() -> list[dataclasses.Field[Any]]:
-    """The fields of TrainConfig with their metadata (help, bounds, choices, unit)."""
+    """The fields of TrainConfig; each one's `metadata["spec"]` is its FieldSpec."""
     return list(dataclasses.fields(TrainConfig))
+
+
+#: Every config field's FieldSpec, in the order of TrainConfig.
+FIELD_SPECS: dict[str, FieldSpec] = {f.name: f.metadata["spec"] for f in config_fields()}
+
+
+def field_spec(name: str) -> FieldSpec:
+    return FIELD_SPECS[name]

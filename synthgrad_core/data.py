@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, ResolvedConfig, held_out_count
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,16 @@ class Dataset:
         return int(self.y_train.shape[1])
 
 
-def load_dataset(cfg: TrainConfig) -> Dataset:
+def load_dataset(cfg: ResolvedConfig) -> Dataset:
     """Build the dataset a resolved config names; raises ConfigError on bad options."""
     rng = np.random.default_rng([cfg.seed, 0])
-    assert cfg.examples is not None
     if cfg.dataset == "addition":
         return addition(cfg.bits, cfg.examples, cfg.test_fraction, rng)
     if cfg.dataset == "digits":
         return digits(cfg.examples, cfg.test_fraction, rng)
     if cfg.dataset == "mnist":
-        assert cfg.data_path is not None
+        if cfg.data_path is None:
+            raise ConfigError("data_path", "is required for the mnist dataset")
         return mnist(cfg.data_path, cfg.examples)
     raise ConfigError("dataset", f"unknown dataset {cfg.dataset!r}")
 
@@ -98,7 +98,7 @@ def _split(
     *,
     bit_targets: bool,
 ) -> Dataset:
-    n_test = max(1, round(len(x) * test_fraction))
+    n_test = held_out_count(len(x), test_fraction)
     if n_test >= len(x):
         raise ConfigError("examples", f"too few examples ({len(x)}) to hold {test_fraction:g} out")
     order = rng.permutation(len(x))

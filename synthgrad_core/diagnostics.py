@@ -10,7 +10,9 @@ import numpy as np
 #: Fixed edges of the weight histograms; weights outside [-1, 1] count in the end bins.
 HISTOGRAM_EDGES = np.linspace(-1.0, 1.0, 21)
 
-# An activation counts as saturated where its derivative is below ~2% of its peak.
+# Where an activation counts as saturated. sigmoid: h within 0.02 of 0 or 1, where
+# h(1 - h) < 0.0196, i.e. below ~8% of the derivative's peak 0.25. tanh: |h| > 0.99,
+# where 1 - h^2 < 0.0199, i.e. below ~2% of its peak 1. (tests/core/test_diagnostics.py)
 _SATURATION = {"sigmoid": 0.02, "tanh": 0.99}
 
 

@@ -20,18 +20,28 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Network, init_weights
 from .optim import make_optimizer
+from .rules import (
+    Backprop,
+    FeedbackAlignment,
+    GradientModule,
+    Rule,
+    SyntheticGradients,
+    TrueGradient,
+)
 from .synthetic import SyntheticGradientModule, module_loss
 
 Record = dict[str, Any]
+#: Which layers apply their update this step (None: all of them).
+Applies = list[bool] | None
 
 #: Keys of a record that measure time and so differ between otherwise identical runs.
 TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_")
@@ -42,14 +52,6 @@ LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward
 
 #: Rows per forward pass when evaluating a whole split.
 EVAL_CHUNK = 32
-
-
-class GradientModule(Protocol):
-    """What a trainer needs of a synthetic-gradient module (lets tests plug in an oracle)."""
-
-    def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray: ...
-
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray: ...
 
 
 class Trainer:
@@ -70,8 +72,6 @@ class Trainer:
         cfg = config.resolve()
         self.config = cfg
         self.data = dataset if dataset is not None else load_dataset(cfg)
-        assert cfg.hidden is not None and cfg.activation and cfg.loss
-        assert cfg.batch_size and cfg.epochs and cfg.learning_rate and cfg.sg_learning_rate
         init_rng = np.random.default_rng([cfg.seed, 1])
         self._order_rng = np.random.default_rng([cfg.seed, 2])
         self._async_rng = np.random.default_rng([cfg.seed, 3])
@@ -82,30 +82,7 @@ class Trainer:
             self.params += [w, b]
         self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
         self.method = cfg.method
-        self.modules: list[GradientModule] = []
-        if cfg.method in ("dni", "cdni"):
-            condition = self.data.n_outputs if cfg.method == "cdni" else 0
-            self.modules = (
-                modules
-                if modules is not None
-                else [
-                    SyntheticGradientModule(
-                        width,
-                        condition,
-                        cfg.sg_hidden,
-                        cfg.sg_optimizer,
-                        cfg.sg_learning_rate,
-                        cfg.momentum,
-                        init_rng,
-                    )
-                    for width in cfg.hidden
-                ]
-            )
-        # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
-        self.feedback: list[np.ndarray] = []
-        if cfg.method == "feedback_alignment":
-            fixed, _ = init_weights(sizes, cfg.init, cfg.activation, init_rng)
-            self.feedback = [w.T.copy() for w in fixed]
+        self.rule = make_rule(cfg, sizes, self.data.n_outputs, init_rng, modules)
         self.batch_size = cfg.batch_size
         self.steps_per_epoch = math.ceil(len(self.data.x_train) / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -146,15 +123,9 @@ class Trainer:
         return record
 
     def _step(self) -> Record:
-        cfg = self.config
-        net = self.net
-        depth = net.depth
-        _epoch, position = divmod(self.step_count, self.steps_per_epoch)
-        if position == 0:
-            self._order = self._order_rng.permutation(len(self.data.x_train))
-        batch = self._order[position * self.batch_size : (position + 1) * self.batch_size]
-        x, y = self.data.x_train[batch], self.data.y_train[batch]
-        self.step_count += 1
+        """batch -> forward -> the rule's backward -> update -> record."""
+        cfg, net = self.config, self.net
+        x, y, position = self._next_batch()
         step = self.step_count
         diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
 
@@ -172,81 +143,69 @@ class Trainer:
             return self._diverge(record)
         top_delta = net.out.delta(logits, out, y)
 
-        true_gradients: list[np.ndarray] | None = None
-        if diagnose or self.method == "backprop":
-            true_gradients, true_deltas = net.true_backward(hs, top_delta)
-            self.true_gradients = true_gradients
-
-        # Each rule's signal for every hidden layer, and the per-layer deltas it implies.
-        signals: list[np.ndarray]
-        module_targets: list[np.ndarray] = []
-        predictions: list[np.ndarray] = []
-        if self.method == "backprop":
-            assert true_gradients is not None
-            signals, deltas = true_gradients, true_deltas
-        elif self.method == "feedback_alignment":
-            signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
-            delta = top_delta
-            for k in range(depth - 1, 0, -1):
-                signal = delta @ self.feedback[k]
-                signals[k - 1] = signal
-                delta = signal * net.f_grad(hs[k])
-                deltas[k - 1] = delta
-        else:  # dni, cdni
-            signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
-            module_targets = [top_delta] * (depth - 1)
-            for k, module in enumerate(self.modules):
-                prediction = module.predict(hs[k + 1], y)
-                predictions.append(prediction)
-                signal = prediction * cfg.sg_scale if cfg.sg_scale != 1.0 else prediction
-                signals[k] = signal
-                deltas[k] = signal * net.f_grad(hs[k + 1])
-                if k > 0:  # what layer k sends back through its pre-update weights
-                    module_targets[k - 1] = deltas[k] @ net.weights[k].T
-            module_targets[depth - 2] = top_delta @ net.weights[depth - 1].T
-
-        applies = self._layers_that_update(depth)
-        optimizer = self.optimizer
+        truth = None
+        if diagnose or self.rule.needs_true_gradient:
+            truth = TrueGradient(*net.true_backward(hs, top_delta))
+            self.true_gradients = truth.gradients
+        backward = self.rule.backward(net, hs, top_delta, y, truth)
+        applies = self._layers_that_update(net.depth)
         if diagnose:
+            assert truth is not None and forward_times is not None
             before_square_sums = square_sums(net.flat_weights, net.weight_starts)
-            updates: list[np.ndarray | None] = []
-            update_times: list[float] = []
-            for k in range(depth):
-                t0 = time.perf_counter()
-                if applies is None or applies[k]:
-                    updates.append(optimizer.step_dense(2 * k, hs[k], deltas[k]))
-                else:
-                    updates.append(None)
-                update_times.append(time.perf_counter() - t0)
-        else:
-            for k in range(depth):
-                if applies is None or applies[k]:
-                    optimizer.step_dense(2 * k, hs[k], deltas[k])
-        errors = [
-            module.update(prediction, target)
-            if applies is None or applies[k]
-            else prediction - target
-            for k, (module, prediction, target) in enumerate(
-                zip(self.modules, predictions, module_targets, strict=True)
-            )
-        ]
-
-        if diagnose:
-            assert true_gradients is not None and forward_times is not None
+            updates, update_times = self._update_timed(hs, backward.deltas, applies)
+            errors = self.rule.learn(backward, applies)
             self._diagnostics(
                 record,
                 hs,
-                signals,
-                true_gradients,
+                backward.signals,
+                truth.gradients,
                 errors,
                 (updates, before_square_sums),
                 forward_times,
                 update_times,
             )
-            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
+            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(net.depth)):
                 return self._diverge(record)
+        else:
+            self._update(hs, backward.deltas, applies)
+            self.rule.learn(backward, applies)
+        self._periodic(record, step, position)
+        return self._check_end(record)
+
+    def _next_batch(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The next batch (a fresh order each epoch) and its position in the epoch."""
+        _epoch, position = divmod(self.step_count, self.steps_per_epoch)
+        if position == 0:
+            self._order = self._order_rng.permutation(len(self.data.x_train))
+        batch = self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        self.step_count += 1
+        return self.data.x_train[batch], self.data.y_train[batch], position
+
+    def _update(self, hs: list[np.ndarray], deltas: list[np.ndarray], applies: Applies) -> None:
+        for k in range(self.net.depth):
+            if applies is None or applies[k]:
+                self.optimizer.step_dense(2 * k, hs[k], deltas[k])
+
+    def _update_timed(
+        self, hs: list[np.ndarray], deltas: list[np.ndarray], applies: Applies
+    ) -> tuple[list[np.ndarray | None], list[float]]:
+        """The update of each layer, with what it changed and how long it took."""
+        updates: list[np.ndarray | None] = []
+        update_times: list[float] = []
+        for k in range(self.net.depth):
+            t0 = time.perf_counter()
+            if applies is None or applies[k]:
+                updates.append(self.optimizer.step_dense(2 * k, hs[k], deltas[k]))
+            else:
+                updates.append(None)
+            update_times.append(time.perf_counter() - t0)
+        return updates, update_times
+
+    def _periodic(self, record: Record, step: int, position: int) -> None:
+        """Weight histograms and held-out evaluations, when they are due."""
+        cfg = self.config
         if cfg.histogram_every and step % cfg.histogram_every == 0:
-            for k, w in enumerate(net.weights):
+            for k, w in enumerate(self.net.weights):
                 record[f"hist_l{k + 1}"] = histogram(w)
         if position == self.steps_per_epoch - 1 or (cfg.test_every and step % cfg.test_every == 0):
             record.update(
@@ -255,13 +214,15 @@ class Trainer:
                     for key, value in self.evaluate(self.data.x_test, self.data.y_test).items()
                 }
             )
-        if step >= self.total_steps:
-            if not all(np.isfinite(w).all() for w in net.weights):
+
+    def _check_end(self, record: Record) -> Record:
+        if record["step"] >= self.total_steps:
+            if not all(np.isfinite(w).all() for w in self.net.weights):
                 return self._diverge(record)
             self.status = "finished"
         return record
 
-    def _layers_that_update(self, depth: int) -> list[bool] | None:
+    def _layers_that_update(self, depth: int) -> Applies:
         p = self.config.update_probability
         if p >= 1.0:
             return None
@@ -361,3 +322,34 @@ class Trainer:
 def without_timing(record: Record) -> Record:
     """The record minus the fields that measure time (for comparing runs)."""
     return {k: v for k, v in record.items() if not k.startswith(TIMING_KEYS_PREFIXES)}
+
+
+def make_rule(
+    cfg: ResolvedConfig,
+    sizes: list[int],
+    n_outputs: int,
+    rng: np.random.Generator,
+    modules: list[GradientModule] | None = None,
+) -> Rule:
+    """The config's learning rule, with its modules or feedback matrices drawn from `rng`."""
+    if cfg.method in ("dni", "cdni"):
+        condition = n_outputs if cfg.method == "cdni" else 0
+        if modules is None:
+            modules = [
+                SyntheticGradientModule(
+                    width,
+                    condition,
+                    cfg.sg_hidden,
+                    cfg.sg_optimizer,
+                    cfg.sg_learning_rate,
+                    cfg.momentum,
+                    rng,
+                )
+                for width in cfg.hidden
+            ]
+        return SyntheticGradients(modules, cfg.sg_scale, conditioned=cfg.method == "cdni")
+    if cfg.method == "feedback_alignment":
+        # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
+        fixed, _ = init_weights(sizes, cfg.init, cfg.activation, rng)
+        return FeedbackAlignment([w.T.copy() for w in fixed])
+    return Backprop()

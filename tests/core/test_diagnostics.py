@@ -87,12 +87,13 @@ def rule_signals(
     """What the rule sends each hidden layer, recomputed by hand from the pre-step state."""
     net = trainer.net
     if method == "dni":
-        return [module.predict(h, y) for module, h in zip(trainer.modules, hs[1:], strict=True)]
+        modules = trainer.rule.modules  # type: ignore[attr-defined]
+        return [module.predict(h, y) for module, h in zip(modules, hs[1:], strict=True)]
     a = hs[-1] @ net.weights[-1] + net.biases[-1]
     delta = net.out.delta(a, net.out.output(a), y)
     signals = []
     for k in range(net.depth - 1, 0, -1):
-        g = delta @ trainer.feedback[k]
+        g = delta @ trainer.rule.feedback[k]  # type: ignore[attr-defined]
         signals.insert(0, g)
         delta = g * net.f_grad(hs[k])
     return signals
@@ -160,3 +161,12 @@ def test_chunked_evaluation_equals_one_pass(dataset: str) -> None:
     else:
         hits = logits.argmax(axis=1) == y.argmax(axis=1)
         assert result["accuracy"] == pytest.approx(float(hits.mean()))
+
+
+def test_saturation_thresholds_are_the_documented_share_of_the_derivative_peak() -> None:
+    from synthgrad_core.diagnostics import _SATURATION
+    from synthgrad_core.nn import sigmoid_grad, tanh_grad
+
+    edge = _SATURATION["sigmoid"]
+    assert float(sigmoid_grad(np.array(edge))) / 0.25 == pytest.approx(0.08, abs=0.005)
+    assert float(tanh_grad(np.array(_SATURATION["tanh"]))) / 1.0 == pytest.approx(0.02, abs=0.001)

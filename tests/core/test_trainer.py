@@ -32,7 +32,7 @@ def test_dni_with_oracle_module_equals_backprop_step_for_step(activation: str) -
     cfg = dataclasses.replace(SMALL, activation=activation, diagnostics_every=1)
     backprop = Trainer(dataclasses.replace(cfg, method="backprop"))
     dni = Trainer(dataclasses.replace(cfg, method="dni"))
-    dni.modules = [OracleModule(dni, k) for k in range(len(cfg.hidden or ()))]
+    dni.rule.modules = [OracleModule(dni, k) for k in range(len(cfg.hidden or ()))]  # type: ignore[attr-defined]
     steps = 0
     while not backprop.done:
         backprop.step()
