@@ -10,14 +10,23 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 
 from .deps import OWNER_COOKIE, Manager, Token
-from .metrics import downsample, select_fields, to_csv
-from .runs import RunNotFound
-from .schemas import CreateRun
+from .messages import CloseCode, envelope
+from .metrics import downsample, numeric_keys, select_fields, to_csv
+from .schemas import CreatedRun, CreateRun, Health, Metrics, RunOut, RunView
+from .status import RunNotFound
+
+#: Error statuses documented for the routes that act on one run.
+ONE_RUN: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
+CONTROL: dict[int | str, dict[str, Any]] = {
+    **ONE_RUN,
+    403: {"description": "needs the run's owner token or the admin token"},
+    409: {"description": "the run's status does not allow this"},
+}
 
 router = APIRouter()
 
 
-@router.get("/api/health")
+@router.get("/api/health", response_model=Health)
 def health(
     request: Request,
     manager: Manager,
@@ -37,7 +46,15 @@ def health(
     }
 
 
-@router.post("/api/runs", status_code=201)
+@router.post(
+    "/api/runs",
+    status_code=201,
+    response_model=CreatedRun,
+    responses={
+        403: {"description": "read-only server"},
+        429: {"description": "the server keeps no more runs"},
+    },
+)
 def create_run(
     body: CreateRun, manager: Manager, token: Token, response: Response
 ) -> dict[str, Any]:
@@ -50,50 +67,56 @@ def create_run(
     return {**run.public(), "owner_token": owner_token}
 
 
-@router.get("/api/runs")
+@router.get("/api/runs", response_model=list[RunOut])
 def list_runs(manager: Manager) -> list[dict[str, Any]]:
     """All runs, newest first."""
     return [run.public() for run in manager.all_runs()]
 
 
-@router.get("/api/runs/{run_id}")
+@router.get("/api/runs/{run_id}", response_model=RunView, responses=ONE_RUN)
 def get_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """One run; `can_control` says whether the caller's token may pause, resume or stop it."""
     run = manager.get(run_id)
-    try:
-        manager.authorize(run, token)
-        can_control = True
-    except PermissionError:
-        can_control = False
-    return {**run.public(), "can_control": can_control}
+    return {**run.public(), "can_control": manager.can_control(run_id, token)}
 
 
-@router.post("/api/runs/{run_id}/pause")
+@router.post("/api/runs/{run_id}/pause", response_model=RunOut, responses=CONTROL)
 def pause_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Pause a running run at its next step boundary (owner or admin)."""
     return manager.pause(run_id, token).public()
 
 
-@router.post("/api/runs/{run_id}/resume")
+@router.post("/api/runs/{run_id}/resume", response_model=RunOut, responses=CONTROL)
 def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Resume a paused run (owner or admin)."""
     return manager.resume(run_id, token).public()
 
 
-@router.post("/api/runs/{run_id}/stop")
+@router.post("/api/runs/{run_id}/stop", response_model=RunOut, responses=CONTROL)
 def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Stop a run for good, keeping what it recorded (owner or admin)."""
     return manager.stop(run_id, token).public()
 
 
-@router.delete("/api/runs/{run_id}", status_code=204)
+@router.delete("/api/runs/{run_id}", status_code=204, responses=CONTROL)
 def delete_run(run_id: str, manager: Manager, token: Token) -> Response:
     """Delete a run and its metrics (owner or admin)."""
     manager.delete(run_id, token)
     return Response(status_code=204)
 
 
-@router.get("/api/runs/{run_id}/metrics", response_model=None)
+@router.get(
+    "/api/runs/{run_id}/metrics",
+    response_model=None,
+    responses={
+        200: {
+            "model": Metrics,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "the records as JSON, or as CSV with format=csv",
+        },
+        **ONE_RUN,
+    },
+)
 def get_metrics(
     run_id: str,
     manager: Manager,
@@ -109,29 +132,13 @@ def get_metrics(
     texts = manager.records(run_id)
     wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     if wanted is None and max_points is None and format == "json":
-        body = (
-            '{"run_id":'
-            + json.dumps(run_id)
-            + ',"count":'
-            + str(len(texts))
-            + ',"downsampled":false,"records":['
-            + ",".join(texts)
-            + "]}"
-        )
-        return Response(body, media_type="application/json")
+        head = {"run_id": run_id, "count": len(texts), "downsampled": False}
+        return Response(envelope(head, records=texts), media_type="application/json")
     records = [json.loads(t) for t in texts]
-    downsampled = False
-    if max_points is not None and len(records) > max_points:
-        keys = wanted or sorted(
-            {
-                k
-                for r in records[:50]
-                for k, v in r.items()
-                if isinstance(v, (int, float)) and k != "step"
-            }
-        )
-        records = [records[i] for i in downsample(records, max_points, keys)]
-        downsampled = True
+    downsampled = max_points is not None and len(records) > max_points
+    if max_points is not None and downsampled:
+        keep = downsample(records, max_points, wanted or numeric_keys(records[:50]))
+        records = [records[i] for i in keep]
     records = [select_fields(r, wanted) for r in records]
     if format == "csv":
         return Response(
@@ -149,12 +156,12 @@ async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None
     """Live stream of one run: snapshot (or missed records after `after`), metrics, status."""
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
-        await websocket.close(code=1008, reason="cross-origin websocket refused")
+        await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
         return
     try:
         websocket.app.state.manager.get(run_id)
     except RunNotFound:
-        await websocket.close(code=1008, reason="no such run")
+        await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
     await websocket.accept()
     await websocket.app.state.hub.serve(

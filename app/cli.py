@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where runs train: own processes or server threads (env SYNTHGRAD_EXECUTOR; process)",
     )
     serve_cmd.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="how much the server logs (env SYNTHGRAD_LOG_LEVEL; info)",
+    )
+    serve_cmd.add_argument(
         "--admin-token", help="token that controls every run (env SYNTHGRAD_ADMIN_TOKEN)"
     )
     serve_cmd.add_argument(

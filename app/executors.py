@@ -7,7 +7,7 @@ slices obeys pause, resume and stop. An `Executor` opens sessions. Two exist:
 - `ThreadExecutor`: the trainer runs in the manager's thread for the run. No
   copies, but small-array numpy holds the GIL: two runs in threads share one
   core's worth of Python (docs/benchmarks.md, "Concurrency").
-- `ProcessExecutor`: the trainer runs in a child process (forkserver: started
+- `ProcessExecutor` (app/process.py): the trainer runs in a child process (forkserver: started
   from a clean, preloaded server process, not forked from the threaded one);
   slices of up to `slice_seconds` of records come back through a pipe. Runs
   use every core.
@@ -21,17 +21,13 @@ process executor must guard its entry point with `if __name__ == "__main__":`
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import time
-import traceback
-from multiprocessing.connection import Connection
+import logging
 from typing import Any, NamedTuple, Protocol
 
-from synthgrad_core import ConfigError, TrainConfig, Trainer, dumps
+from synthgrad_core import TrainConfig, Trainer, dumps
 
 Record = dict[str, Any]
+log = logging.getLogger("synthgrad.executors")
 
 
 class Entry(NamedTuple):
@@ -63,7 +59,14 @@ TRAINING_NICENESS = 10
 
 
 class TrainingFailed(RuntimeError):
-    """The trainer raised or its process died; the message says what happened."""
+    """The trainer raised or its process died; the message says what happened.
+
+    `details` holds the training process's traceback when there is one.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class Session(Protocol):
@@ -150,128 +153,13 @@ class ThreadExecutor:
         pass
 
 
-# -- processes -----------------------------------------------------------------
-def _serve_trainer(conn: Connection, config: dict[str, Any], slice_seconds: float) -> None:
-    """The child process: build the trainer, then answer the parent's requests until `close`."""
-    # Training is batch work: the server process (event loop, store writer) comes first
-    # when the cores are busy, so pages and websockets stay responsive.
-    with contextlib.suppress(OSError):
-        os.nice(TRAINING_NICENESS)
-    try:
-        trainer = Trainer(TrainConfig.from_dict(config))
-    except (ConfigError, OSError, ValueError) as exc:
-        conn.send(("invalid", type(exc).__name__, str(exc)))
-        return
-    conn.send(("ready", trainer.total_steps))
-    try:
-        while True:
-            request = conn.recv()
-            if request == "advance":
-                # Encoded here, in parallel with the server, not in the server's writer.
-                records = [entry(trainer.step())]
-                deadline = time.perf_counter() + slice_seconds
-                while not trainer.done and time.perf_counter() < deadline:
-                    records.append(entry(trainer.step()))
-                conn.send(
-                    ("records", records, trainer.elapsed, trainer.status, trainer.diverged_at)
-                )
-            elif request == "summary":
-                conn.send(("summary", trainer.summary()))
-            else:  # "close"
-                return
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return  # the parent went away
-    except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-
-
-class ProcessSession:
-    """A trainer in a child process, driven in lockstep over a pipe."""
-
-    def __init__(self, ctx: Any, config: dict[str, Any], slice_seconds: float) -> None:
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=_serve_trainer, args=(child, config, slice_seconds), daemon=True
-        )
-        self._process.start()
-        child.close()
-        reply = self._receive()
-        if reply[0] == "invalid":
-            self.close()
-            kind, message = reply[1], reply[2]
-            if kind == "ConfigError":
-                field, _, detail = message.partition(": ")
-                raise ConfigError(field, detail)
-            raise ValueError(message) if kind == "ValueError" else OSError(message)
-        self.total_steps: int = reply[1]
-        self._elapsed = 0.0
-        self._status = "running"
-        self._diverged_at: int | None = None
-
-    @property
-    def elapsed(self) -> float:
-        return self._elapsed
-
-    @property
-    def status(self) -> str:
-        return self._status
-
-    @property
-    def diverged_at(self) -> int | None:
-        return self._diverged_at
-
-    def _receive(self) -> tuple[Any, ...]:
-        try:
-            reply: tuple[Any, ...] = self._conn.recv()
-        except (EOFError, OSError) as exc:
-            code = self._process.exitcode
-            raise TrainingFailed(f"the training process died (exit code {code})") from exc
-        if reply[0] == "failed":
-            raise TrainingFailed(reply[1])
-        return reply
-
-    @property
-    def done(self) -> bool:
-        return self._status != "running"
-
-    def advance(self) -> list[Entry]:
-        self._conn.send("advance")
-        _, records, self._elapsed, self._status, self._diverged_at = self._receive()
-        return list(records)
-
-    def summary(self) -> dict[str, Any]:
-        self._conn.send("summary")
-        return dict(self._receive()[1])
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send("close")
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
-        self._conn.close()
-
-
-class ProcessExecutor:
-    name = "process"
-
-    def __init__(self, slice_seconds: float = 0.01) -> None:
-        self.slice_seconds = slice_seconds
-        self._ctx = multiprocessing.get_context("forkserver")
-        # The fork server imports the engine once; each run's process starts from it.
-        self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
-
-    def open(self, config: dict[str, Any]) -> Session:
-        return ProcessSession(self._ctx, config, self.slice_seconds)
-
-    def shutdown(self) -> None:
-        pass
-
-
-def make_executor(name: str) -> Executor:
+def make_executor(name: str, slice_seconds: float = 0.01) -> Executor:
+    """The executor called `name`; `slice_seconds` is how much training one pipe message holds."""
     if name == "thread":
         return ThreadExecutor()
     if name == "process":
-        return ProcessExecutor()
+        from .process import ProcessExecutor
+
+        log.info("training processes start from a fork server (slices of %g s)", slice_seconds)
+        return ProcessExecutor(slice_seconds)
     raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}, not {name!r}")

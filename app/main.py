@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,19 +16,26 @@ from .api import router as api_router
 from .looplag import LoopLagMonitor
 from .pages import mount_static
 from .pages import router as pages_router
-from .runs import Conflict, Forbidden, RunManager, RunNotFound, TooManyRuns
+from .runs import RunManager
 from .settings import Settings
+from .status import Conflict, Forbidden, RunNotFound, TooManyRuns
 from .stream import StreamHub
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fresh app with its own manager and database; tests build one each."""
     settings = settings or Settings()
+    logging.getLogger("synthgrad").setLevel(settings.log_level.upper())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = RunManager(settings)
-        hub = StreamHub(manager, asyncio.get_running_loop())
+        hub = StreamHub(
+            manager,
+            asyncio.get_running_loop(),
+            interval=settings.flush_interval,
+            max_pending=settings.stream_backlog,
+        )
         loop_lag = LoopLagMonitor()
         loop_lag.start()
         app.state.manager, app.state.hub, app.state.loop_lag = manager, hub, loop_lag

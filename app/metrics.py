@@ -21,7 +21,8 @@ def downsample(
 
     Buckets split the step range evenly; each key contributes the record of its
     smallest and of its largest value in every bucket (among records that hold
-    the key), so spikes survive. The first and last records are always kept.
+    the key), so spikes survive. Non-finite values (null) are always kept. The
+    first and last records are always kept.
     """
     n = len(records)
     if n <= max_points:
@@ -34,20 +35,39 @@ def downsample(
     edges = [round(b * n / buckets) for b in range(buckets + 1)]
     for lo, hi in itertools.pairwise(edges):
         for key in keys:
-            best_lo = best_hi = None
-            for i in range(lo, hi):
-                value = records[i].get(key)
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
-                    if value is None and key in records[i]:
-                        keep.add(i)  # a non-finite value is news: never drop it
-                    continue
-                if best_lo is None or value < records[best_lo][key]:
-                    best_lo = i
-                if best_hi is None or value > records[best_hi][key]:
-                    best_hi = i
-            if best_lo is not None and best_hi is not None:
-                keep.update((best_lo, best_hi))
+            keep.update(_extremes(records, lo, hi, key))
     return sorted(keep)
+
+
+def _extremes(records: Sequence[dict[str, Any]], lo: int, hi: int, key: str) -> set[int]:
+    """Indices in [lo, hi) of the smallest and largest finite `key`, and of every null `key`."""
+    found: set[int] = set()
+    best_lo = best_hi = None
+    for i in range(lo, hi):
+        value = records[i].get(key)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if value is None and key in records[i]:
+                found.add(i)  # a non-finite value is news: never drop it
+            continue
+        if best_lo is None or value < records[best_lo][key]:
+            best_lo = i
+        if best_hi is None or value > records[best_hi][key]:
+            best_hi = i
+    if best_lo is not None and best_hi is not None:
+        found.update((best_lo, best_hi))
+    return found
+
+
+def numeric_keys(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Every numeric field of `records` but `step`, sorted."""
+    return sorted(
+        {
+            k
+            for r in records
+            for k, v in r.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"
+        }
+    )
 
 
 def select_fields(record: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from synthgrad_core.config import config_fields
+from synthgrad_core.config import FIELD_SPECS, TrainConfig
+from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
 
 from .deps import Manager
+from .status import ACTIVE, TERMINAL
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,29 +58,41 @@ def plotly_js(request: Request) -> Response:
 
 
 def form_fields() -> list[dict[str, Any]]:
-    """What the new-run form shows for each config field: help, unit, bounds, choices."""
-    out = []
-    for f in config_fields():
-        meta = f.metadata
-        out.append(
-            {
-                "name": f.name,
-                "help": meta["help"],
-                "unit": meta["unit"],
-                "min": meta["ge"] if meta["ge"] is not None else meta["gt"],
-                "max": meta["le"],
-                "choices": meta["choices"],
-                "default": None if f.default is None else f.default,
-                "integer": "int" in str(f.type),
-            }
-        )
-    return out
+    """What the new-run form shows for each config field (from its FieldSpec)."""
+    defaults = TrainConfig()
+    return [
+        {
+            "name": name,
+            "label": spec.label,
+            "help": spec.help,
+            "unit": spec.unit,
+            "kind": spec.kind,
+            "min": spec.minimum,
+            "max": spec.le,
+            "bounds": spec.bounds_text(),
+            "choices": spec.choices,
+            "default": getattr(defaults, name),
+            "integer": spec.integer,
+            "advanced": spec.advanced,
+        }
+        for name, spec in FIELD_SPECS.items()
+    ]
+
+
+#: What the browser code needs to know of records and statuses, from where they are defined.
+VOCABULARY = {
+    "statuses": {
+        "terminal": sorted(TERMINAL),
+        "active": sorted(ACTIVE),
+    },
+    "record_keys": {"hidden": list(HIDDEN_FIELDS), "layer": list(LAYER_FIELDS)},
+}
 
 
 def page(request: Request, template: str, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
     return templates.TemplateResponse(
-        request, template, {"read_only": settings.read_only, **context}
+        request, template, {"read_only": settings.read_only, "vocabulary": VOCABULARY, **context}
     )
 
 

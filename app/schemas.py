@@ -2,47 +2,46 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from synthgrad_core.config import MAX_LAYERS, MAX_WIDTH, config_fields
+from synthgrad_core.config import FIELD_SPECS, MAX_LAYERS, MAX_WIDTH, FieldSpec, TrainConfig
 
 NAME_MAX = 100
 
 
-def _config_field(f: dataclasses.Field[Any]) -> tuple[Any, Any]:
-    meta = f.metadata
-    bounds = {k: meta[k] for k in ("ge", "le", "gt") if meta[k] is not None}
-    default = None if f.default is dataclasses.MISSING else f.default
-    description = meta["help"] + (f" ({meta['unit']})" if meta["unit"] else "")
+def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
+    bounds: dict[str, Any] = {
+        k: v for k, v in (("ge", spec.ge), ("le", spec.le), ("gt", spec.gt)) if v is not None
+    }
+    default: Any = TrainConfig.__dataclass_fields__[name].default
+    description = spec.help + (f" ({spec.unit})" if spec.unit else "")
     kind: Any
-    if meta["choices"]:
-        kind = Literal[meta["choices"]]
+    if spec.kind == "choice":
+        kind = Literal[spec.choices]
         bounds = {}
-    elif f.name == "hidden":
+    elif spec.kind == "widths":
         kind = Annotated[
             list[Annotated[int, Field(**bounds)]], Field(min_length=1, max_length=MAX_LAYERS)
         ]
         bounds = {}
         description += f"; each width 1..{MAX_WIDTH}"
-    elif f.name == "data_path":
+    elif spec.kind == "path":
         kind = Annotated[str, Field(max_length=4096)]
-    elif "int" in str(f.type):
-        kind = int
     else:
-        kind = float
+        kind = int if spec.kind == "int" else float
     if default is None:
         kind = kind | None
-    return kind, Field(default=default, description=description, **bounds)
+    field: Any = Field(default=default, description=description, title=spec.label, **bounds)
+    return kind, field
 
 
 RunConfig = create_model(  # type: ignore[call-overload]
     "RunConfig",
     __config__=ConfigDict(extra="forbid"),
     __doc__="A run's training config; omitted fields take the dataset's defaults.",
-    **{f.name: _config_field(f) for f in config_fields()},
+    **{name: _config_field(name, spec) for name, spec in FIELD_SPECS.items()},
 )
 
 
@@ -52,3 +51,63 @@ class CreateRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
+
+
+# -- responses ------------------------------------------------------------------
+class RunSummary(BaseModel):
+    """Latest numbers of a run (null until known); diverged runs add `diverged_at`."""
+
+    model_config = ConfigDict(extra="allow")
+    loss: float | None = None
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+
+
+class RunOut(BaseModel):
+    """A run as the API shows it (never its owner token's hash)."""
+
+    id: str
+    name: str
+    status: str = Field(description="queued, running, paused, finished, stopped, diverged, ...")
+    config: dict[str, Any] = Field(description="the resolved training config")
+    step: int
+    total_steps: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    summary: RunSummary
+    steps_per_second: float | None
+
+
+class CreatedRun(RunOut):
+    owner_token: str = Field(description="controls this run; also set as the owner cookie")
+
+
+class RunView(RunOut):
+    can_control: bool = Field(description="whether the caller may pause, resume, stop, delete")
+
+
+class StreamStats(BaseModel):
+    clients: int
+    largest_backlog: int
+    backlog_limit: int
+    dropped: int
+
+
+class Health(BaseModel):
+    status: str
+    runs: int
+    active: int
+    executor: str
+    stream: StreamStats
+    loop_lag_ms: dict[str, Any]
+
+
+class Metrics(BaseModel):
+    """Stored step records of a run (each a JSON object of the engine's record fields)."""
+
+    run_id: str
+    count: int
+    downsampled: bool
+    records: list[dict[str, Any]]

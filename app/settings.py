@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .executors import EXECUTORS
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: How an environment variable's text becomes each kind of setting.
+_PARSERS: dict[Any, Any] = {
+    bool: lambda raw: raw.strip().lower() in ("1", "true", "yes", "on"),
+    int: int,
+    float: float,
+}
 
 #: Short names the spec and the docs use for some variables.
 ENV_ALIASES = {"max_concurrent_runs": "SYNTHGRAD_MAX_RUNS"}
@@ -50,6 +59,12 @@ class Settings:
     shutdown_timeout: float = 3.0
     #: where runs train: "process" (one process per run, every core) or "thread".
     executor: str = "process"
+    #: seconds of training a process-executor run sends per pipe message.
+    pipe_slice: float = 0.01
+    #: most live records a websocket client may have pending; past it the backlog is thinned.
+    stream_backlog: int = 4000
+    #: level of the server's log (debug, info, warning, error).
+    log_level: str = "info"
 
     def __post_init__(self) -> None:
         if not 0 < self.flush_interval <= 1.0:
@@ -60,6 +75,12 @@ class Settings:
             raise ValueError("port: must be between 1 and 65535")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}")
+        if not 0 < self.pipe_slice <= 1.0:
+            raise ValueError("pipe_slice: must be > 0 and <= 1 second")
+        if self.stream_backlog < 10:
+            raise ValueError("stream_backlog: must be >= 10 records")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
 
     @property
     def concurrency(self) -> int:
@@ -69,18 +90,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
         """Defaults, then SYNTHGRAD_* variables, then explicit overrides (the CLI's flags)."""
         values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             raw = env.get(f"SYNTHGRAD_{f.name.upper()}", env.get(ENV_ALIASES.get(f.name, "")))
             if raw is None:
                 continue
-            kind = str(f.type)
-            if "bool" in kind:
-                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif "int" in kind:
-                values[f.name] = int(raw)
-            elif "float" in kind:
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
+            try:
+                values[f.name] = _PARSERS.get(hints[f.name], str)(raw)
+            except ValueError:
+                raise ValueError(f"{f.name}: cannot read {raw!r} from the environment") from None
         values.update(overrides)
         return cls(**values)

@@ -14,12 +14,14 @@ import contextlib
 import json
 import threading
 import time
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .events import DeletedEvent, Event, MetricsEvent, StatusEvent
+from .messages import CloseCode, envelope, metrics_message, status_message
 from .metrics import HEADLINE_KEYS, downsample
-from .runs import RunManager, RunNotFound, RunStatus
+from .runs import RunManager
+from .status import RunNotFound, RunStatus
 
 #: Most records a snapshot carries (older history is min/max downsampled to this).
 SNAPSHOT_POINTS = 1000
@@ -35,16 +37,16 @@ class Client:
     def __init__(self, max_pending: int) -> None:
         self.records: list[str] = []
         self.steps: list[int] = []
-        self.statuses: list[dict[str, Any]] = []
+        self.statuses: list[StatusEvent | DeletedEvent] = []
         self.gap = False
         self.max_pending = max_pending
         self.wake = asyncio.Event()
         self.dropped = 0
 
-    def offer(self, event: dict[str, Any]) -> None:
-        if event["kind"] == "metrics":
-            self.records.extend(event["records"])
-            self.steps.extend(event["steps"])
+    def offer(self, event: Event) -> None:
+        if isinstance(event, MetricsEvent):
+            self.records.extend(event.records)
+            self.steps.extend(event.steps)
             if len(self.records) > self.max_pending:
                 # Thin the backlog to half, evenly: this client loses intermediate points only.
                 keep = range(0, len(self.records), 2)
@@ -64,9 +66,10 @@ class StreamHub:
         self,
         manager: RunManager,
         loop: asyncio.AbstractEventLoop,
-        interval: float = 0.1,
-        max_pending: int = 4000,
+        interval: float,
+        max_pending: int,
     ) -> None:
+        """`interval` is the recorder's flush interval, which paces live batches."""
         self.manager = manager
         self.loop = loop
         self.interval = interval
@@ -91,13 +94,13 @@ class StreamHub:
             "dropped": sum(c.dropped for c in clients) + self.dropped_by_departed,
         }
 
-    def _from_thread(self, event: dict[str, Any]) -> None:
+    def _from_thread(self, event: Event) -> None:
         # A closed loop means shutting down: nobody is left to tell.
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._dispatch, event)
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        for client in self.clients.get(event["run_id"], ()):
+    def _dispatch(self, event: Event) -> None:
+        for client in self.clients.get(event.run_id, ()):
             client.offer(event)
 
     async def serve(self, websocket: WebSocket, run_id: str, after: int | None) -> None:
@@ -105,7 +108,7 @@ class StreamHub:
         try:
             run = self.manager.get(run_id)
         except RunNotFound:
-            await websocket.close(code=4404, reason="no such run")
+            await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
             return
         client = Client(self.max_pending)
         self.clients.setdefault(run_id, set()).add(client)
@@ -145,12 +148,19 @@ class StreamHub:
                     last_send = time.monotonic()
                 statuses, client.statuses = client.statuses, []
                 for status in statuses:
-                    if status["kind"] == "deleted":
-                        await websocket.close(code=1000, reason="run deleted")
+                    if isinstance(status, DeletedEvent):
+                        await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
                         return
-                    await websocket.send_text(status_message(status))
-                    if RunStatus(status["status"]).terminal:
-                        await websocket.close(code=1000)
+                    await websocket.send_text(
+                        status_message(
+                            status.status,
+                            status.step,
+                            error=status.error,
+                            diverged_at=status.diverged_at,
+                        )
+                    )
+                    if RunStatus(status.status).terminal:
+                        await websocket.close(code=CloseCode.NORMAL)
                         return
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away; nothing to clean but our own registration
@@ -171,9 +181,7 @@ class StreamHub:
                 limit=REPLAY_LIMIT + 1,
             )
             if len(texts) <= REPLAY_LIMIT:
-                await websocket.send_text(
-                    status_message({"status": run.status.value, "step": run.step})
-                )
+                await websocket.send_text(status_message(run.status.value, run.step))
                 if texts:
                     last = json.loads(texts[-1])["step"]
                     await websocket.send_text(metrics_message(last, texts))
@@ -220,27 +228,19 @@ class StreamHub:
                 )
                 self._histories[run_id] = cached
         _, seq, downsampled, history = cached
-        text = (
-            '{"type":"snapshot","status":'
-            + json.dumps(status)
-            + ',"run":'
-            + json.dumps(public)
-            + ',"seq":'
-            + str(seq)
-            + ',"downsampled":'
-            + ("true" if downsampled else "false")
-            + ',"history":['
-            + history
-            + "]}"
-        )
-        return seq, text
+        fields = {
+            "type": "snapshot",
+            "status": status,
+            "run": public,
+            "seq": seq,
+            "downsampled": downsampled,
+        }
+        return seq, envelope(fields, history=history)
 
     async def _finish(self, websocket: WebSocket, run_id: str) -> None:
         run = self.manager.get(run_id)
-        await websocket.send_text(
-            status_message({"status": run.status.value, "step": run.step, "error": run.error})
-        )
-        await websocket.close(code=1000)
+        await websocket.send_text(status_message(run.status.value, run.step, error=run.error))
+        await websocket.close(code=CloseCode.NORMAL)
 
 
 async def _watch_disconnect(websocket: WebSocket) -> None:
@@ -252,23 +252,3 @@ async def _watch_disconnect(websocket: WebSocket) -> None:
                 return
     except (WebSocketDisconnect, RuntimeError):
         return
-
-
-def metrics_message(seq: int, record_texts: list[str], gap: bool = False) -> str:
-    """A `metrics` message built from records already encoded once (no NaN tokens in them)."""
-    return (
-        '{"type":"metrics","seq":'
-        + str(seq)
-        + (',"gap":true' if gap else "")
-        + ',"records":['
-        + ",".join(record_texts)
-        + "]}"
-    )
-
-
-def status_message(event: dict[str, Any]) -> str:
-    body = {"type": "status", "status": event["status"], "step": event.get("step")}
-    for key in ("error", "diverged_at"):
-        if event.get(key) is not None:
-            body[key] = event[key]
-    return json.dumps(body)

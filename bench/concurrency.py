@@ -19,8 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from app.runs import RunManager, RunStatus
+from app.runs import RunManager
 from app.settings import Settings
+from app.status import RunStatus
 
 ARTICLE = {
     "dataset": "addition",

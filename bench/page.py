@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import ARGS, CHROMIUM
-from tests.helpers import server_process
+from support.browser import ARGS, CHROMIUM
+from support.live import server_process
 
 ADDITION_STEPS_PER_EPOCH = 80  # 8-bit addition defaults: 800 training examples, batch 10
 

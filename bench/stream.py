@@ -39,7 +39,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.concurrency import ARTICLE
-from tests.helpers import descendants, rss_bytes, server_process
+from support.live import descendants, rss_bytes, server_process
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.settings import Settings  # noqa: E402
-from tests.e2e.conftest import ARGS, CHROMIUM  # noqa: E402
-from tests.helpers import live_server  # noqa: E402
+from support.browser import ARGS, CHROMIUM  # noqa: E402
+from support.live import live_server  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import server_process
+from support.live import server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,11 +1,15 @@
+"""Fixtures of the server tests; every test's log is searched for tokens."""
+
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app import access
 from app.main import create_app
 from app.settings import Settings
 
@@ -27,3 +31,35 @@ def settings(tmp_path: Path) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def log_has_no_tokens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every log line of the test, searched at the end for every token the server minted."""
+    minted: list[str] = [ADMIN]
+    real = access.new_token
+
+    def recording() -> str:
+        token = real()
+        minted.append(token)
+        return token
+
+    monkeypatch.setattr(access, "new_token", recording)
+    handler = Collect()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        root.removeHandler(handler)
+    leaks = [line for line in handler.lines for token in minted if token in line]
+    assert not leaks, f"a token reached the log: {leaks[:3]}"

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from app.main import create_app
 from app.settings import Settings
+from support.live import strict_json
 from synthgrad_core.config import config_fields
 
-from ..helpers import strict_json
 from .conftest import ADMIN
 
 SHORT = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 2}

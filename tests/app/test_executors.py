@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from app.executors import ProcessSession
-from app.runs import RunManager, RunStatus
+from app.events import Event, MetricsEvent
+from app.process import ProcessSession
+from app.runs import RunManager
 from app.settings import Settings
+from app.status import RunStatus
 from app.store import Store
+from support.live import strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
-from tests.helpers import strict_json
 
 CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
 
@@ -122,9 +124,9 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
         checked.append(len(steps))
         misses.extend(s for s in steps if s not in stored)
 
-    def listener(event: dict) -> None:  # type: ignore[type-arg]
-        if event["kind"] == "metrics" and event["steps"]:
-            reader = threading.Thread(target=check, args=(event["steps"], event["run_id"]))
+    def listener(event: Event) -> None:
+        if isinstance(event, MetricsEvent) and event.steps:
+            reader = threading.Thread(target=check, args=(event.steps, event.run_id))
             readers.append(reader)
             reader.start()
 

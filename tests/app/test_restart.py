@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..helpers import descendants, server_process, strict_json
+from support.live import descendants, server_process, strict_json
 
 
 @pytest.mark.timeout(180)

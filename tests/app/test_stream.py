@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from support.live import rss_bytes, server_process, strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
 
-from ..helpers import rss_bytes, server_process, strict_json
 from .test_api import create, wait_status
 
 MEDIUM = {"dataset": "addition", "bits": 8, "examples": 1000, "epochs": 40}

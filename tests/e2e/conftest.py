@@ -6,7 +6,6 @@ They skip only where no Chromium exists and SYNTHGRAD_REQUIRE_BROWSER is unset; 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,8 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
-
-from ..helpers import LiveServer, live_server
-
-CHROMIUM = os.environ.get("SYNTHGRAD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from support.browser import ARGS, CHROMIUM
+from support.live import LiveServer, live_server
 
 pytestmark = pytest.mark.e2e
 

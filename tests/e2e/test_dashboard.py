@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..helpers import LiveServer
+from support.live import LiveServer
 
 LONG = {"dataset": "addition", "bits": 8, "epochs": 3000}
 
@@ -122,11 +122,23 @@ def test_compare_page_shows_one_trace_per_run_and_differing_fields(
         ids.append(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
     page.goto(f"{server.url}/compare?runs={','.join(ids)}")
     wait_for(lambda: points(page) > 0, what="compare points")
-    traces = page.evaluate("""() => window.synthgradCharts.map((c) =>
-        c.div.data.filter((t) => t.showlegend !== false).map((t) => t.name))""")
+    traces = {}
+    for chart in page.locator(".chart").all():  # charts draw once they are on screen
+        chart.scroll_into_view_if_needed()
+        wait_for(lambda c=chart: c.evaluate("(d) => Boolean(d.data)"), what="a drawn chart")
+        traces[chart.get_attribute("id")] = chart.evaluate(
+            "(d) => d.data.filter((t) => t.showlegend !== false && !t.name.startsWith('no value'))"
+            ".map((t) => t.name)"
+        )
     assert len(traces) == 5  # loss, accuracy, fidelity, weights, module loss
-    for names in traces:
-        assert sorted(names) == ["digits backprop", "digits dni"]
+    runs = ["digits backprop", "digits dni"]
+    for chart_id, names in traces.items():
+        if chart_id == "chart-weights":  # every weight statistic, per run
+            assert sorted(names) == [
+                f"{r}: {s}" for r in runs for s in ("norm", "std", "update ratio")
+            ]
+        else:
+            assert sorted(names) == runs
     diff = page.locator("#diff-table .diff-row").all_inner_texts()
     assert any(row.startswith("method") for row in diff)
     assert not any(row.startswith("dataset") for row in diff)

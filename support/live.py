@@ -1,4 +1,4 @@
-"""Test helpers: a real uvicorn server in a thread on a free local port, strict JSON."""
+"""Live servers for tests, benchmarks and scripts: uvicorn in a thread or a process; strict JSON."""
 
 from __future__ import annotations
 

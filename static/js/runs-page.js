@@ -1,7 +1,7 @@
 // The runs page: a live table of runs, compare selection, and the new-run form with presets.
-"use strict";
-(function () {
-  const { formatNumber } = window.synthgrad;
+import { formatNumber } from "./controls.js";
+
+{
   const tbody = document.querySelector("#runs-table tbody");
   const compareButton = document.getElementById("compare-button");
   const selected = new Set();
@@ -126,4 +126,4 @@
     const run = await create(body);
     if (run) location.href = `/runs/${encodeURIComponent(run.id)}`;
   });
-})();
+}

@@ -1,0 +1,208 @@
+"""The process executor: each run's trainer in a child process, driven over a pipe.
+
+The child starts from a fork server (a clean process with the engine preloaded,
+not a fork of the threaded server) at lower priority; slices of up to
+`slice_seconds` of records come back as typed messages. As with any
+multiprocessing code, a script that builds a RunManager with this executor must
+guard its entry point with `if __name__ == "__main__":`; `synthgrad serve` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+from synthgrad_core import ConfigError, TrainConfig, Trainer
+
+from .executors import TRAINING_NICENESS, Entry, Session, TrainingFailed, entry
+
+
+# What crosses the pipe. Parent -> child: "advance", "summary" or "close".
+class Ready(NamedTuple):
+    total_steps: int
+
+
+class Invalid(NamedTuple):
+    """The config was refused while building the trainer."""
+
+    kind: str  # "ConfigError", "OSError" or "ValueError"
+    field: str  # the ConfigError's field, else ""
+    message: str
+
+    def error(self) -> Exception:
+        if self.kind == "ConfigError":
+            return ConfigError(self.field, self.message)
+        return ValueError(self.message) if self.kind == "ValueError" else OSError(self.message)
+
+
+class Slice(NamedTuple):
+    records: list[Entry]
+    elapsed: float
+    status: str
+    diverged_at: int | None
+
+
+class Summary(NamedTuple):
+    summary: dict[str, Any]
+
+
+class Failed(NamedTuple):
+    message: str
+    traceback: str
+
+
+Reply = Ready | Invalid | Slice | Summary | Failed
+
+
+def _refusal(exc: Exception) -> Invalid:
+    if isinstance(exc, ConfigError):
+        return Invalid("ConfigError", exc.field, exc.message)
+    return Invalid(type(exc).__name__ if isinstance(exc, ValueError) else "OSError", "", str(exc))
+
+
+def build_trainer(config: dict[str, Any]) -> Trainer:
+    return Trainer(TrainConfig.from_dict(config))
+
+
+def _serve_trainer(
+    conn: Connection,
+    config: dict[str, Any],
+    slice_seconds: float,
+    build: Callable[[dict[str, Any]], Trainer],
+) -> None:
+    """The child process: build the trainer, then answer the parent's requests until `close`."""
+    # Training is batch work: the server process (event loop, store writer) comes first
+    # when the cores are busy, so pages and websockets stay responsive.
+    with contextlib.suppress(OSError):
+        os.nice(TRAINING_NICENESS)
+    try:
+        trainer = build(config)
+    except (ConfigError, OSError, ValueError) as exc:
+        conn.send(_refusal(exc))
+        return
+    conn.send(Ready(trainer.total_steps))
+    try:
+        while True:
+            request = conn.recv()
+            if request == "advance":
+                # Encoded here, in parallel with the server, not in the server's writer.
+                records = [entry(trainer.step())]
+                deadline = time.perf_counter() + slice_seconds
+                while not trainer.done and time.perf_counter() < deadline:
+                    records.append(entry(trainer.step()))
+                conn.send(Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at))
+            elif request == "summary":
+                conn.send(Summary(trainer.summary()))
+            else:  # "close"
+                return
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the parent went away
+    except Exception as exc:
+        conn.send(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+class ProcessSession:
+    """A trainer in a child process, driven in lockstep over a pipe."""
+
+    def __init__(
+        self,
+        ctx: Any,
+        config: dict[str, Any],
+        slice_seconds: float,
+        build: Callable[[dict[str, Any]], Trainer] = build_trainer,
+    ) -> None:
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve_trainer, args=(child, config, slice_seconds, build), daemon=True
+        )
+        self._process.start()
+        child.close()
+        reply = self._receive()
+        if isinstance(reply, Invalid):
+            self.close()
+            raise reply.error()
+        assert isinstance(reply, Ready)
+        self.total_steps: int = reply.total_steps
+        self._elapsed = 0.0
+        self._status = "running"
+        self._diverged_at: int | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return self._elapsed
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def diverged_at(self) -> int | None:
+        return self._diverged_at
+
+    def _receive(self) -> Reply:
+        try:
+            reply: Reply = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._process.exitcode
+            raise TrainingFailed(f"the training process died (exit code {code})") from exc
+        if isinstance(reply, Failed):
+            raise TrainingFailed(reply.message, reply.traceback)
+        return reply
+
+    @property
+    def done(self) -> bool:
+        return self._status != "running"
+
+    def advance(self) -> list[Entry]:
+        self._conn.send("advance")
+        reply = self._receive()
+        assert isinstance(reply, Slice)
+        self._elapsed, self._status, self._diverged_at = (
+            reply.elapsed,
+            reply.status,
+            reply.diverged_at,
+        )
+        return reply.records
+
+    def summary(self) -> dict[str, Any]:
+        self._conn.send("summary")
+        reply = self._receive()
+        assert isinstance(reply, Summary)
+        return reply.summary
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send("close")
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+        self._conn.close()
+
+
+class ProcessExecutor:
+    name = "process"
+
+    def __init__(
+        self,
+        slice_seconds: float = 0.01,
+        build: Callable[[dict[str, Any]], Trainer] = build_trainer,
+    ) -> None:
+        """`build` makes the trainer in the child (a module-level function: it is pickled)."""
+        self.slice_seconds = slice_seconds
+        self.build = build
+        self._ctx = multiprocessing.get_context("forkserver")
+        # The fork server imports the engine once; each run's process starts from it.
+        self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
+
+    def open(self, config: dict[str, Any]) -> Session:
+        return ProcessSession(self._ctx, config, self.slice_seconds, self.build)
+
+    def shutdown(self) -> None:
+        pass

@@ -1,0 +1,72 @@
+"""One run's state as the manager keeps it: its row, its pending records, its control."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .executors import Entry, Session
+from .status import Control, RunStatus
+
+#: Summary fields every run object carries (null until known).
+SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
+
+
+@dataclass(eq=False)
+class Run:
+    id: str
+    name: str
+    config: dict[str, Any]
+    owner_hash: str
+    total_steps: int
+    created_at: float
+    status: RunStatus = RunStatus.QUEUED
+    started_at: float | None = None
+    finished_at: float | None = None
+    step: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    #: records the training thread made and the recorder has not stored yet
+    outbox: deque[Entry] = field(default_factory=deque, repr=False)
+    #: what the owner asked for, read by the training thread at each step boundary
+    control: Control | None = None
+    cond: threading.Condition = field(
+        default_factory=lambda: threading.Condition(threading.RLock()), repr=False
+    )
+    session: Session | None = field(default=None, repr=False)
+    thread: threading.Thread | None = field(default=None, repr=False)
+    last_streamed_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Run:
+        return cls(**{**row, "status": RunStatus(row["status"])})
+
+    def row(self) -> dict[str, Any]:
+        """The run as the store keeps it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "config": self.config,
+            "owner_hash": self.owner_hash,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "summary": self.summary,
+            "error": self.error,
+        }
+
+    def public(self) -> dict[str, Any]:
+        """The run object of the API (no secrets)."""
+        elapsed = self.session.elapsed if self.session is not None else None
+        row = self.row()
+        del row["owner_hash"]
+        row["summary"] = {key: self.summary.get(key) for key in SUMMARY_KEYS} | {
+            k: v for k, v in self.summary.items() if k not in SUMMARY_KEYS
+        }
+        row["steps_per_second"] = self.step / elapsed if elapsed else None
+        return row

@@ -1,0 +1,77 @@
+"""Run statuses with every allowed change in one table, the controls an owner sends, and errors."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return not TRANSITIONS[self]
+
+
+#: Every allowed status change, in one place.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.RUNNING, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED}
+    ),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.PAUSED,
+            RunStatus.FINISHED,
+            RunStatus.STOPPED,
+            RunStatus.DIVERGED,
+            RunStatus.FAILED,
+            RunStatus.INTERRUPTED,
+        }
+    ),
+    RunStatus.PAUSED: frozenset(
+        {RunStatus.RUNNING, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED}
+    ),
+    RunStatus.FINISHED: frozenset(),
+    RunStatus.STOPPED: frozenset(),
+    RunStatus.DIVERGED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.INTERRUPTED: frozenset(),
+}
+ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED})
+TERMINAL = frozenset(s for s in RunStatus if s.terminal)
+
+
+class Control(enum.StrEnum):
+    """What the manager asks of a training thread, obeyed at the next step boundary."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    SHUTDOWN = "shutdown"  # the server is closing: the run becomes `interrupted`
+
+    @property
+    def final_status(self) -> RunStatus:
+        return RunStatus.STOPPED if self is Control.STOP else RunStatus.INTERRUPTED
+
+
+class RunNotFound(KeyError):
+    """No run has this id."""
+
+
+class Conflict(RuntimeError):
+    """The action does not fit the run's status."""
+
+
+class Forbidden(PermissionError):
+    """The caller holds neither the run's owner token nor the admin token."""
+
+
+class TooManyRuns(RuntimeError):
+    """The store holds the most runs it may; delete some first."""

@@ -1,0 +1,70 @@
+// The compare page: one trace per run in each chart (each chart's compare key), and the
+// config fields that differ.
+import { CHARTS } from "./chart-specs.js";
+import { bindControls } from "./controls.js";
+import { LiveChart } from "./live-chart.js";
+import { RunStream } from "./run-stream.js";
+
+const runs = JSON.parse(document.getElementById("runs-data").textContent);
+const view = { smoothing: 0, log: false, fullRange: false, x: "step", layer: 1 };
+const container = document.getElementById("charts");
+const records = Object.fromEntries(runs.map((r) => [r.id, []]));
+let charts = [];
+
+// Differing config fields, one column per run.
+const table = document.getElementById("diff-table");
+const head = table.createTHead().insertRow();
+head.insertCell().textContent = "field";
+for (const r of runs) {
+  const cell = head.insertCell();
+  const link = document.createElement("a");
+  link.href = `/runs/${encodeURIComponent(r.id)}`;
+  link.textContent = r.name;
+  cell.appendChild(link);
+}
+const keys = [...new Set(runs.flatMap((r) => Object.keys(r.config)))];
+const show = (v) => (Array.isArray(v) ? v.join(",") : String(v));
+const body = table.createTBody();
+for (const key of keys) {
+  const values = runs.map((r) => show(r.config[key]));
+  if (new Set(values).size < 2) continue;
+  const row = body.insertRow();
+  row.className = "diff-row";
+  row.insertCell().textContent = key;
+  values.forEach((v) => { row.insertCell().textContent = v; });
+}
+
+const maxLayers = Math.max(1, ...runs.map((r) => r.config.hidden.length));
+function buildCharts() {
+  container.replaceChildren();
+  charts = CHARTS.filter((spec) => !spec.only || runs.some(spec.only)).map((spec) => {
+    const chart = new LiveChart(container, spec, view, () => view.layer);
+    for (const r of runs) {
+      if (spec.compareAll) {
+        for (const trace of spec.traces(view.layer)) chart.addTrace(r.id, trace.key, `${r.name}: ${trace.name}`, trace.axis);
+      } else {
+        chart.addTrace(r.id, spec.compare(view.layer).key, r.name);
+        chart.compareLabel = () => spec.compare(view.layer).label;
+      }
+    }
+    for (const r of runs) chart.push(r.id, records[r.id]);
+    return chart;
+  });
+  window.synthgradCharts = charts;
+}
+const layerSelect = bindControls(view, () => charts, Array.from({ length: maxLayers }, (_, i) => i + 1));
+layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.value); buildCharts(); });
+buildCharts();
+
+for (const r of runs) {
+  new RunStream(r.id, {
+    onSnapshot(msg) {
+      records[r.id] = msg.history;
+      charts.forEach((c) => { c.reset(r.id); c.push(r.id, msg.history); });
+    },
+    onMetrics(batch) {
+      records[r.id].push(...batch);
+      charts.forEach((c) => c.push(r.id, batch));
+    },
+  });
+}

@@ -1,0 +1,129 @@
+// The run page: status, progress, owner controls, live charts, config, share link.
+import { CHARTS } from "./chart-specs.js";
+import { bindControls, formatNumber } from "./controls.js";
+import { LiveChart } from "./live-chart.js";
+import { RunStream } from "./run-stream.js";
+import { ACTIVE, TERMINAL } from "./vocabulary.js";
+
+let run = JSON.parse(document.getElementById("run-data").textContent);
+const view = { smoothing: 0, log: false, fullRange: false, x: "step", layer: 1 };
+const container = document.getElementById("charts");
+const layers = run.config.hidden.map((_, i) => i + 1);
+let charts = [];
+let records = []; // everything received, to rebuild charts when the layer changes
+
+function buildCharts() {
+  container.replaceChildren();
+  charts = CHARTS.filter((spec) => !spec.only || spec.only(run)).map((spec) => {
+    const chart = new LiveChart(container, spec, view, () => view.layer);
+    for (const trace of spec.traces(view.layer)) chart.addTrace(run.id, trace.key, trace.name, trace.axis);
+    chart.totalPoints = () => (lastRecord ? lastRecord.step : run.step);
+    chart.push(run.id, records);
+    return chart;
+  });
+  window.synthgradCharts = charts;
+}
+
+const layerSelect = bindControls(view, () => charts, layers);
+layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.value); buildCharts(); });
+
+const statusEl = document.getElementById("status");
+const progressBar = document.getElementById("progress-bar");
+const progressText = document.getElementById("progress-text");
+const banner = document.getElementById("banner");
+let lastRecord = null;
+
+function showStatus(status, extra = {}) {
+  run.status = status;
+  statusEl.textContent = status;
+  statusEl.className = `status status-${status}`;
+  if (status === "diverged") {
+    banner.hidden = false;
+    banner.textContent = `This run diverged at step ${extra.diverged_at ?? extra.step ?? run.step}: a loss or weight became non-finite.`;
+  } else if (status === "failed" || status === "interrupted") {
+    banner.hidden = false;
+    banner.textContent = status === "failed" ? `This run failed: ${extra.error || run.error || "unknown error"}` :
+      "This run was interrupted when the server stopped; what it recorded is kept.";
+  }
+  updateControls();
+}
+
+function showProgress() {
+  const step = lastRecord ? lastRecord.step : run.step;
+  const fraction = run.total_steps ? step / run.total_steps : 0;
+  progressBar.style.width = `${(100 * fraction).toFixed(1)}%`;
+  let text = `step ${step} / ${run.total_steps}`;
+  if (lastRecord && lastRecord.wall_time > 0) {
+    const rate = step / lastRecord.wall_time;
+    if (run.status === "running") text += ` · ${rate.toFixed(0)} steps/s · ETA ${((run.total_steps - step) / rate).toFixed(0)} s`;
+    text += ` · loss ${formatNumber(lastRecord.loss)} · accuracy ${formatNumber(lastRecord.accuracy, 3)}`;
+  }
+  progressText.textContent = text;
+}
+
+// Owner controls: shown only where the API says this browser may control the run.
+const controls = document.getElementById("controls");
+let canControl = false;
+function updateControls() {
+  controls.hidden = !canControl;
+  document.getElementById("pause-button").disabled = run.status !== "running";
+  document.getElementById("resume-button").disabled = run.status !== "paused";
+  document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
+}
+fetch(`/api/runs/${encodeURIComponent(run.id)}`).then((r) => r.json()).then((fresh) => {
+  canControl = Boolean(fresh.can_control);
+  updateControls();
+});
+for (const action of ["pause", "resume", "stop"]) {
+  document.getElementById(`${action}-button`).addEventListener("click", async () => {
+    const response = await fetch(`/api/runs/${encodeURIComponent(run.id)}/${action}`, { method: "POST" });
+    const body = await response.json();
+    if (response.ok) showStatus(body.status);
+    else { banner.hidden = false; banner.textContent = body.detail; }
+  });
+}
+
+document.getElementById("share-button").addEventListener("click", async (e) => {
+  const link = location.href;
+  try { await navigator.clipboard.writeText(link); e.target.textContent = "Link copied"; }
+  catch { window.prompt("Copy this link:", link); }
+});
+
+const configTable = document.getElementById("config-table");
+for (const [key, value] of Object.entries(run.config)) {
+  const row = configTable.insertRow();
+  row.insertCell().textContent = key;
+  row.insertCell().textContent = Array.isArray(value) ? value.join(",") : String(value);
+}
+
+const connection = document.getElementById("connection");
+buildCharts();
+showStatus(run.status, run.summary || {});
+showProgress();
+new RunStream(run.id, {
+  onSnapshot(msg) {
+    run = { ...run, ...msg.run };
+    records = msg.history;
+    lastRecord = records[records.length - 1] || null;
+    charts.forEach((c) => { c.reset(run.id); c.push(run.id, records); });
+    showStatus(msg.status, msg.run.summary || {});
+    showProgress();
+  },
+  onMetrics(batch) {
+    records.push(...batch);
+    if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
+    lastRecord = batch[batch.length - 1];
+    charts.forEach((c) => c.push(run.id, batch));
+    showProgress();
+  },
+  onStatus(msg) {
+    if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
+    showStatus(msg.status, msg);
+    showProgress();
+  },
+  onConnection(state) {
+    const ended = TERMINAL.has(run.status);
+    connection.textContent = state === "reconnecting" ? "reconnecting…" : state === "live" && !ended ? "live" : "";
+    connection.className = `conn conn-${state}`;
+  },
+});

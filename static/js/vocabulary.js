@@ -1,0 +1,9 @@
+// What the server says about records and statuses (templates/base.html embeds it), read once.
+const data = JSON.parse(document.getElementById("vocabulary").textContent);
+
+export const TERMINAL = new Set(data.statuses.terminal); // a run that will never change again
+export const ACTIVE = new Set(data.statuses.active);
+export const HIDDEN_FIELDS = data.record_keys.hidden; // record keys `${field}_h${i}`
+export const LAYER_FIELDS = data.record_keys.layer; // record keys `${field}_l${i}`
+export const hiddenKey = (field, layer) => `${field}_h${layer}`;
+export const layerKey = (field, layer) => `${field}_l${layer}`;

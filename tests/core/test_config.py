@@ -1,0 +1,61 @@
+"""TrainConfig: the field descriptions, resolve(), the split sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from synthgrad_core import ConfigError, TrainConfig, Trainer
+from synthgrad_core.config import (
+    FIELD_SPECS,
+    ResolvedConfig,
+    config_fields,
+    planned_steps,
+    split_sizes,
+)
+
+
+def test_every_field_has_one_description_with_a_plain_label() -> None:
+    assert list(FIELD_SPECS) == [f.name for f in config_fields()]
+    for name, spec in FIELD_SPECS.items():
+        assert spec.label and spec.label[0].isupper() and "_" not in spec.label, name
+        assert spec.kind in ("int", "float", "choice", "widths", "path"), name
+        assert (spec.kind == "choice") == (spec.choices is not None), name
+    main = [spec.label for spec in FIELD_SPECS.values() if not spec.advanced]
+    for label in ("Dataset", "Learning rule", "Hidden layers", "Activation", "Epochs"):
+        assert label in main
+
+
+@pytest.mark.parametrize("dataset", ["addition", "digits"])
+def test_resolve_leaves_no_field_unset(dataset: str) -> None:
+    cfg = TrainConfig(dataset=dataset).resolve()
+    assert isinstance(cfg, ResolvedConfig)
+    unset = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None]
+    assert unset == ["data_path"]
+
+
+def test_resolving_twice_validates_again() -> None:
+    cfg = dataclasses.replace(TrainConfig(dataset="digits").resolve(), epochs=0)
+    with pytest.raises(ConfigError, match="epochs: must be >= 1"):
+        cfg.resolve()
+
+
+def test_a_non_number_in_a_number_field_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="learning_rate: must be a number"):
+        TrainConfig(learning_rate="fast").resolve()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "values", [{"dataset": "addition", "examples": 333}, {"dataset": "digits", "examples": 901}]
+)
+def test_split_sizes_match_the_dataset_the_trainer_builds(values: dict[str, object]) -> None:
+    cfg = TrainConfig(**values, epochs=2, test_fraction=0.3).resolve()  # type: ignore[arg-type]
+    trainer = Trainer(cfg)
+    assert split_sizes(cfg) == (len(trainer.data.x_train), len(trainer.data.x_test))
+    assert planned_steps(cfg) == trainer.total_steps
+
+
+def test_mnist_split_follows_its_standard_files() -> None:
+    cfg = TrainConfig(dataset="mnist", data_path="/nowhere", examples=7000).resolve()
+    assert split_sizes(cfg) == (6000, 1000)
