@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from synthgrad_core.config import FIELD_SPECS, TrainConfig
+from synthgrad_core.config import FIELD_SPECS, TrainConfig, io_sizes
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
 
 from .deps import Manager
@@ -104,7 +104,8 @@ def runs_page(request: Request) -> HTMLResponse:
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
     run = manager.get(run_id)
-    return page(request, "run.html", run=run.public())
+    inputs, outputs = io_sizes(TrainConfig.from_dict(run.config))
+    return page(request, "run.html", run=run.public(), shape={"inputs": inputs, "outputs": outputs})
 
 
 @router.get("/compare", response_class=HTMLResponse)

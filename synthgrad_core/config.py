@@ -403,6 +403,13 @@ def split_sizes(cfg: ResolvedConfig) -> tuple[int, int]:
     return cfg.examples - n_test, n_test
 
 
+def io_sizes(cfg: TrainConfig) -> tuple[int, int]:
+    """Input and output units of a config's network (the datasets' shapes, without loading them)."""
+    if cfg.dataset == "addition":
+        return 2 * cfg.bits, cfg.bits
+    return (64, 10) if cfg.dataset == "digits" else (784, 10)
+
+
 def held_out_count(examples: int, test_fraction: float) -> int:
     """How many of `examples` are held out (at least one)."""
     return max(1, round(examples * test_fraction))

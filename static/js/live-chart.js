@@ -78,7 +78,8 @@ export function robustRange(traces) {
 // The scheduler: one chart per animation frame, each at most every MIN_REDRAW_MS.
 const queue = new Set();
 let frameRequested = false;
-function request(chart) {
+// A chart here is anything with `visible`, `inFlight`, `lastDraw`, `dirty` and `draw()`.
+export function request(chart) {
   queue.add(chart);
   if (!frameRequested) { frameRequested = true; requestAnimationFrame(tick); }
 }
@@ -105,6 +106,13 @@ const observer = "IntersectionObserver" in window ? new IntersectionObserver((en
   }
 }, { rootMargin: "200px" }) : null;
 
+// Draw `chart` only while `element` is on screen (or near it).
+export function watch(chart, element) {
+  chart.visible = observer === null;
+  element.synthgradChart = chart;
+  observer?.observe(element);
+}
+
 export class LiveChart {
   constructor(container, spec, view, layer) {
     this.spec = spec;
@@ -115,10 +123,10 @@ export class LiveChart {
     this.div = document.createElement("div");
     this.div.className = "chart";
     this.div.id = `chart-${spec.id}`;
-    this.div.synthgradChart = this;
     this.note = document.createElement("figcaption");
     this.note.className = "chart-note";
     this.card.append(this.div, this.note);
+    if (spec.help) addHelp(this.card, spec.id, spec.title, spec.help);
     container.appendChild(this.card);
     this.traces = []; // {run, key, name, axis, step:[], epoch:[], wall_time:[], y:[], received, pending:[]}
     this.dirty = false;
@@ -126,8 +134,7 @@ export class LiveChart {
     this.lastDraw = 0;
     this.drawn = false;
     this.range = null;
-    this.visible = observer === null;
-    observer?.observe(this.div);
+    watch(this, this.div);
   }
 
   addTrace(run, key, name, axis = "y") {
@@ -257,7 +264,10 @@ export class LiveChart {
   axis(spec) {
     const type = spec.positive && this.view.log ? "log" : spec.type;
     const axis = { title: { text: spec.title }, type, gridcolor: cssVar("--grid"), automargin: true,
-                   exponentformat: "power", zeroline: false };
+                   zeroline: false };
+    // Log axes: one labelled tick per power of ten, written out (0.001, 1e-5), never
+    // Plotly's small unlabelled digit ticks or cut-off SI suffixes.
+    if (type === "log") Object.assign(axis, { dtick: 1, tickformat: "~g" });
     if (spec.range) { axis.range = spec.range; axis.autorange = false; }
     return axis;
   }
@@ -282,7 +292,7 @@ export class LiveChart {
   }
 
   title() {
-    if (this.compareLabel) return `${this.spec.title.split(":")[0]}: ${this.compareLabel()}`;
+    if (this.compareLabel) return `${this.spec.title}: ${this.compareLabel()}`;
     const layer = this.layer ? this.layer() : null;
     const scope = this.spec.id === "fidelity" || this.spec.id === "module" ? `hidden layer ${layer}` :
       this.spec.id === "weights" ? `layer ${layer}` : "";
@@ -292,4 +302,26 @@ export class LiveChart {
 
 export function escapeText(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// A "?" control that shows a few plain sentences about what a chart measures.
+export function addHelp(card, id, title, text) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "help-toggle";
+  button.textContent = "?";
+  button.setAttribute("aria-label", `What is this? ${title}`);
+  button.setAttribute("aria-expanded", "false");
+  const help = document.createElement("p");
+  help.className = "help-text";
+  help.id = `help-${id}`;
+  help.hidden = true;
+  help.textContent = text;
+  button.setAttribute("aria-controls", help.id);
+  button.addEventListener("click", () => {
+    help.hidden = !help.hidden;
+    button.setAttribute("aria-expanded", String(!help.hidden));
+  });
+  card.prepend(button);
+  card.append(help);
 }

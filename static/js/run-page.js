@@ -1,11 +1,20 @@
 // The run page: status, progress, owner controls, live charts, config, share link.
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
-import { LiveChart } from "./live-chart.js";
+import { FidelityHeatmap } from "./fidelity-heatmap.js";
+import { addHelp, LiveChart } from "./live-chart.js";
+import { NetworkDiagram } from "./network-diagram.js";
 import { RunStream } from "./run-stream.js";
 import { ACTIVE, TERMINAL } from "./vocabulary.js";
 
 let run = JSON.parse(document.getElementById("run-data").textContent);
+
+const DIAGRAM_HELP = {
+  backprop: "The network as configured: input, each hidden layer drawn to its width (the number under it), output. With backprop every layer waits for the true gradient to come back down through the layers above (locked). Each hidden layer's colour is the cosine between what it learns from and the true gradient, so with backprop it is always 1. Hover or focus a layer for its numbers; click it to show it in the charts.",
+  dni: "Decoupled neural interfaces: each hidden layer has a small module M that predicts the layer's gradient (δ̂) from its activations alone, so the layer can update at once instead of waiting for the backward pass. The colour of each layer says how well that prediction agrees with the true gradient: blue agrees, grey is noise, red points the wrong way. Hover or focus a layer for its numbers; click it to show it in the charts.",
+  cdni: "Conditioned decoupled neural interfaces: like DNI, each hidden layer's module M predicts its gradient so the layer can update at once, but the module also sees the labels y, which makes the prediction far easier. The colour of each layer says how well the prediction agrees with the true gradient: blue agrees, grey is noise, red points the wrong way. Hover or focus a layer for its numbers; click it to show it in the charts.",
+  feedback_alignment: "Feedback alignment: the error travels back down through fixed random matrices B instead of the transposed weights. Nothing about B is learned; the forward weights come to align with it. The colour of each layer says how well its signal agrees with the true gradient: blue agrees, grey is noise, red points the wrong way. Hover or focus a layer for its numbers; click it to show it in the charts.",
+};
 const view = { smoothing: 0, log: false, fullRange: false, x: "step", layer: 1 };
 const container = document.getElementById("charts");
 const layers = run.config.hidden.map((_, i) => i + 1);
@@ -25,7 +34,22 @@ function buildCharts() {
 }
 
 const layerSelect = bindControls(view, () => charts, layers);
-layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.value); buildCharts(); });
+function selectLayer(layer) {
+  view.layer = layer;
+  layerSelect.value = String(layer);
+  diagram.select(layer);
+  buildCharts();
+}
+layerSelect.addEventListener("change", (e) => selectLayer(Number(e.target.value)));
+
+const shape = JSON.parse(document.getElementById("shape-data").textContent);
+const networkFigure = document.getElementById("network");
+const diagram = new NetworkDiagram(networkFigure, run, { ...shape, onSelect: selectLayer });
+diagram.select(view.layer);
+addHelp(networkFigure, "network", "Network diagram", DIAGRAM_HELP[run.config.method]);
+const heatmapCard = document.querySelector(".heatmap-card");
+const heatmap = new FidelityHeatmap(document.getElementById("chart-heatmap"), layers);
+addHelp(heatmapCard, "heatmap", "Fidelity heatmap", "One row per hidden layer, one column per stretch of training. The colour is the cosine between the signal the layer learned from and the true gradient: blue where they agree, grey where the layer was learning from noise, red where it was pushed the wrong way. Read it left to right to see which layer went wrong, and when.");
 
 const statusEl = document.getElementById("status");
 const progressBar = document.getElementById("progress-bar");
@@ -106,6 +130,8 @@ new RunStream(run.id, {
     records = msg.history;
     lastRecord = records[records.length - 1] || null;
     charts.forEach((c) => { c.reset(run.id); c.push(run.id, records); });
+    heatmap.reset(); heatmap.push(records);
+    diagram.update(records);
     showStatus(msg.status, msg.run.summary || {});
     showProgress();
   },
@@ -114,6 +140,8 @@ new RunStream(run.id, {
     if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
     lastRecord = batch[batch.length - 1];
     charts.forEach((c) => c.push(run.id, batch));
+    heatmap.push(batch);
+    diagram.update(batch);
     showProgress();
   },
   onStatus(msg) {

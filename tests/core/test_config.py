@@ -59,3 +59,12 @@ def test_split_sizes_match_the_dataset_the_trainer_builds(values: dict[str, obje
 def test_mnist_split_follows_its_standard_files() -> None:
     cfg = TrainConfig(dataset="mnist", data_path="/nowhere", examples=7000).resolve()
     assert split_sizes(cfg) == (6000, 1000)
+
+
+@pytest.mark.parametrize("values", [{"dataset": "addition", "bits": 5}, {"dataset": "digits"}])
+def test_io_sizes_match_the_datasets(values: dict[str, object]) -> None:
+    from synthgrad_core.config import io_sizes
+
+    cfg = TrainConfig(**values, examples=100).resolve()  # type: ignore[arg-type]
+    data = Trainer(cfg).data
+    assert io_sizes(cfg) == (data.n_inputs, data.n_outputs)

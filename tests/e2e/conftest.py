@@ -6,6 +6,7 @@ They skip only where no Chromium exists and SYNTHGRAD_REQUIRE_BROWSER is unset; 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,34 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     with live_server(settings) as live:
         yield live
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def page(chromium: Any, server: LiveServer) -> Any:
+    context = chromium.new_context()
+    page = context.new_page()
+    foreign: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            foreign.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:"))
+            else None
+        ),
+    )
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.foreign_requests = foreign
+    page.dialogs = dialogs
+    yield page
+    assert foreign == [], f"the page requested other hosts: {foreign}"
+    context.close()

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from support.live import LiveServer
+
+from .conftest import wait_for
 
 LONG = {"dataset": "addition", "bits": 8, "epochs": 3000}
 
@@ -17,37 +18,6 @@ def points(page: Any, chart: int = 0) -> int:
     return int(
         page.evaluate(f"window.synthgradCharts ? window.synthgradCharts[{chart}].pointCount() : 0")
     )
-
-
-def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def page(chromium: Any, server: LiveServer) -> Any:
-    context = chromium.new_context()
-    page = context.new_page()
-    foreign: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            foreign.append(request.url)
-            if not request.url.startswith((server.url, "data:", "blob:"))
-            else None
-        ),
-    )
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.foreign_requests = foreign
-    page.dialogs = dialogs
-    yield page
-    assert foreign == [], f"the page requested other hosts: {foreign}"
-    context.close()
 
 
 def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
