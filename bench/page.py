@@ -11,10 +11,14 @@ redraw's end is `window.synthgradLastDraw`).
   redraw everything through the controls: log y, x by epoch, x by time,
   smoothing 0.6, the other hidden layer;
 - live run: load the page of a run that is training and watch it for
-  `--watch` seconds (batched live updates).
+  `--watch` seconds (batched live updates), counting every animation frame's
+  gap and every long task (> 50 ms on the main thread, PerformanceObserver).
 
-Usage: python -m bench.page [--steps 100000] [--watch 10]
-Target (issue 4): median redraw <= 50 ms on this machine.
+Usage: python -m bench.page [--steps 100000] [--watch 10] [--tree DIR]
+`--tree` serves another checkout (e.g. a `git worktree` of an older commit) with
+the same measurement, for before/after figures.
+Targets: median redraw <= 50 ms (issue 4); on the live run, 95th-percentile
+frame gap <= 100 ms and long tasks <= 25% of wall time (issue 11).
 """
 
 from __future__ import annotations
@@ -84,6 +88,52 @@ def load(page: Any, url: str) -> tuple[float, float]:
     return first, page.evaluate("window.synthgradLastDraw")
 
 
+#: Injected before any page script: frame gaps and long tasks, from when `start()` is called.
+FRAME_PROBE = """
+window.synthgradFrames = { gaps: [], long: [], running: false };
+window.synthgradFrames.start = () => {
+  const f = window.synthgradFrames;
+  f.gaps = []; f.long = []; f.running = true; f.started = performance.now();
+  let last = performance.now();
+  const tick = (now) => {
+    if (!f.running) return;
+    f.gaps.push(now - last); last = now; requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+};
+new PerformanceObserver((list) => {
+  const f = window.synthgradFrames;
+  if (f.running) for (const e of list.getEntries()) f.long.push(e.duration);
+}).observe({ type: "longtask", buffered: false });
+"""
+
+
+def frames(page: Any, seconds: float) -> dict[str, float]:
+    """Watch the page for `seconds`: frame-gap median and p95, long tasks and their share."""
+    page.evaluate("window.synthgradFrames.start()")
+    page.wait_for_timeout(int(seconds * 1000))
+    data = page.evaluate(
+        "(() => { const f = window.synthgradFrames; f.running = false;"
+        " return { gaps: f.gaps, long: f.long, wall: performance.now() - f.started }; })()"
+    )
+    gaps = sorted(data["gaps"]) or [0.0]
+    p95 = gaps[min(len(gaps) - 1, int(0.95 * len(gaps)))]
+    share = sum(data["long"]) / data["wall"]
+    result = {
+        "frames_per_s": len(data["gaps"]) / (data["wall"] / 1000),
+        "gap_median": statistics.median(gaps),
+        "gap_p95": p95,
+        "long_tasks": len(data["long"]),
+        "long_share": share,
+    }
+    print(
+        f"live run, {seconds:.0f} s: {result['frames_per_s']:.0f} frames/s, frame gap median "
+        f"{result['gap_median']:.1f} ms, p95 {p95:.1f} ms (target <= 100); "
+        f"{result['long_tasks']} long tasks, {100 * share:.0f}% of wall time (target <= 25%)"
+    )
+    return result
+
+
 def redraws(page: Any, since: int = 0) -> list[float]:
     return page.evaluate(f"(window.synthgradRedraws || []).slice({since})")
 
@@ -92,17 +142,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=100_000, help="steps of the finished run")
     parser.add_argument("--watch", type=float, default=10.0, help="seconds to watch the live run")
+    parser.add_argument("--tree", help="serve this checkout instead (before/after figures)")
+    parser.add_argument("--live-only", action="store_true", help="only the live run's frames")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     epochs = max(1, args.steps // ADDITION_STEPS_PER_EPOCH)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        server_process(str(Path(tmp) / "bench.db")) as (
+        server_process(str(Path(tmp) / "bench.db"), cwd=args.tree) as (
             url,
             _process,
         ),
     ):
+        if args.live_only:
+            live_frames(url, args.watch)
+            return
         done = create_run(url, "finished", epochs)
         took = wait_finished(url, done["id"], limit=600)
         print(f"finished run: {done['total_steps']:,} steps of DNI on addition in {took:.0f} s")
@@ -142,7 +197,9 @@ def main(argv: list[str] | None = None) -> None:
             live = create_run(url, "live", 5_000)
             time.sleep(2.0)  # some history first, as a viewer joining a running demo
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.add_init_script(FRAME_PROBE)
             first_live, _ = load(page, f"{url}/runs/{live['id']}")
+            frames(page, args.watch)
             mark = len(redraws(page))
             before = page.evaluate("window.synthgradCharts[0].pointCount()")
             page.wait_for_timeout(int(args.watch * 1000))
@@ -163,6 +220,27 @@ def main(argv: list[str] | None = None) -> None:
         )
     medians = [r["median"] for r in results.values() if r]
     print(f"\nworst median {max(medians):.1f} ms per redraw (target <= 50 ms)")
+
+
+def live_frames(url: str, seconds: float) -> None:
+    """Only the live run's frame gaps and long tasks (works against older checkouts too)."""
+    from playwright.sync_api import sync_playwright
+
+    live = create_run(url, "live", 5_000)
+    time.sleep(2.0)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(FRAME_PROBE)
+        page.goto(f"{url}/runs/{live['id']}")
+        page.wait_for_timeout(3000)
+        frames(page, seconds)
+        browser.close()
+    httpx.post(
+        f"{url}/api/runs/{live['id']}/stop",
+        headers={"Authorization": f"Bearer {live['owner_token']}"},
+        timeout=10,
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import { CHART_CONFIG } from "./plotly-config.js";
 import { hiddenKey } from "./vocabulary.js";
 
 const MAX_COLUMNS = 300;
-const MIN_REDRAW_MS = 1000;
+const MIN_REDRAW_MS = 3000; // a whole-run picture: every few seconds is enough
 
 export class FidelityHeatmap {
   constructor(container, layers) {
