@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from .deps import OWNER_COOKIE, Manager, Token
 from .messages import CloseCode, envelope
 from .metrics import downsample, numeric_keys, select_fields, to_csv
-from .schemas import CreatedRun, CreateRun, Health, Metrics, RunOut, RunView
+from .schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
 from .status import RunNotFound
 
 #: Error statuses documented for the routes that act on one run.
@@ -96,6 +96,12 @@ def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
 def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Stop a run for good, keeping what it recorded (owner or admin)."""
     return manager.stop(run_id, token).public()
+
+
+@router.patch("/api/runs/{run_id}", response_model=RunOut, responses=CONTROL)
+def rename_run(run_id: str, body: RenameRun, manager: Manager, token: Token) -> dict[str, Any]:
+    """Rename a run (owner or admin)."""
+    return manager.rename(run_id, body.name, token).public()
 
 
 @router.delete("/api/runs/{run_id}", status_code=204, responses=CONTROL)

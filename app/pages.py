@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from synthgrad_core.config import FIELD_SPECS, TrainConfig, io_sizes
+from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
 
 from .deps import Manager
@@ -89,32 +89,97 @@ VOCABULARY = {
 }
 
 
-def page(request: Request, template: str, **context: Any) -> HTMLResponse:
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
     return templates.TemplateResponse(
-        request, template, {"read_only": settings.read_only, "vocabulary": VOCABULARY, **context}
+        request,
+        template,
+        {"read_only": settings.read_only, "vocabulary": VOCABULARY, **context},
+        status_code=status_code,
     )
 
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request) -> HTMLResponse:
-    return page(request, "runs.html", fields=form_fields())
+    return page(
+        request,
+        "runs.html",
+        fields=form_fields(),
+        dataset_defaults=dataset_defaults(),
+        presets=PRESETS,
+    )
+
+
+#: The runs page's presets: each starts one run, or several shown side by side.
+PRESETS: dict[str, dict[str, Any]] = {
+    "article-backprop": {
+        "label": "The article's task: backprop",
+        "runs": [
+            {"name": "The article's task: backprop", "dataset": "addition", "method": "backprop"}
+        ],
+    },
+    "article-dni": {
+        "label": "The article's task: DNI",
+        "runs": [{"name": "The article's task: DNI", "dataset": "addition", "method": "dni"}],
+    },
+    "article-cdni": {
+        "label": "The article's task: cDNI",
+        "runs": [{"name": "The article's task: cDNI", "dataset": "addition", "method": "cdni"}],
+    },
+    "lecture-dni": {
+        "label": "Lecture: DNI, long enough to watch",
+        "note": "240,000 steps of DNI on the article's task: a few minutes on a laptop, time to "
+        "pause and point at the diagram.",
+        "runs": [
+            {
+                "name": "Lecture: DNI on addition",
+                "dataset": "addition",
+                "method": "dni",
+                "epochs": 3000,
+            }
+        ],
+    },
+    "digits-all": {
+        "label": "Digits: all four rules",
+        "note": "Starts 4 runs on the digits, one per rule (backprop, DNI, cDNI, feedback "
+        "alignment), with the settings in the form, and opens them side by side.",
+        "runs": [
+            {"name": f"Digits: {method}", "dataset": "digits", "method": method}
+            for method in ("backprop", "dni", "cdni", "feedback_alignment")
+        ],
+    },
+}
+
+
+def dataset_defaults() -> dict[str, dict[str, Any]]:
+    """Each dataset's defaults, as the form shows them (widths as "128,64")."""
+    return {
+        name: {k: ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in values.items()}
+        for name, values in DATASET_DEFAULTS.items()
+    }
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
-    run = manager.get(run_id)
+    run = manager.runs.get(run_id)
+    if run is None:
+        return page(request, "not_found.html", status_code=404, missing=[run_id])
     inputs, outputs = io_sizes(TrainConfig.from_dict(run.config))
     return page(request, "run.html", run=run.public(), shape={"inputs": inputs, "outputs": outputs})
 
 
+#: Most runs one compare page shows.
+COMPARE_MAX = 12
+
+
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, manager: Manager, runs: str = "") -> HTMLResponse:
-    ids = [r for r in runs.split(",") if r][:12]
+    ids = list(dict.fromkeys(r for r in runs.split(",") if r))[:COMPARE_MAX]
     found = [manager.runs[r].public() for r in ids if r in manager.runs]
-    return page(
-        request, "compare.html", runs=found, missing=[r for r in ids if r not in manager.runs]
-    )
+    missing = [r for r in ids if r not in manager.runs]
+    if not found:
+        return page(request, "not_found.html", status_code=404, missing=missing, compare=True)
+    return page(request, "compare.html", runs=found, missing=missing)
 
 
 def mount_static(app: Any) -> None:

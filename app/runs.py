@@ -174,7 +174,10 @@ class RunManager:
                 run.thread.start()
 
     def _transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
-        """Change status: check the move, flush the records, store it, then tell listeners."""
+        """Change status: check the move, flush the records, store it, then tell listeners.
+
+        A run stopped on its way to deletion tells listeners nothing: they hear "deleted".
+        """
         with run.cond:
             if new not in TRANSITIONS[run.status]:
                 raise Conflict(f"run {run.id} is {run.status.value}; it cannot become {new.value}")
@@ -196,6 +199,8 @@ class RunManager:
             run.step,
             f": {run.error}" * bool(run.error),
         )
+        if run.control is Control.DELETE:
+            return
         diverged_at = run.session.diverged_at if run.session and new is RunStatus.DIVERGED else None
         self._emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
 
@@ -255,7 +260,7 @@ class RunManager:
                 if run.status is RunStatus.RUNNING:
                     self._transition(run, RunStatus.PAUSED)
                 run.cond.wait()
-            if run.control in (Control.STOP, Control.SHUTDOWN):
+            if run.control is not None and run.control.ends:
                 self._transition(run, run.control.final_status)
                 return False
             if run.status is RunStatus.PAUSED:
@@ -306,15 +311,24 @@ class RunManager:
                 if queued and run.id in self._queue:
                     self._queue.remove(run.id)
             if queued:
+                run.control = control
                 self._transition(run, control.final_status)
                 return
             self._request(run, control, lambda: run.status.terminal)
+
+    def rename(self, run_id: str, name: str, token: str | None) -> Run:
+        """Give the run a new name (owner or admin)."""
+        run = self._controlled(run_id, token)
+        with run.cond:
+            run.name = name
+            self.store.update_run(run.id, name=name)
+        return run
 
     def delete(self, run_id: str, token: str | None) -> None:
         run = self._controlled(run_id, token)
         if not run.status.terminal:
             with contextlib.suppress(Conflict):
-                self._end(run, Control.STOP)
+                self._end(run, Control.DELETE)
         if run.thread is not None:
             run.thread.join(timeout=10)
         with self._lock:

@@ -53,6 +53,13 @@ class CreateRun(BaseModel):
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
 
 
+class RenameRun(BaseModel):
+    """Body of PATCH /api/runs/{id}."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+
+
 # -- responses ------------------------------------------------------------------
 class RunSummary(BaseModel):
     """Latest numbers of a run (null until known); diverged runs add `diverged_at`."""

@@ -55,10 +55,15 @@ class Control(enum.StrEnum):
     RESUME = "resume"
     STOP = "stop"
     SHUTDOWN = "shutdown"  # the server is closing: the run becomes `interrupted`
+    DELETE = "delete"  # stopped on the way to being deleted: viewers hear only "deleted"
 
     @property
     def final_status(self) -> RunStatus:
-        return RunStatus.STOPPED if self is Control.STOP else RunStatus.INTERRUPTED
+        return RunStatus.INTERRUPTED if self is Control.SHUTDOWN else RunStatus.STOPPED
+
+    @property
+    def ends(self) -> bool:
+        return self in (Control.STOP, Control.SHUTDOWN, Control.DELETE)
 
 
 class RunNotFound(KeyError):

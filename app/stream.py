@@ -149,6 +149,7 @@ class StreamHub:
                 statuses, client.statuses = client.statuses, []
                 for status in statuses:
                     if isinstance(status, DeletedEvent):
+                        await websocket.send_text(status_message("deleted", None))
                         await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
                         return
                     await websocket.send_text(

@@ -1,4 +1,5 @@
-"""Take the README's screenshots: runs page, a live DNI run on addition, four rules on digits.
+"""Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
+DNI run on the article's task, four rules on digits compared, and presentation mode.
 
 Usage: python scripts/screenshots.py  (needs Debian's chromium and the playwright package)
 """
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import sync_playwright
@@ -20,17 +22,31 @@ from app.settings import Settings  # noqa: E402
 from support.browser import ARGS, CHROMIUM  # noqa: E402
 from support.live import live_server  # noqa: E402
 
+WIDTHS = {"": 1366, "-phone": 390}
+
+
+def draw_everything(page: Any) -> None:
+    """Scroll through the page: charts draw only once they have been on screen."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    for y in range(0, height, 400):
+        page.evaluate(f"window.scrollTo(0, {y})")
+        time.sleep(0.3)
+    page.evaluate("window.scrollTo(0, 0)")
+    time.sleep(1.5)
+
 
 def main() -> None:
     out = ROOT / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        live_server(Settings(db=f"{tmp}/shots.sqlite3", max_concurrent_runs=4)) as server,
+        live_server(
+            Settings(db=f"{tmp}/shots.sqlite3", max_concurrent_runs=4, executor="thread")
+        ) as server,
         sync_playwright() as playwright,
     ):
 
-        def create(name: str, config: dict) -> str:
+        def create(name: str, config: dict[str, Any]) -> str:
             body = {"name": name, "config": config}
             return str(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
 
@@ -38,23 +54,30 @@ def main() -> None:
             create(f"Digits: {m}", {"dataset": "digits", "method": m, "epochs": 50})
             for m in ("backprop", "dni", "cdni", "feedback_alignment")
         ]
-        time.sleep(4)
+        time.sleep(6)
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server.url + "/")
-        page.wait_for_selector("#runs-table tbody tr")
-        page.screenshot(path=str(out / "runs.png"), full_page=False)
-        page.goto(f"{server.url}/runs/{dni}")
         time.sleep(4)
-        page.screenshot(path=str(out / "run-dni-addition.png"), full_page=True)
-        page.goto(f"{server.url}/compare?runs={','.join(digits)}")
-        time.sleep(3)
-        page.screenshot(path=str(out / "compare-digits.png"), full_page=True)
-        browser.close()
-        httpx.post(f"{server.url}/api/runs/{dni}/stop")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pages = {
+            "runs": "/",
+            "run-dni-addition": f"/runs/{dni}",
+            "compare-digits": f"/compare?runs={','.join(digits)}",
+            "present": f"/runs/{dni}?present=1&chart=fidelity",
+        }
+        for suffix, width in WIDTHS.items():
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            for name, path in pages.items():
+                if name == "present" and suffix:
+                    continue
+                page.goto(server.url + path)
+                time.sleep(2)
+                draw_everything(page)
+                full = name != "present"
+                page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=full)
+            page.close()
+        browser.close()  # leaving the block stops the server, which interrupts the live run
     print(f"wrote screenshots to {out}")
 
 

@@ -59,12 +59,10 @@ class FieldSpec:
     def bounds_text(self) -> str:
         """The bounds in words, e.g. ">= 1, <= 10000"."""
         parts = []
-        if self.ge is not None:
-            parts.append(f">= {self.ge:g}")
-        if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
-        if self.le is not None:
-            parts.append(f"<= {self.le:g}")
+        for sign, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le)):
+            if bound is not None:
+                shown = str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+                parts.append(f"{sign} {shown}")
         return ", ".join(parts)
 
 

@@ -44,7 +44,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "app/templates/run.html",
-        "app/static/charts.js",
+        "app/static/js/live-chart.js",
+        "app/static/js/run-page.js",
         "app/static/app.css",
         "synthgrad_core/data/digits.npz",
     ):
@@ -96,7 +97,8 @@ def test_the_installed_package_serves_every_page(installed: Path, tmp_path: Path
             ("/", "new-run"),
             (f"/runs/{run_id}", "charts"),
             (f"/compare?runs={run_id}", "compare"),
-            ("/static/charts.js", "class LiveChart"),
+            ("/static/js/live-chart.js", "class LiveChart"),
+            ("/static/js/network-diagram.js", "class NetworkDiagram"),
             ("/static/app.css", "--fg"),
             ("/static/vendor/plotly.min.js", "plotly"),
         ):

@@ -3,10 +3,12 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls } from "./controls.js";
 import { LiveChart } from "./live-chart.js";
+import { addExpand, expand, setupPresentation } from "./presentation.js";
 import { RunStream } from "./run-stream.js";
+import { readView, writeView } from "./view-state.js";
 
 const runs = JSON.parse(document.getElementById("runs-data").textContent);
-const view = { smoothing: 0, log: false, fullRange: false, x: "step", layer: 1 };
+const view = readView();
 const container = document.getElementById("charts");
 const records = Object.fromEntries(runs.map((r) => [r.id, []]));
 let charts = [];
@@ -47,14 +49,17 @@ function buildCharts() {
         chart.compareLabel = () => spec.compare(view.layer).label;
       }
     }
+    addExpand(chart.card, view);
+    if (view.chart === spec.id) expand(chart.card, true);
     for (const r of runs) chart.push(r.id, records[r.id]);
     return chart;
   });
   window.synthgradCharts = charts;
 }
 const layerSelect = bindControls(view, () => charts, Array.from({ length: maxLayers }, (_, i) => i + 1));
-layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.value); buildCharts(); });
+layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.value); writeView(view); buildCharts(); });
 buildCharts();
+setupPresentation(view);
 
 for (const r of runs) {
   new RunStream(r.id, {

@@ -1,4 +1,6 @@
-// The shared view controls (smoothing, log, x axis, layer) and number formatting.
+// The shared view controls (smoothing, log, early spikes, x axis, layer), set from the view
+// and writing it back to the URL, and number formatting.
+import { writeView } from "./view-state.js";
 
 export function bindControls(view, charts, layers) {
   const select = document.getElementById("layer");
@@ -7,11 +9,19 @@ export function bindControls(view, charts, layers) {
     opt.value = String(l); opt.textContent = `hidden ${l}`;
     select.appendChild(opt);
   }
-  const redraw = () => charts().forEach((c) => c.redrawAll());
-  document.getElementById("smoothing").addEventListener("input", (e) => { view.smoothing = Number(e.target.value); redraw(); });
-  document.getElementById("log-scale").addEventListener("change", (e) => { view.log = e.target.checked; redraw(); });
-  document.getElementById("full-range").addEventListener("change", (e) => { view.fullRange = e.target.checked; redraw(); });
-  document.getElementById("x-axis").addEventListener("change", (e) => { view.x = e.target.value; redraw(); });
+  if (!layers.includes(view.layer)) view.layer = layers[0] ?? 1;
+  select.value = String(view.layer);
+  const smoothing = document.getElementById("smoothing");
+  const log = document.getElementById("log-scale");
+  const full = document.getElementById("full-range");
+  const x = document.getElementById("x-axis");
+  smoothing.value = String(view.smoothing); log.checked = view.log; full.checked = view.fullRange; x.value = view.x;
+  const redraw = () => { writeView(view); charts().forEach((c) => c.redrawAll()); };
+  smoothing.addEventListener("input", () => { view.smoothing = Number(smoothing.value); redraw(); });
+  log.addEventListener("change", () => { view.log = log.checked; redraw(); });
+  full.addEventListener("change", () => { view.fullRange = full.checked; redraw(); });
+  x.addEventListener("change", () => { view.x = x.value; redraw(); });
+  select.addEventListener("change", () => { view.layer = Number(select.value); writeView(view); });
   return select;
 }
 

@@ -4,6 +4,8 @@ import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
 import { addHelp, LiveChart } from "./live-chart.js";
 import { NetworkDiagram } from "./network-diagram.js";
+import { addExpand, confirmAction, expand, setupPresentation } from "./presentation.js";
+import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
 import { ACTIVE, TERMINAL } from "./vocabulary.js";
 
@@ -15,7 +17,7 @@ const DIAGRAM_HELP = {
   cdni: "Conditioned decoupled neural interfaces: like DNI, each hidden layer's module M predicts its gradient so the layer can update at once, but the module also sees the labels y, which makes the prediction far easier. The colour of each layer says how well the prediction agrees with the true gradient: blue agrees, grey is noise, red points the wrong way. Hover or focus a layer for its numbers; click it to show it in the charts.",
   feedback_alignment: "Feedback alignment: the error travels back down through fixed random matrices B instead of the transposed weights. Nothing about B is learned; the forward weights come to align with it. The colour of each layer says how well its signal agrees with the true gradient: blue agrees, grey is noise, red points the wrong way. Hover or focus a layer for its numbers; click it to show it in the charts.",
 };
-const view = { smoothing: 0, log: false, fullRange: false, x: "step", layer: 1 };
+const view = readView();
 const container = document.getElementById("charts");
 const layers = run.config.hidden.map((_, i) => i + 1);
 let charts = [];
@@ -27,6 +29,8 @@ function buildCharts() {
     const chart = new LiveChart(container, spec, view, () => view.layer);
     for (const trace of spec.traces(view.layer)) chart.addTrace(run.id, trace.key, trace.name, trace.axis);
     chart.totalPoints = () => (lastRecord ? lastRecord.step : run.step);
+    addExpand(chart.card, view);
+    if (view.chart === spec.id) expand(chart.card, true);
     chart.push(run.id, records);
     return chart;
   });
@@ -36,6 +40,7 @@ function buildCharts() {
 const layerSelect = bindControls(view, () => charts, layers);
 function selectLayer(layer) {
   view.layer = layer;
+  writeView(view);
   layerSelect.value = String(layer);
   diagram.select(layer);
   buildCharts();
@@ -58,6 +63,16 @@ const banner = document.getElementById("banner");
 let lastRecord = null;
 
 function showStatus(status, extra = {}) {
+  if (status === "deleted") {
+    banner.hidden = false;
+    banner.textContent = "This run was deleted: its records are gone. ";
+    const home = document.createElement("a");
+    home.href = "/"; home.textContent = "See the other runs";
+    banner.append(home);
+    canControl = false;
+    updateControls();
+    return;
+  }
   run.status = status;
   statusEl.textContent = status;
   statusEl.className = `status status-${status}`;
@@ -98,14 +113,55 @@ fetch(`/api/runs/${encodeURIComponent(run.id)}`).then((r) => r.json()).then((fre
   canControl = Boolean(fresh.can_control);
   updateControls();
 });
-for (const action of ["pause", "resume", "stop"]) {
-  document.getElementById(`${action}-button`).addEventListener("click", async () => {
-    const response = await fetch(`/api/runs/${encodeURIComponent(run.id)}/${action}`, { method: "POST" });
-    const body = await response.json();
-    if (response.ok) showStatus(body.status);
-    else { banner.hidden = false; banner.textContent = body.detail; }
-  });
+const runUrl = `/api/runs/${encodeURIComponent(run.id)}`;
+async function control(action) {
+  const response = await fetch(`${runUrl}/${action}`, { method: "POST" });
+  const body = await response.json();
+  if (response.ok) showStatus(body.status);
+  else { banner.hidden = false; banner.textContent = body.detail; }
 }
+document.getElementById("pause-button").addEventListener("click", () => control("pause"));
+document.getElementById("resume-button").addEventListener("click", () => control("resume"));
+document.getElementById("stop-button").addEventListener("click", async () => {
+  if (await confirmAction("Stop this run for good? What it recorded is kept, but it cannot be resumed.", "Stop run")) control("stop");
+});
+document.getElementById("delete-button").addEventListener("click", async () => {
+  if (!(await confirmAction(`Delete “${run.name}” and every record it made? This cannot be undone.`, "Delete run"))) return;
+  const response = await fetch(runUrl, { method: "DELETE" });
+  if (response.ok) location.href = "/";
+  else { banner.hidden = false; banner.textContent = (await response.json()).detail; }
+});
+
+// Rename: the owner edits the name in place.
+const nameEl = document.getElementById("run-name");
+const renameForm = document.getElementById("rename-form");
+const renameInput = document.getElementById("rename-input");
+function editing(on) {
+  renameForm.hidden = !on; nameEl.hidden = on;
+  if (on) { renameInput.value = run.name; renameInput.focus(); renameInput.select(); }
+}
+document.getElementById("rename-button").addEventListener("click", () => editing(true));
+document.getElementById("rename-cancel").addEventListener("click", () => editing(false));
+renameForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetch(runUrl, {
+    method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: renameInput.value }),
+  });
+  const body = await response.json();
+  if (!response.ok) { banner.hidden = false; banner.textContent = Array.isArray(body.detail) ? body.detail[0].msg : body.detail; return; }
+  run.name = body.name;
+  nameEl.textContent = body.name;
+  document.title = `${body.name} · synthgrad`;
+  editing(false);
+});
+
+setupPresentation(view, {
+  onSpace() {
+    if (!canControl) return;
+    if (run.status === "running") control("pause");
+    else if (run.status === "paused") control("resume");
+  },
+});
 
 document.getElementById("share-button").addEventListener("click", async (e) => {
   const link = location.href;
@@ -121,6 +177,20 @@ for (const [key, value] of Object.entries(run.config)) {
 }
 
 const connection = document.getElementById("connection");
+const loading = document.getElementById("loading");
+// Charts appear with the first records; until then the page says what it waits for.
+function showLoaded() {
+  if (records.length === 0) {
+    loading.textContent = TERMINAL.has(run.status) ? "This run recorded no steps." :
+      run.status === "queued" ? "Queued: the run starts when a training slot is free." : "Waiting for the first step…";
+    return;
+  }
+  if (!loading.hidden) {
+    loading.hidden = true;
+    document.getElementById("lab").hidden = false;
+    container.hidden = false;
+  }
+}
 buildCharts();
 showStatus(run.status, run.summary || {});
 showProgress();
@@ -133,6 +203,7 @@ new RunStream(run.id, {
     heatmap.reset(); heatmap.push(records);
     diagram.update(records);
     showStatus(msg.status, msg.run.summary || {});
+    showLoaded();
     showProgress();
   },
   onMetrics(batch) {
@@ -143,11 +214,13 @@ new RunStream(run.id, {
     heatmap.push(batch);
     diagram.update(batch);
     showProgress();
+    showLoaded();
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
     showStatus(msg.status, msg);
     showProgress();
+    showLoaded();
   },
   onConnection(state) {
     const ended = TERMINAL.has(run.status);

@@ -1,129 +1,202 @@
-// The runs page: a live table of runs, compare selection, and the new-run form with presets.
+// The runs page: a live table of runs, compare selection, and the new-run form: presets,
+// the dataset's own defaults, recipes in the URL, errors next to Start.
 import { formatNumber } from "./controls.js";
 
-{
-  const tbody = document.querySelector("#runs-table tbody");
-  const compareButton = document.getElementById("compare-button");
-  const selected = new Set();
+const { defaults: DATASET_DEFAULTS, presets: PRESETS } = JSON.parse(document.getElementById("form-data").textContent);
+const tbody = document.querySelector("#runs-table tbody");
+const compareButton = document.getElementById("compare-button");
+const selected = new Set();
 
-  function cell(row, text) {
-    const td = row.insertCell();
-    td.textContent = text; // user text is always text, never HTML
-    return td;
-  }
-
-  async function refresh() {
-    const runs = await (await fetch("/api/runs")).json();
-    tbody.replaceChildren();
-    document.getElementById("no-runs").hidden = runs.length > 0;
-    for (const run of runs) {
-      const row = tbody.insertRow();
-      row.dataset.runId = run.id;
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.checked = selected.has(run.id);
-      box.setAttribute("aria-label", `select ${run.name}`);
-      box.addEventListener("change", () => {
-        if (box.checked) selected.add(run.id); else selected.delete(run.id);
-        compareButton.disabled = selected.size < 2;
-      });
-      row.insertCell().appendChild(box);
-      const link = document.createElement("a");
-      link.href = `/runs/${encodeURIComponent(run.id)}`;
-      link.textContent = run.name;
-      row.insertCell().appendChild(link);
-      cell(row, run.config.method);
-      cell(row, run.config.dataset);
-      cell(row, run.status).className = `status status-${run.status}`;
-      cell(row, `${run.total_steps ? Math.round((100 * run.step) / run.total_steps) : 0}%`);
-      cell(row, formatNumber(run.summary.loss));
-      cell(row, formatNumber(run.summary.accuracy, 3));
-      cell(row, new Date(run.created_at * 1000).toLocaleString());
-    }
-  }
-  compareButton.addEventListener("click", () => {
-    location.href = `/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`;
-  });
-  refresh();
-  setInterval(refresh, 2000);
-
-  // The form: presets fill it, the server validates, 422s land next to their field.
-  const form = document.getElementById("new-run");
-  const PRESETS = {
-    "article-backprop": [{ dataset: "addition", bits: 8, method: "backprop", name: "The article's task: backprop" }],
-    "article-dni": [{ dataset: "addition", bits: 8, method: "dni", name: "The article's task: DNI" }],
-    "article-cdni": [{ dataset: "addition", bits: 8, method: "cdni", name: "The article's task: cDNI" }],
-    "digits-all": ["backprop", "dni", "cdni", "feedback_alignment"].map((method) => (
-      { dataset: "digits", method, name: `Digits: ${method}` })),
-  };
-  let pendingBatch = null;
-
-  function fill(values) {
-    form.reset();
-    for (const [key, value] of Object.entries(values)) {
-      const input = form.elements.namedItem(key);
-      if (input) input.value = Array.isArray(value) ? value.join(",") : value;
-    }
-  }
-  for (const button of document.querySelectorAll("[data-preset]")) {
-    button.addEventListener("click", () => {
-      const runs = PRESETS[button.dataset.preset];
-      fill(runs[0]);
-      pendingBatch = runs.length > 1 ? runs : null;
-    });
-  }
-  form.elements.namedItem("dataset").addEventListener("change", () => { pendingBatch = null; });
-
-  function readForm() {
-    const config = {};
-    let name = null;
-    for (const input of form.elements) {
-      if (!input.name || input.value === "") continue;
-      if (input.name === "name") { name = input.value; continue; }
-      const kind = input.dataset.kind;
-      if (kind === "widths") config[input.name] = input.value.split(",").map((v) => Number(v.trim()));
-      else if (kind === "int" || kind === "float") config[input.name] = Number(input.value);
-      else config[input.name] = input.value;
-    }
-    return { name, config };
-  }
-
-  function showErrors(detail) {
-    for (const el of form.querySelectorAll(".error")) el.textContent = "";
-    const general = document.getElementById("form-error");
-    if (!Array.isArray(detail)) { general.textContent = String(detail); return; }
-    for (const error of detail) {
-      const loc = error.loc || [];
-      const field = loc[0] === "body" && loc[1] === "config" ? loc[2] : loc[1];
-      const slot = form.querySelector(`[data-error-for="${CSS.escape(String(field))}"]`);
-      if (slot) slot.textContent = error.msg; else general.textContent = `${loc.join(".")}: ${error.msg}`;
-    }
-  }
-
-  async function create(body) {
-    const response = await fetch("/api/runs", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    const data = await response.json();
-    if (!response.ok) { showErrors(data.detail); return null; }
-    return data;
-  }
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const body = readForm();
-    if (pendingBatch) {
-      const ids = [];
-      for (const preset of pendingBatch) {
-        const { name, ...config } = preset;
-        const run = await create({ name, config: { ...body.config, ...config } });
-        if (!run) return;
-        ids.push(run.id);
-      }
-      location.href = `/compare?runs=${ids.join(",")}`;
-      return;
-    }
-    const run = await create(body);
-    if (run) location.href = `/runs/${encodeURIComponent(run.id)}`;
-  });
+function cell(row, text, label) {
+  const td = row.insertCell();
+  td.textContent = text; // user text is always text, never HTML
+  td.dataset.label = label; // the phone layout shows it before the value
+  return td;
 }
+
+async function refresh() {
+  const runs = await (await fetch("/api/runs")).json();
+  document.getElementById("loading-runs").hidden = true;
+  tbody.replaceChildren();
+  document.getElementById("no-runs").hidden = runs.length > 0;
+  document.getElementById("runs-table").hidden = runs.length === 0;
+  for (const run of runs) {
+    const row = tbody.insertRow();
+    row.dataset.runId = run.id;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = selected.has(run.id);
+    box.setAttribute("aria-label", `select ${run.name} to compare`);
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(run.id); else selected.delete(run.id);
+      compareButton.disabled = selected.size < 2;
+    });
+    row.insertCell().appendChild(box);
+    const link = document.createElement("a");
+    link.href = `/runs/${encodeURIComponent(run.id)}`;
+    link.textContent = run.name;
+    const name = row.insertCell();
+    name.className = "run-name";
+    name.appendChild(link);
+    cell(row, run.config.method, "Rule");
+    cell(row, run.config.dataset, "Dataset");
+    cell(row, run.status, "Status").className = `status status-${run.status}`;
+    cell(row, `${run.total_steps ? Math.round((100 * run.step) / run.total_steps) : 0}%`, "Progress");
+    cell(row, formatNumber(run.summary.loss), "Loss");
+    cell(row, formatNumber(run.summary.accuracy, 3), "Accuracy");
+    cell(row, new Date(run.created_at * 1000).toLocaleString(), "Created");
+  }
+}
+compareButton.addEventListener("click", () => {
+  location.href = `/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`;
+});
+refresh();
+setInterval(refresh, 2000);
+
+// -- the form ------------------------------------------------------------------
+const form = document.getElementById("new-run");
+const startButton = document.getElementById("start-button");
+const presetNote = document.getElementById("preset-note");
+let pendingBatch = null; // a preset that starts several runs
+
+const inputs = () => [...form.elements].filter((el) => el.name);
+const field = (name) => form.elements.namedItem(name);
+
+// The dataset's own defaults, shown beside each field that depends on the dataset.
+function showDatasetDefaults() {
+  const values = DATASET_DEFAULTS[field("dataset").value] || {};
+  for (const slot of form.querySelectorAll("[data-default-for]")) {
+    const value = values[slot.dataset.defaultFor];
+    slot.textContent = value === undefined ? "" : `; default for ${field("dataset").value}: ${value}`;
+    const input = field(slot.dataset.defaultFor);
+    if (input && input.tagName === "INPUT" && value !== undefined) input.placeholder = `default ${value}`;
+  }
+}
+
+function fill(values) {
+  for (const input of inputs()) {
+    if (input.name in values) input.value = Array.isArray(values[input.name]) ? values[input.name].join(",") : values[input.name];
+  }
+  showDatasetDefaults();
+}
+
+function choosePreset(key) {
+  const preset = PRESETS[key];
+  form.reset();
+  const { name, ...first } = preset.runs[0];
+  fill(preset.runs.length > 1 ? { dataset: first.dataset } : { ...first, name });
+  pendingBatch = preset.runs.length > 1 ? preset.runs : null;
+  presetNote.hidden = !preset.note;
+  presetNote.textContent = preset.note || "";
+  startButton.textContent = pendingBatch ? `Start ${pendingBatch.length} runs` : "Start";
+  syncQuery();
+}
+for (const button of document.querySelectorAll("[data-preset]")) {
+  button.addEventListener("click", () => choosePreset(button.dataset.preset));
+}
+
+// What the form says, as the API's body: empty fields take the dataset's defaults.
+function readForm() {
+  const config = {};
+  let name = null;
+  for (const input of inputs()) {
+    if (input.value === "") continue;
+    if (input.name === "name") { name = input.value; continue; }
+    const kind = input.dataset.kind;
+    if (kind === "widths") config[input.name] = input.value.split(",").map((v) => Number(v.trim()));
+    else if (kind === "int" || kind === "float") config[input.name] = Number(input.value);
+    else config[input.name] = input.value;
+  }
+  return { name, config };
+}
+
+// -- recipes: the form's fields in the query string, both ways ----------------------
+function recipeQuery() {
+  const params = new URLSearchParams();
+  for (const input of inputs()) {
+    const always = input.name === "dataset" || input.name === "method";
+    if (input.value !== "" && (always || input.value !== (input.dataset.default ?? ""))) params.set(input.name, input.value);
+  }
+  return params.toString();
+}
+function syncQuery() {
+  history.replaceState(null, "", `${location.pathname}?${recipeQuery()}`);
+}
+function readQuery() {
+  const params = new URLSearchParams(location.search);
+  const values = {};
+  for (const input of inputs()) if (params.has(input.name)) values[input.name] = params.get(input.name);
+  if (values.dataset === undefined && params.size === 0) return;
+  fill(values);
+  if (Object.keys(values).some((k) => field(k)?.closest("details"))) form.querySelector("details.advanced").open = true;
+}
+form.addEventListener("input", () => syncQuery());
+form.addEventListener("change", (event) => {
+  if (event.target.name === "dataset") { showDatasetDefaults(); pendingBatch = null; presetNote.hidden = true; startButton.textContent = "Start"; }
+  syncQuery();
+});
+document.getElementById("recipe-button").addEventListener("click", async (e) => {
+  const link = `${location.origin}/?${recipeQuery()}`;
+  try { await navigator.clipboard.writeText(link); e.target.textContent = "Recipe link copied"; }
+  catch { window.prompt("Copy this recipe link:", link); }
+});
+showDatasetDefaults();
+readQuery(); // a recipe link fills the form; it never starts a run by itself
+
+// -- errors: at their fields and listed next to Start; focus goes to the first ---------
+const errorBox = document.getElementById("form-errors");
+const errorList = document.getElementById("form-error-list");
+function labelOf(name) {
+  return form.querySelector(`[data-field="${CSS.escape(name)}"] > label`)?.textContent || name;
+}
+function showErrors(detail) {
+  for (const el of form.querySelectorAll(".error")) el.textContent = "";
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  errorList.replaceChildren();
+  const problems = Array.isArray(detail) ? detail : [{ loc: [], msg: String(detail) }];
+  let first = null;
+  for (const error of problems) {
+    const loc = error.loc || [];
+    const name = String(loc[0] === "body" && loc[1] === "config" ? loc[2] : loc[1] ?? "");
+    const input = name ? field(name) : null;
+    const item = document.createElement("li");
+    item.textContent = input ? `${labelOf(name)}: ${error.msg}` : error.msg;
+    errorList.appendChild(item);
+    if (input) {
+      form.querySelector(`[data-error-for="${CSS.escape(name)}"]`).textContent = error.msg;
+      input.setAttribute("aria-invalid", "true");
+      if (input.closest("details")) input.closest("details").open = true;
+      first = first || input;
+    }
+  }
+  errorBox.hidden = false;
+  (first || startButton).focus();
+}
+
+async function create(body) {
+  const response = await fetch("/api/runs", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) { showErrors(data.detail); return null; }
+  return data;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorBox.hidden = true;
+  const body = readForm();
+  if (pendingBatch) {
+    const ids = [];
+    for (const preset of pendingBatch) {
+      const { name, ...config } = preset;
+      const run = await create({ name, config: { ...body.config, ...config } });
+      if (!run) return;
+      ids.push(run.id);
+    }
+    location.href = `/compare?runs=${ids.join(",")}`;
+    return;
+  }
+  const run = await create(body);
+  if (run) location.href = `/runs/${encodeURIComponent(run.id)}`;
+});

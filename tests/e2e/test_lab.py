@@ -61,7 +61,10 @@ def test_live_dni_run_shows_its_network_heatmap_and_no_cloud_button(
     # Clicking a layer selects it in the charts.
     layers.nth(1).click()
     assert page.locator("#layer").input_value() == "2"
-    assert "hidden layer 2" in page.locator("#chart-fidelity .gtitle").text_content()
+    page.locator("#chart-fidelity").scroll_into_view_if_needed()
+    title = "document.querySelector('#chart-fidelity .gtitle')?.textContent || ''"
+    wait_for(lambda: "hidden layer 2" in page.evaluate(title), what="the charts on layer 2")
+    page.evaluate("window.scrollTo(0, 0)")
     # The heatmap's step range grows while the run trains.
     wait_for(lambda: len(heatmap_steps(page)) == 2, what="the heatmap")
     before = heatmap_steps(page)[1]
