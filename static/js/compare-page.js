@@ -7,6 +7,7 @@ import { addExpand, expand, setupPresentation } from "./presentation.js";
 import { RunStream } from "./run-stream.js";
 import { readView, writeView } from "./view-state.js";
 
+const DASHES = ["solid", "dot", "dash"];
 const runs = JSON.parse(document.getElementById("runs-data").textContent);
 const view = readView();
 const container = document.getElementById("charts");
@@ -41,14 +42,15 @@ function buildCharts() {
   container.replaceChildren();
   charts = CHARTS.filter((spec) => !spec.only || runs.some(spec.only)).map((spec) => {
     const chart = new LiveChart(container, spec, view, () => view.layer);
-    for (const r of runs) {
-      if (spec.compareAll) {
-        for (const trace of spec.traces(view.layer)) chart.addTrace(r.id, trace.key, `${r.name}: ${trace.name}`, trace.axis);
+    runs.forEach((r, runIndex) => {
+      if (spec.compareAll) { // every statistic per run: the run's colour, a dash per statistic
+        spec.traces(view.layer).forEach((trace, k) => chart.addTrace(r.id, trace.key, `${r.name}: ${trace.name}`,
+          trace.axis, { colorIndex: runIndex, dash: DASHES[k % DASHES.length] }));
       } else {
         chart.addTrace(r.id, spec.compare(view.layer).key, r.name);
         chart.compareLabel = () => spec.compare(view.layer).label;
       }
-    }
+    });
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
     for (const r of runs) chart.push(r.id, records[r.id]);

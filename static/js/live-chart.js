@@ -96,12 +96,13 @@ async function tick() {
   frameRequested = false;
   const now = performance.now();
   let next = null;
-  if (spent(now) < DRAW_BUDGET * 1000) {
-    for (const chart of queue) {
-      if (!chart.visible || chart.inFlight) continue;
-      if (now - chart.lastDraw < MIN_REDRAW_MS) continue;
-      if (next === null || chart.lastDraw < next.lastDraw) next = chart;
-    }
+  const withinBudget = spent(now) < DRAW_BUDGET * 1000;
+  for (const chart of queue) {
+    if (!chart.visible || chart.inFlight) continue;
+    // A chart's first drawing is never held back: a page should fill at once.
+    if (chart.drawn && (!withinBudget || now - chart.lastDraw < MIN_REDRAW_MS)) continue;
+    if (next === null || !chart.drawn || chart.lastDraw < next.lastDraw) next = chart;
+    if (!chart.drawn) break;
   }
   if (next) {
     queue.delete(next);
@@ -153,8 +154,9 @@ export class LiveChart {
     watch(this, this.div);
   }
 
-  addTrace(run, key, name, axis = "y") {
-    this.traces.push({ run, key, name, axis, step: [], epoch: [], wall_time: [], y: [], received: 0, pending: [] });
+  // `style`: an optional {color, dash} (the compare page colours by run, dashes by statistic).
+  addTrace(run, key, name, axis = "y", style = {}) {
+    this.traces.push({ run, key, name, axis, style, step: [], epoch: [], wall_time: [], y: [], received: 0, pending: [] });
   }
 
   push(runId, records) {
@@ -258,7 +260,7 @@ export class LiveChart {
       // Names are text, never markup: Plotly renders pseudo-HTML in trace names.
       const name = escapeText(t.name);
       data.push({ x: xs.slice(), y: ys.slice(), name, type: "scatter", mode: "lines",
-                  line: { width: 2, color: PALETTE[i % PALETTE.length] }, legendgroup: name,
+                  line: { width: 2, color: color(t, i), dash: t.style.dash || "solid" }, legendgroup: name,
                   yaxis: t.axis === "y2" ? "y2" : "y" });
       t.y.forEach((v, j) => { if (v === null) { bad.x.push(xs[j]); bad.text.push(name); } });
     });
@@ -266,7 +268,7 @@ export class LiveChart {
       this.traces.forEach((t, i) => {
         data.push({ x: t[this.view.x].slice(), y: t.y.slice(), type: "scatter", mode: "lines", opacity: 0.25,
                     showlegend: false, hoverinfo: "skip", legendgroup: data[i].legendgroup, yaxis: data[i].yaxis,
-                    line: { width: 1, color: PALETTE[i % PALETTE.length] } });
+                    line: { width: 1, color: color(t, i) } });
       });
     }
     if (bad.x.length) {
@@ -277,13 +279,24 @@ export class LiveChart {
     return data;
   }
 
-  axis(spec) {
+  // Powers of ten between labelled ticks on a log axis, from the positive data it shows.
+  decadeStep(name) {
+    let lo = Infinity, hi = -Infinity;
+    for (const t of this.traces) {
+      if ((t.axis === "y2" ? "y2" : "y") !== name) continue;
+      for (const v of t.y) if (v > 0 && Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    }
+    const decades = Number.isFinite(lo) ? Math.log10(hi / lo) : 1;
+    return Math.max(1, Math.ceil(decades / 6));
+  }
+
+  axis(spec, name = "y") {
     const type = spec.positive && this.view.log ? "log" : spec.type;
     const axis = { title: { text: spec.title }, type, gridcolor: cssVar("--grid"), automargin: true,
                    zeroline: false };
-    // Log axes: one labelled tick per power of ten, written out (0.001, 1e-5), never
-    // Plotly's small unlabelled digit ticks or cut-off SI suffixes.
-    if (type === "log") Object.assign(axis, { dtick: 1, tickformat: "~g" });
+    // Log axes: labelled ticks at powers of ten, written out (0.001, 1e-5), never Plotly's
+    // small digit ticks or cut-off SI suffixes; at most ~6 of them however wide the range.
+    if (type === "log") Object.assign(axis, { dtick: this.decadeStep(name), tickformat: "~g" });
     if (spec.range) { axis.range = spec.range; axis.autorange = false; }
     return axis;
   }
@@ -292,7 +305,8 @@ export class LiveChart {
     const xTitle = { step: "step", epoch: "epoch", wall_time: "training time (s)" }[this.view.x];
     const axes = this.spec.axes;
     const layout = {
-      title: { text: this.title(), font: { size: 14 } }, height: 320,
+      // Shown large or full screen, the figure takes the height its card gives it.
+      title: { text: this.title(), font: { size: 14 } }, height: this.large() ? this.div.clientHeight : 320,
       margin: { l: 60, r: axes.y2 ? 60 : 20, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)", font: { color: cssVar("--fg") },
       xaxis: { title: { text: xTitle, standoff: 4 }, gridcolor: cssVar("--grid"), automargin: true },
@@ -302,9 +316,13 @@ export class LiveChart {
       uirevision: `${this.view.x}-${this.view.log}-${this.view.fullRange}`,
     };
     if (this.range) { layout.yaxis.range = layout.yaxis.type === "log" ? this.range.map((v) => Math.log10(Math.max(v, 1e-12))) : this.range; layout.yaxis.autorange = false; }
-    if (axes.y2) layout.yaxis2 = { ...this.axis(axes.y2), overlaying: "y", side: "right", showgrid: false };
+    if (axes.y2) layout.yaxis2 = { ...this.axis(axes.y2, "y2"), overlaying: "y", side: "right", showgrid: false };
     layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = 70;
     return layout;
+  }
+
+  large() {
+    return this.card.classList.contains("expanded") || document.fullscreenElement === this.card;
   }
 
   title() {
@@ -315,6 +333,8 @@ export class LiveChart {
     return scope ? `${this.spec.title} (${scope})` : this.spec.title;
   }
 }
+
+export const color = (trace, i) => trace.style.color || PALETTE[(trace.style.colorIndex ?? i) % PALETTE.length];
 
 export function escapeText(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -338,6 +358,17 @@ export function addHelp(card, id, title, text) {
     help.hidden = !help.hidden;
     button.setAttribute("aria-expanded", String(!help.hidden));
   });
-  card.prepend(button);
+  tools(card).append(button);
   card.append(help);
+}
+
+// The row of small controls at the top of a chart card ("Show large", "?").
+export function tools(card) {
+  let row = card.querySelector(":scope > .card-tools");
+  if (!row) {
+    row = document.createElement("div");
+    row.className = "card-tools";
+    card.prepend(row);
+  }
+  return row;
 }

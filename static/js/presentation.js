@@ -1,5 +1,6 @@
 // Presentation mode (big type, nothing but title, status and charts), one chart shown large,
 // keyboard shortcuts with their help, and a confirmation dialog for actions that cannot be undone.
+import { tools } from "./live-chart.js";
 import { writeView } from "./view-state.js";
 
 const isTyping = (el) => el && (el.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName));
@@ -65,13 +66,17 @@ export function addExpand(card, view) {
   button.textContent = "Show large";
   button.setAttribute("aria-pressed", "false");
   button.addEventListener("click", () => expand(card, !card.classList.contains("expanded"), view));
-  card.prepend(button);
+  tools(card).prepend(button);
   return button;
 }
 
+// Charts whose size changed draw again (a large chart takes its card's height).
 function resizeCharts() {
   requestAnimationFrame(() => {
-    for (const div of document.querySelectorAll(".chart")) if (div.data) Plotly.Plots.resize(div);
+    for (const div of document.querySelectorAll(".chart")) {
+      if (div.synthgradChart?.redrawAll) div.synthgradChart.redrawAll();
+      else if (div.data) Plotly.Plots.resize(div);
+    }
   });
 }
 document.addEventListener("fullscreenchange", resizeCharts);
