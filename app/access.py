@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 
 from .status import Forbidden
 
-#: An owner token a client brings is reused only if it is at least this long.
-MIN_TOKEN_LENGTH = 16
+
+def _bytes(token: str) -> bytes:
+    # Headers arrive as latin-1 text: any character may be in a token a client sends.
+    return token.encode("utf-8", "surrogatepass")
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_bytes(token)).hexdigest()
 
 
 def new_token() -> str:
@@ -32,13 +35,19 @@ class Access:
         self.read_only = read_only
 
     def is_admin(self, token: str | None) -> bool:
-        return bool(self._admin and token and hmac.compare_digest(token, self._admin))
+        # Bytes, not text: compare_digest refuses non-ASCII text, and its error would tell
+        # a caller whether an admin token is set.
+        return bool(
+            self._admin and token and hmac.compare_digest(_bytes(token), _bytes(self._admin))
+        )
 
     def can_control(self, owner_hash: str, token: str | None) -> bool:
         """True for the admin token and for the token whose hash the run stores."""
         if self.is_admin(token):
             return True
-        return bool(token) and hmac.compare_digest(token_hash(token or ""), owner_hash)
+        return bool(token) and hmac.compare_digest(
+            token_hash(token or "").encode(), owner_hash.encode()
+        )
 
     def authorize(self, owner_hash: str, token: str | None) -> None:
         if not self.can_control(owner_hash, token):
@@ -48,12 +57,12 @@ class Access:
         if self.read_only and not self.is_admin(token):
             raise Forbidden("this server is read-only: creating runs needs the admin token")
 
-    def owner_token_for(self, token: str | None) -> str:
-        """The caller's own token when it may serve as an owner token, else a new one.
+    def owner_token_for(self, token: str | None, owner_hashes: Collection[str]) -> str:
+        """The caller's token when the server made it before (it owns a run), else a new one.
 
-        A browser owning several runs holds one cookie; the admin token is never
-        handed out as an owner token.
+        A browser owning several runs holds one cookie; a client can never choose its
+        own owner token (no cookie fixation); the admin token is never handed out.
         """
-        if token and not self.is_admin(token) and len(token) >= MIN_TOKEN_LENGTH:
+        if token and not self.is_admin(token) and token_hash(token) in owner_hashes:
             return token
         return new_token()

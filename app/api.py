@@ -15,6 +15,9 @@ from .metrics import downsample, numeric_keys, select_fields, to_csv
 from .schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
 from .status import RunNotFound
 
+#: Largest step a client may name (SQLite integers are 64-bit).
+MAX_STEP = 2**62
+
 #: Error statuses documented for the routes that act on one run.
 ONE_RUN: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
 CONTROL: dict[int | str, dict[str, Any]] = {
@@ -170,6 +173,7 @@ async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
     await websocket.accept()
+    # Steps fit SQLite's 64-bit integers; a larger `after` simply means "nothing missed".
     await websocket.app.state.hub.serve(
-        websocket, run_id, after if after is None else max(0, after)
+        websocket, run_id, after if after is None else min(max(0, after), MAX_STEP)
     )

@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from synthgrad_core import ConfigError
@@ -76,6 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def too_many(request: Request, exc: TooManyRuns) -> JSONResponse:
         return error(429, str(exc))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each input whole: a 100 MB body got a 100 MB 422,
+        # and a NaN or a lone surrogate in the input could not be encoded at all (500).
+        return JSONResponse({"detail": [_short(error) for error in exc.errors()]}, 422)
+
     @app.exception_handler(ConfigError)
     async def bad_config(request: Request, exc: ConfigError) -> JSONResponse:
         # The same shape FastAPI gives its own 422s, so clients handle one format.
@@ -90,3 +98,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     return app
+
+
+#: Characters of an offending input a 422 quotes.
+INPUT_EXCERPT = 80
+
+
+def _short(error: Any) -> dict[str, Any]:
+    """A validation error with its input as a short, always encodable excerpt."""
+    text = ascii(error.get("input"))
+    if len(text) > INPUT_EXCERPT:
+        text = text[:INPUT_EXCERPT] + "..."
+    return {
+        "type": error.get("type"),
+        "loc": [str(part) if not isinstance(part, int) else part for part in error.get("loc", ())],
+        "msg": str(error.get("msg")),
+        "input": text,
+    }

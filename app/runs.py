@@ -143,7 +143,8 @@ class RunManager:
                     f"the server keeps at most {self.settings.max_stored_runs} "
                     "runs; delete some first"
                 )
-            owner_token = self.access.owner_token_for(token)
+            owner_hashes = {r.owner_hash for r in self.runs.values()}
+            owner_token = self.access.owner_token_for(token, owner_hashes)
             run = Run(
                 id=new_run_id(),
                 name=name or f"{cfg.method} on {cfg.dataset}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
 
 from synthgrad_core.config import FIELD_SPECS, MAX_LAYERS, MAX_WIDTH, FieldSpec, TrainConfig
 
@@ -23,14 +23,16 @@ def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
         bounds = {}
     elif spec.kind == "widths":
         kind = Annotated[
-            list[Annotated[int, Field(**bounds)]], Field(min_length=1, max_length=MAX_LAYERS)
+            list[Annotated[StrictInt, Field(**bounds)]],
+            Field(min_length=1, max_length=MAX_LAYERS),
         ]
         bounds = {}
         description += f"; each width 1..{MAX_WIDTH}"
     elif spec.kind == "path":
         kind = Annotated[str, Field(max_length=4096)]
     else:
-        kind = int if spec.kind == "int" else float
+        # Strict: `false` is not an integer; NaN, Infinity and 1e400 are not numbers here.
+        kind = StrictInt if spec.kind == "int" else Annotated[float, Field(allow_inf_nan=False)]
     if default is None:
         kind = kind | None
     field: Any = Field(default=default, description=description, title=spec.label, **bounds)
@@ -45,11 +47,22 @@ RunConfig = create_model(  # type: ignore[call-overload]
 )
 
 
+def _encodable(name: str | None) -> str | None:
+    """A run name must be text that can be stored: no lone surrogates."""
+    if name is not None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return name
+
+
 class CreateRun(BaseModel):
     """Body of POST /api/runs."""
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
+    _name_text = field_validator("name")(_encodable)
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
 
 
@@ -58,6 +71,7 @@ class RenameRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+    _name_text = field_validator("name")(_encodable)
 
 
 # -- responses ------------------------------------------------------------------

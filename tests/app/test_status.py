@@ -36,9 +36,12 @@ def test_access_by_owner_hash_or_admin_token() -> None:
     access.may_create("the-admin-token-0123")
 
 
-def test_the_admin_token_is_never_handed_out_as_an_owner_token() -> None:
+def test_owner_tokens_are_only_ever_made_by_the_server() -> None:
     access = Access("the-admin-token-0123", read_only=False)
-    assert access.owner_token_for("the-admin-token-0123") != "the-admin-token-0123"
-    assert access.owner_token_for("short") != "short"
-    kept = "a-browser-cookie-of-enough-length"
-    assert access.owner_token_for(kept) == kept
+    known = token_hash("a-token-the-server-made-before")
+    assert access.owner_token_for("the-admin-token-0123", {known}) != "the-admin-token-0123"
+    chosen = "a-client-chosen-token-of-enough-length"
+    assert access.owner_token_for(chosen, {known}) != chosen  # no cookie fixation
+    assert access.owner_token_for("a-token-the-server-made-before", {known}) == (
+        "a-token-the-server-made-before"
+    )
