@@ -20,7 +20,7 @@ from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.config import planned_steps
 
 from .access import Access, new_run_id, token_hash
-from .events import DeletedEvent, Event, StatusEvent
+from .events import Broadcaster, DeletedEvent, StatusEvent
 from .executors import Executor, Session, TrainingFailed, make_executor
 from .recorder import Recorder
 from .run import SUMMARY_KEYS, Run
@@ -29,7 +29,6 @@ from .status import ACTIVE, TRANSITIONS, Conflict, Control, RunNotFound, RunStat
 from .store import Store
 
 log = logging.getLogger("synthgrad.runs")
-Listener = Callable[[Event], None]
 
 #: Run columns a status change writes.
 MUTABLE_COLUMNS = ("status", "step", "summary", "started_at", "finished_at", "error")
@@ -37,7 +36,7 @@ MUTABLE_COLUMNS = ("status", "step", "summary", "started_at", "finished_at", "er
 CONTROL_WAIT = 10.0
 
 
-class RunManager:
+class RunManager(Broadcaster):
     """Creates, schedules, controls and records runs.
 
     >>> manager = RunManager(Settings(db=":memory:"))
@@ -50,6 +49,7 @@ class RunManager:
     def __init__(
         self, settings: Settings, store: Store | None = None, executor: Executor | None = None
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.store = store or Store(settings.db)
         self.executor = executor or make_executor(settings.executor, settings.pipe_slice)
@@ -58,7 +58,6 @@ class RunManager:
         self._lock = threading.RLock()
         self._active: set[str] = set()
         self._queue: deque[str] = deque()
-        self._listeners: list[Listener] = []
         self._closing = threading.Event()
         interrupted = self.store.mark_interrupted([s.value for s in ACTIVE])
         if interrupted:
@@ -79,18 +78,6 @@ class RunManager:
         log.info(
             "run manager ready: %s executor, %d stored run(s)", self.executor.name, len(self.runs)
         )
-
-    # -- events ------------------------------------------------------------
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            listener(event)
 
     # -- queries -----------------------------------------------------------
     def get(self, run_id: str) -> Run:

@@ -57,6 +57,7 @@ const heatmap = new FidelityHeatmap(document.getElementById("chart-heatmap"), la
 addHelp(heatmapCard, "heatmap", "Fidelity heatmap", "One row per hidden layer, one column per stretch of training. The colour is the cosine between the signal the layer learned from and the true gradient: blue where they agree, grey where the layer was learning from noise, red where it was pushed the wrong way. Read it left to right to see which layer went wrong, and when.");
 
 const statusEl = document.getElementById("status");
+const connection = document.getElementById("connection");
 const progressBar = document.getElementById("progress-bar");
 const progressText = document.getElementById("progress-text");
 const banner = document.getElementById("banner");
@@ -75,6 +76,7 @@ function showStatus(status, extra = {}) {
   }
   run.status = status;
   statusEl.textContent = status;
+  if (TERMINAL.has(status)) connection.textContent = ""; // an ended run is never "live"
   statusEl.className = `status status-${status}`;
   if (status === "diverged") {
     banner.hidden = false;
@@ -176,7 +178,6 @@ for (const [key, value] of Object.entries(run.config)) {
   row.insertCell().textContent = Array.isArray(value) ? value.join(",") : String(value);
 }
 
-const connection = document.getElementById("connection");
 const loading = document.getElementById("loading");
 // Charts appear with the first records; until then the page says what it waits for.
 function showLoaded() {
