@@ -59,10 +59,6 @@ export class FidelityHeatmap {
     return { x, z };
   }
 
-  stepRange() {
-    return this.steps.length ? [this.steps[0], this.steps[this.steps.length - 1]] : null;
-  }
-
   async draw() {
     if (performance.now() - this.lastDraw < MIN_REDRAW_MS && this.drawn) { setTimeout(() => request(this), MIN_REDRAW_MS); return; }
     this.dirty = false;
