@@ -45,6 +45,7 @@ def test_live_dni_run_shows_its_network_heatmap_and_no_cloud_button(
     page.set_viewport_size({"width": 1366, "height": 1000})
     page.goto(f"{server.url}/runs/{run_id}")
     diagram = page.get_by_role("group", name=re.compile("Network diagram"))
+    diagram.wait_for()  # shown with the run's first records
     assert diagram.is_visible()
     layers = diagram.get_by_role("button", name=re.compile(r"^hidden layer \d"))
     wait_for(lambda: layers.count() > 0, what="the diagram")
@@ -95,10 +96,12 @@ def test_axes_are_honest_on_run_and_compare_pages(page: Any, server: LiveServer)
     backprop = start(server, {**ARTICLE_DNI, "method": "backprop"}, "backprop")
     page.set_viewport_size({"width": 1366, "height": 3000})  # every chart on screen
     page.goto(f"{server.url}/runs/{dni}")
+    # Past the first epoch (80 steps of the article's task), by the server's count: the
+    # page streams at most 50 records a second, so its own count would take far longer.
     wait_for(
-        lambda: page.evaluate("() => window.synthgradCharts[0].pointCount()") > 2000,
-        what="two epochs of records",
-        timeout=40,
+        lambda: httpx.get(f"{server.url}/api/runs/{dni}").json()["step"] > 240,
+        what="three epochs of records",
+        timeout=60,
     )
     page.reload()  # the snapshot: the whole run so far, step 1 included
     wait_for(
