@@ -1,13 +1,35 @@
-"""SQLite store of runs and their step records (WAL; one writer thread, short-lived readers)."""
+"""SQLite store of runs and their step records (WAL; one writer thread, short-lived readers).
+
+Records are stored compressed (zlib with a preset dictionary of the record keys)
+in a rowid table, so a record of the article's net takes ~0.5 KB on disk rather
+than spilling into overflow pages. The file reclaims deleted runs' space
+incrementally (`auto_vacuum = INCREMENTAL`), a few pages at a time.
+
+Every SQLite error leaves this module as a `StoreError` naming its cause
+("disk full", "database corrupt", ...), and the store remembers the last
+write failure (`failure`) until a probe finds room to write again (`probe`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .codec import decode_record, encode_record
+from .store_errors import StoreCorrupt, StoreError, describe, recovery_hint
+from .upkeep import Purger, migrate_round_one
+
+__all__ = ["CHUNK", "Purger", "Store", "StoreCorrupt", "StoreError"]
+
+log = logging.getLogger("synthgrad.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -24,16 +46,18 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT NOT NULL DEFAULT '{}',
     error TEXT
 );
-CREATE TABLE IF NOT EXISTS metrics (
+-- A rowid table: a record (~0.5 KB compressed) stays on its b-tree page. The old
+-- WITHOUT ROWID table spilled ~1 KB rows into overflow pages: 4.7 KB per record.
+CREATE TABLE IF NOT EXISTS records (
     run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     streamed INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_step ON records (run_id, step);
 -- The live subset, read by every snapshot and reconnect: without this index each
 -- read scans (and loads) every stored record of the run.
-CREATE INDEX IF NOT EXISTS metrics_streamed ON metrics (run_id, step) WHERE streamed = 1;
+CREATE INDEX IF NOT EXISTS records_streamed ON records (run_id, step) WHERE streamed = 1;
 """
 
 RUN_COLUMNS = (
@@ -52,53 +76,158 @@ RUN_COLUMNS = (
 )
 JSON_COLUMNS = ("config", "summary")
 
+#: Rows a read or a background delete handles per statement: a delete holds the
+#: write lock for one chunk only, so live streams never wait long behind it.
+CHUNK = 2000
+#: Bytes a probe write needs before a failed store counts as writable again.
+PROBE_BYTES = 2**20
+#: Free pages given back to the file system per incremental-vacuum call.
+VACUUM_PAGES = 512
+
 
 class Store:
-    """Runs and metrics in one SQLite file. Thread-safe: writes share one locked connection."""
+    """Runs and records in one SQLite file. Thread-safe: writes share one locked connection."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, check: bool = True) -> None:
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._conn = self._connect()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(SCHEMA)
+        #: why the last write failed ("disk full", ...), None while writes succeed
+        self.failure: str | None = None
+        try:
+            self._conn = self._connect()
+            if check:
+                self._check()
+            # Must precede the first table; an older file gets it with its migration.
+            self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if describe(exc) == "database corrupt":
+                raise StoreCorrupt(recovery_hint(path)) from None
+            raise StoreError(f"cannot open the database {path}: {describe(exc)}") from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def _check(self) -> None:
+        """SQLite's quick check of every page; a damaged file refuses to open, with a way out."""
+        rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        if rows != [("ok",)]:
+            log.error("integrity check of %s: %s", self.path, "; ".join(r[0] for r in rows[:5]))
+            raise StoreCorrupt(recovery_hint(self.path))
+
+    def _migrate(self) -> None:
+        migrate_round_one(self._conn, self.path)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    # -- runs --------------------------------------------------------------
+    # -- health ------------------------------------------------------------
+    def free_bytes(self) -> int:
+        """Bytes free on the file system that holds the database."""
+        if self.path == ":memory:":
+            return 2**62
+        return shutil.disk_usage(Path(self.path).expanduser().resolve().parent).free
+
+    def file_bytes(self) -> int:
+        if self.path == ":memory:":
+            return 0
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+    def probe(self) -> bool:
+        """Try a write that needs a fresh page; clears `failure` when it succeeds.
+
+        A corrupt file stays failed: only a restart after recovery clears that.
+        """
+        if self.failure == "database corrupt":
+            return False
+
+        def work(conn: sqlite3.Connection) -> None:
+            # Room for a few seconds of records, not just one row: 1 MiB, then gone again.
+            conn.execute("CREATE TABLE IF NOT EXISTS probe (data BLOB)")
+            conn.execute(f"INSERT INTO probe VALUES (zeroblob({PROBE_BYTES}))")
+            conn.execute("DELETE FROM probe")
+
+        try:
+            self._write(work)
+        except StoreError:
+            return False
+        self.failure = None
+        return True
+
+    # -- writing -----------------------------------------------------------
+    def _write(self, work: Any) -> None:
+        """Run `work(conn)` in one write transaction; SQLite errors become StoreError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                work(self._conn)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # SQLite may have rolled back already (a full disk does): roll back only
+                # what is still open, or the rollback itself fails and hides the cause.
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("rollback failed")
+                self.failure = describe(exc)
+                raise StoreError(self.failure) from exc
+
     def insert_run(self, row: dict[str, Any]) -> None:
         values = [_encode(col, row.get(col)) for col in RUN_COLUMNS]
-        with self._lock:
-            self._conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
                 values,
             )
+        )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         assert fields and set(fields) <= set(RUN_COLUMNS)
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._lock:
-            self._conn.execute(
-                f"UPDATE runs SET {sets} WHERE id = ?",
-                [*(_encode(k, v) for k, v in fields.items()), run_id],
-            )
+        values = [*(_encode(k, v) for k, v in fields.items()), run_id]
+        self._write(lambda conn: conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", values))
 
     def delete_run(self, run_id: str) -> None:
+        """Remove the run's row at once; its records go in chunks (`purge`)."""
+        self._write(lambda conn: conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)))
+
+    def purge(self) -> int:
+        """Delete one chunk of records whose run is gone, or reclaim free pages; 0 when done.
+
+        Call it until it returns 0; between calls other writers get the lock.
+        """
+        deleted = 0
+
+        def work(conn: sqlite3.Connection) -> None:
+            nonlocal deleted
+            deleted = conn.execute(
+                "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records "
+                "WHERE run_id NOT IN (SELECT id FROM runs) "
+                f"LIMIT {CHUNK})"
+            ).rowcount
+
+        self._write(work)
+        if deleted:
+            return deleted
         with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
-            self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-            self._conn.execute("COMMIT")
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            if free:
+                # Through executescript: stepped by execute(), the pragma frees one page.
+                self._conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
+        return min(free, VACUUM_PAGES)
 
     def load_runs(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -113,70 +242,99 @@ class Store:
     def mark_interrupted(self, statuses: Iterable[str]) -> int:
         """Runs left in one of `statuses` by a process that died become `interrupted`."""
         marks = list(statuses)
-        with self._lock:
-            cur = self._conn.execute(
+        count = 0
+
+        def work(conn: sqlite3.Connection) -> None:
+            nonlocal count
+            count = conn.execute(
                 f"UPDATE runs SET status = 'interrupted' WHERE status IN "
                 f"({', '.join('?' * len(marks))})",
                 marks,
-            )
-        return cur.rowcount
+            ).rowcount
 
-    # -- metrics -----------------------------------------------------------
+        self._write(work)
+        return count
+
     def write_batch(
         self,
-        metrics: list[tuple[str, int, int, str]],
+        records: list[tuple[str, int, int, str]],
         run_updates: list[tuple[str, dict[str, Any]]],
     ) -> None:
         """Insert records (run_id, step, streamed, json) and update run rows in one transaction."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                if metrics:
-                    self._conn.executemany(
-                        "INSERT OR REPLACE INTO metrics (run_id, step, streamed, record) "
-                        "VALUES (?, ?, ?, ?)",
-                        metrics,
-                    )
-                for run_id, fields in run_updates:
-                    sets = ", ".join(f"{k} = ?" for k in fields)
-                    self._conn.execute(
-                        f"UPDATE runs SET {sets} WHERE id = ?",
-                        [*(_encode(k, v) for k, v in fields.items()), run_id],
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        rows = [(run_id, step, live, encode_record(text)) for run_id, step, live, text in records]
+
+        def work(conn: sqlite3.Connection) -> None:
+            if rows:
+                conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
+            for run_id, fields in run_updates:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                conn.execute(
+                    f"UPDATE runs SET {sets} WHERE id = ?",
+                    [*(_encode(k, v) for k, v in fields.items()), run_id],
+                )
+
+        self._write(work)  # a success does not clear `failure`: only a probe does
+
+    # -- reading -----------------------------------------------------------
+    def iter_records(
+        self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[int, str]]:
+        """(step, JSON text) of the run's records with step > `after`, in step order.
+
+        Reads CHUNK rows per query (no read transaction held between chunks), so a
+        long history streams in constant memory without holding back checkpoints.
+        """
+        if streamed_only:  # the planner, without statistics, would scan the run's every row
+            sql = (
+                "SELECT step, data FROM records INDEXED BY records_streamed "
+                "WHERE run_id = ? AND step > ? AND streamed = 1"
+            )
+        else:
+            sql = "SELECT step, data FROM records WHERE run_id = ? AND step > ?"
+        left = limit if limit is not None else 2**62
+        while left > 0:
+            rows = self._read(f"{sql} ORDER BY step LIMIT {min(CHUNK, left)}", (run_id, after))
+            for step, data in rows:
+                yield step, decode_record(data)
+            if len(rows) < min(CHUNK, left):
+                return
+            left -= len(rows)
+            after = rows[-1][0]
 
     def read_records(
         self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
     ) -> list[str]:
         """Stored records (JSON text) of a run with step > `after`, in step order."""
-        if streamed_only:  # the planner, without statistics, would scan the run's every row
-            sql = (
-                "SELECT record FROM metrics INDEXED BY metrics_streamed "
-                "WHERE run_id = ? AND step > ? AND streamed = 1"
+        return [
+            text
+            for _, text in self.iter_records(
+                run_id, after=after, streamed_only=streamed_only, limit=limit
             )
-        else:
-            sql = "SELECT record FROM metrics WHERE run_id = ? AND step > ?"
-        sql += " ORDER BY step"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        conn = self._connect()  # readers do not queue behind the writer (WAL)
-        try:
-            return [row[0] for row in conn.execute(sql, (run_id, after))]
-        finally:
-            conn.close()
+        ]
 
     def count_records(self, run_id: str, *, after: int = 0, streamed_only: bool = False) -> int:
-        sql = "SELECT COUNT(*) FROM metrics WHERE run_id = ? AND step > ?"
+        sql = "SELECT COUNT(*) FROM records WHERE run_id = ? AND step > ?"
         if streamed_only:
             sql += " AND streamed = 1"
-        conn = self._connect()
+        return int(self._read(sql, (run_id, after))[0][0])
+
+    def steps(self, run_id: str) -> list[int]:
+        """Every stored step of the run (8 bytes each: cheap beside the records)."""
+        rows = self._read("SELECT step FROM records WHERE run_id = ? ORDER BY step", (run_id,))
+        return [row[0] for row in rows]
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         try:
-            return int(conn.execute(sql, (run_id, after)).fetchone()[0])
-        finally:
-            conn.close()
+            conn = self._connect()  # readers do not queue behind the writer (WAL)
+            try:
+                return conn.execute(sql, args).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            cause = describe(exc)
+            if cause == "database corrupt":
+                self.failure = cause
+            raise StoreError(cause) from exc
 
 
 def _encode(column: str, value: Any) -> Any:

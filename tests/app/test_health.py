@@ -55,7 +55,7 @@ def test_streamed_records_are_read_through_their_own_index(tmp_path: Path) -> No
     assert store.read_records("r", after=100, streamed_only=True) == [
         f'{{"step":{step}}}' for step in range(110, 501, 10)
     ]
-    query = next(sql for sql in plans if sql.startswith("SELECT record"))
+    query = next(sql for sql in plans if sql.startswith("SELECT step, data"))
     plan = store._conn.execute("EXPLAIN QUERY PLAN " + query.replace("'r'", "?"), ("r",))
-    assert any("metrics_streamed" in str(row) for row in plan.fetchall())
+    assert any("records_streamed" in str(row) for row in plan.fetchall())
     store.close()
