@@ -65,6 +65,36 @@ class Settings:
     stream_backlog: int = 4000
     #: level of the server's log (debug, info, warning, error).
     log_level: str = "info"
+    #: file whose first line is the admin token (keeps it out of `ps` and shell history).
+    admin_token_file: str | None = None
+    # -- limits per run and per visitor (docs/reliability.md) --
+    #: most memory a run's training process may need, by the estimate (bytes; 1 GiB lets
+    #: two runs train on a small box with room for the server).
+    max_run_memory: int = 2**30
+    #: most training time a run may need, estimated from its floating-point work.
+    max_run_seconds: float = 6 * 3600.0
+    #: sustained floating-point rate one run gets, for that estimate (one core, measured
+    #: 2-5e10 on wide nets; lower is more cautious).
+    flops_per_second: float = 1e10
+    #: unfinished (queued, running, paused) runs one owner may have; 0 = no limit.
+    max_active_per_owner: int = 4
+    #: runs one client address may create per minute (bursts up to the same); 0 = no limit.
+    create_rate: int = 30
+    #: free bytes the store's disk must keep; below it new runs are refused.
+    min_free_disk: int = 256 * 2**20
+    #: folder an mnist `data_path` must lie in (relative paths are taken inside it).
+    data_root: str = "data"
+    #: seconds a run told to stop or be deleted gets before its training process is killed.
+    kill_grace: float = 2.0
+    # -- connections --
+    #: largest request body (bytes); larger ones get 413 unread.
+    max_body_bytes: int = 64 * 1024
+    #: seconds a connection may take to send a request's headers.
+    header_timeout: float = 10.0
+    #: open HTTP connections one client address may hold.
+    max_connections_per_address: int = 256
+    #: seconds a websocket send may wait on a client that does not read; then it is closed.
+    ws_send_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.flush_interval <= 1.0:
@@ -79,8 +109,30 @@ class Settings:
             raise ValueError("pipe_slice: must be > 0 and <= 1 second")
         if self.stream_backlog < 10:
             raise ValueError("stream_backlog: must be >= 10 records")
+        for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0")
+        for name in ("header_timeout", "ws_send_timeout", "kill_grace"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0 seconds")
+        if self.admin_token_file:
+            _ = self.admin  # a missing or empty file stops the server at once, saying so
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def admin(self) -> str | None:
+        """The admin token: given directly, or the first line of `admin_token_file`."""
+        if self.admin_token or not self.admin_token_file:
+            return self.admin_token
+        try:
+            text = Path(self.admin_token_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"admin_token_file: cannot read it ({exc.strerror})") from None
+        token = text.splitlines()[0].strip() if text else ""
+        if not token:
+            raise ValueError("admin_token_file: the file is empty")
+        return token
 
     @property
     def concurrency(self) -> int:

@@ -56,14 +56,17 @@ class Control(enum.StrEnum):
     STOP = "stop"
     SHUTDOWN = "shutdown"  # the server is closing: the run becomes `interrupted`
     DELETE = "delete"  # stopped on the way to being deleted: viewers hear only "deleted"
+    FAIL = "fail"  # the server cannot go on with it (the store cannot write)
 
     @property
     def final_status(self) -> RunStatus:
+        if self is Control.FAIL:
+            return RunStatus.FAILED
         return RunStatus.INTERRUPTED if self is Control.SHUTDOWN else RunStatus.STOPPED
 
     @property
     def ends(self) -> bool:
-        return self in (Control.STOP, Control.SHUTDOWN, Control.DELETE)
+        return self in (Control.STOP, Control.SHUTDOWN, Control.DELETE, Control.FAIL)
 
 
 class RunNotFound(KeyError):
@@ -79,4 +82,12 @@ class Forbidden(PermissionError):
 
 
 class TooManyRuns(RuntimeError):
-    """The store holds the most runs it may; delete some first."""
+    """A limit on runs is reached (stored, per owner, per minute); `retry_after` in seconds."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(RuntimeError):
+    """The server cannot take runs now: the store cannot write or the disk is nearly full."""
