@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from .controls import CONTROL_WAIT
 from .deps import OWNER_COOKIE, Manager, Token
-from .messages import CloseCode, envelope
-from .metrics import downsample, numeric_keys, select_fields, to_csv
+from .messages import CloseCode
+from .run import Run
 from .schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
-from .status import RunNotFound
+from .status import RunNotFound, RunStatus
 
 #: Largest step a client may name (SQLite integers are 64-bit).
 MAX_STEP = 2**62
@@ -22,25 +26,35 @@ MAX_STEP = 2**62
 ONE_RUN: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
 CONTROL: dict[int | str, dict[str, Any]] = {
     **ONE_RUN,
-    403: {"description": "needs the run's owner token or the admin token"},
+    403: {"description": "needs the run's owner token or the admin token (cookies: same site)"},
     409: {"description": "the run's status does not allow this"},
+    503: {"description": "the store cannot write"},
 }
 
 router = APIRouter()
 
 
-@router.get("/api/health", response_model=Health)
+@router.get(
+    "/api/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the store cannot take runs (why: store)"}},
+)
 def health(
     request: Request,
+    response: Response,
     manager: Manager,
     lag_window: Annotated[
         float, Query(gt=0, le=10, description="seconds of event-loop lag to summarize")
     ] = 10.0,
 ) -> dict[str, Any]:
-    """Liveness, runs, the stream's backlog figures and event-loop lag (ms)."""
+    """Liveness, the store's state, runs, the stream's backlog figures and event-loop lag (ms)."""
     active = sum(1 for run in manager.runs.values() if not run.status.terminal)
+    store = manager.admission.store_health()
+    if not store["ok"]:
+        response.status_code = 503
     return {
-        "status": "ok",
+        "status": "ok" if store["ok"] else "failing",
+        "store": store,
         "runs": len(manager.runs),
         "active": active,
         "executor": manager.executor.name,
@@ -54,18 +68,26 @@ def health(
     status_code=201,
     response_model=CreatedRun,
     responses={
-        403: {"description": "read-only server"},
-        429: {"description": "the server keeps no more runs"},
+        403: {"description": "read-only server, or a cookie sent from another site"},
+        413: {"description": "the request body is larger than the server accepts"},
+        429: {"description": "a limit on runs: stored, unfinished per owner, or per minute"},
+        503: {"description": "the store cannot write, or its disk is nearly full"},
     },
 )
 def create_run(
-    body: CreateRun, manager: Manager, token: Token, response: Response
+    body: CreateRun, request: Request, manager: Manager, token: Token, response: Response
 ) -> dict[str, Any]:
     """Create a run and start (or queue) it; the caller becomes its owner."""
     config = body.config.model_dump(exclude_none=True)  # type: ignore[attr-defined]
-    run, owner_token = manager.create(config, name=body.name, token=token)
+    client = request.client.host if request.client else None
+    run, owner_token = manager.create(config, name=body.name, token=token, client=client)
     response.set_cookie(
-        OWNER_COOKIE, owner_token, max_age=365 * 24 * 3600, httponly=True, samesite="strict"
+        OWNER_COOKIE,
+        owner_token,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",  # behind an HTTPS proxy (its X-Forwarded-Proto)
     )
     return {**run.public(), "owner_token": owner_token}
 
@@ -83,22 +105,40 @@ def get_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     return {**run.public(), "can_control": manager.can_control(run_id, token)}
 
 
+async def _settled(run: Run, until: Callable[[Run], bool]) -> dict[str, Any]:
+    """The run once `until(run)` holds or CONTROL_WAIT has passed, without holding a thread."""
+    deadline = time.monotonic() + CONTROL_WAIT
+    while not (until(run) or run.status.terminal) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return run.public()
+
+
 @router.post("/api/runs/{run_id}/pause", response_model=RunOut, responses=CONTROL)
-def pause_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
-    """Pause a running run at its next step boundary (owner or admin)."""
-    return manager.pause(run_id, token).public()
+async def pause_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """Pause a running run at its next step boundary (owner or admin).
+
+    Answers within a second: paused, or still running with `requested: "pause"`.
+    """
+    run = await run_in_threadpool(manager.pause, run_id, token, 0.0)
+    return await _settled(run, lambda r: r.status is RunStatus.PAUSED)
 
 
 @router.post("/api/runs/{run_id}/resume", response_model=RunOut, responses=CONTROL)
-def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+async def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Resume a paused run (owner or admin)."""
-    return manager.resume(run_id, token).public()
+    run = await run_in_threadpool(manager.resume, run_id, token, 0.0)
+    return await _settled(run, lambda r: r.status is RunStatus.RUNNING)
 
 
 @router.post("/api/runs/{run_id}/stop", response_model=RunOut, responses=CONTROL)
-def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
-    """Stop a run for good, keeping what it recorded (owner or admin)."""
-    return manager.stop(run_id, token).public()
+async def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
+    """Stop a run for good, keeping what it recorded (owner or admin).
+
+    Answers within a second: stopped, or with `requested: "stop"`; a training that
+    does not stop within the grace period is killed.
+    """
+    run = await run_in_threadpool(manager.stop, run_id, token, 0.0)
+    return await _settled(run, lambda r: r.status.terminal)
 
 
 @router.patch("/api/runs/{run_id}", response_model=RunOut, responses=CONTROL)
@@ -123,6 +163,7 @@ def delete_run(run_id: str, manager: Manager, token: Token) -> Response:
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "the records as JSON, or as CSV with format=csv",
         },
+        422: {"description": "a bad parameter, or a field the run's records do not have"},
         **ONE_RUN,
     },
 )
@@ -137,26 +178,14 @@ def get_metrics(
     ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response:
-    """The run's stored records, complete or min/max-downsampled, as JSON or CSV."""
-    texts = manager.records(run_id)
-    wanted = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    if wanted is None and max_points is None and format == "json":
-        head = {"run_id": run_id, "count": len(texts), "downsampled": False}
-        return Response(envelope(head, records=texts), media_type="application/json")
-    records = [json.loads(t) for t in texts]
-    downsampled = max_points is not None and len(records) > max_points
-    if max_points is not None and downsampled:
-        keep = downsample(records, max_points, wanted or numeric_keys(records[:50]))
-        records = [records[i] for i in keep]
-    records = [select_fields(r, wanted) for r in records]
-    if format == "csv":
-        return Response(
-            to_csv(records, wanted),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{run_id}.csv"'},
-        )
-    return JSONResponse(
-        {"run_id": run_id, "count": len(records), "downsampled": downsampled, "records": records}
+    """The run's stored records, complete or min/max-downsampled, as JSON or CSV.
+
+    Streamed as read from the store: memory stays flat however long the run.
+    """
+    out = manager.export(run_id, fields, max_points, format)
+    headers = {"Content-Disposition": f'attachment; filename="{run_id}.csv"'}
+    return StreamingResponse(
+        out.chunks, media_type=out.media_type, headers=headers if format == "csv" else None
     )
 
 

@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much the server logs (env SYNTHGRAD_LOG_LEVEL; info)",
     )
     serve_cmd.add_argument(
-        "--admin-token", help="token that controls every run (env SYNTHGRAD_ADMIN_TOKEN)"
+        "--admin-token-file",
+        help="file holding the token that controls every run (env SYNTHGRAD_ADMIN_TOKEN_FILE, "
+        "or SYNTHGRAD_ADMIN_TOKEN; a token on the command line would show in `ps`)",
+    )
+    serve_cmd.add_argument(
+        "--data-root", help="folder an mnist data_path must lie in (env SYNTHGRAD_DATA_ROOT; data)"
     )
     serve_cmd.add_argument(
         "--read-only",

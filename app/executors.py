@@ -98,6 +98,10 @@ class Session(Protocol):
 
     def close(self) -> None: ...
 
+    def kill(self) -> None:
+        """End the training at once, from another thread (a no-op where it cannot be)."""
+        ...
+
 
 class Executor(Protocol):
     name: str
@@ -141,6 +145,9 @@ class ThreadSession:
 
     def close(self) -> None:
         pass
+
+    def kill(self) -> None:
+        pass  # a thread cannot be killed: its one-step slices end soon on their own
 
 
 class ThreadExecutor:

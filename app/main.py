@@ -15,12 +15,15 @@ from fastapi.responses import JSONResponse
 from synthgrad_core import ConfigError
 
 from .api import router as api_router
+from .guards import BodyLimit, SecurityHeaders
 from .looplag import LoopLagMonitor
+from .metrics import InvalidQuery
 from .pages import mount_static
 from .pages import router as pages_router
 from .runs import RunManager
 from .settings import Settings
-from .status import Conflict, Forbidden, RunNotFound, TooManyRuns
+from .status import Conflict, Forbidden, RunNotFound, TooManyRuns, Unavailable
+from .store import StoreError
 from .stream import StreamHub
 
 
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.get_running_loop(),
             interval=settings.flush_interval,
             max_pending=settings.stream_backlog,
+            send_timeout=settings.ws_send_timeout,
         )
         loop_lag = LoopLagMonitor()
         loop_lag.start()
@@ -55,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Train networks with backprop, DNI, cDNI and feedback alignment, live.",
     )
     app.state.settings = settings
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: first
     app.include_router(api_router)
     app.include_router(pages_router)
     mount_static(app)
@@ -76,7 +82,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(TooManyRuns)
     async def too_many(request: Request, exc: TooManyRuns) -> JSONResponse:
-        return error(429, str(exc))
+        response = error(429, str(exc))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        # Logged where it happened; the client learns the cause, never a traceback.
+        return error(503, f"the store failed: {exc}")
+
+    @app.exception_handler(InvalidQuery)
+    async def bad_query(request: Request, exc: InvalidQuery) -> JSONResponse:
+        detail = [{"type": "value_error", "loc": ["query", exc.parameter], "msg": exc.message}]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

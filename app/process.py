@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -107,6 +108,18 @@ def _serve_trainer(
         conn.send(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
 
 
+def _death(exitcode: int | None) -> str:
+    """How a training process ended, in words: 'was killed by SIGKILL', 'exited with 3'."""
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
 class ProcessSession:
     """A trainer in a child process, driven in lockstep over a pipe."""
 
@@ -149,8 +162,8 @@ class ProcessSession:
         try:
             reply: Reply = self._conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._process.exitcode
-            raise TrainingFailed(f"the training process died (exit code {code})") from exc
+            self._process.join(timeout=1)  # reap it, so its exit code is known
+            raise TrainingFailed(f"the training process {_death(self._process.exitcode)}") from exc
         if isinstance(reply, Failed):
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
@@ -175,6 +188,11 @@ class ProcessSession:
         reply = self._receive()
         assert isinstance(reply, Summary)
         return reply.summary
+
+    def kill(self) -> None:
+        """SIGKILL: works on a process stuck in a step and on a stopped (SIGSTOP) one."""
+        with contextlib.suppress(OSError, ValueError):
+            self._process.kill()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

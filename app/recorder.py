@@ -16,7 +16,7 @@ from typing import Any
 from .events import Event, MetricsEvent
 from .executors import Entry
 from .run import Run
-from .store import Store
+from .store import Store, StoreError
 
 log = logging.getLogger("synthgrad.recorder")
 
@@ -28,12 +28,14 @@ class Recorder:
         runs: Callable[[], Iterable[Run]],
         emit: Callable[[Event], None],
         *,
+        on_failure: Callable[[str, dict[str, int]], None] = lambda reason, lost: None,
         flush_interval: float,
         stream_rate: int,
     ) -> None:
         self.store = store
         self._runs = runs
         self._emit = emit
+        self._on_failure = on_failure
         self.flush_interval = flush_interval
         self.stream_rate = stream_rate
         self._lock = threading.Lock()
@@ -61,7 +63,7 @@ class Recorder:
             next_tick = max(next_tick + interval, time.monotonic())
             try:
                 self.flush()
-            except Exception:  # keep the writer alive; the next flush retries
+            except Exception:  # a bug: keep the writer alive; the next flush retries
                 log.exception("storing records failed; retrying at the next flush")
                 time.sleep(interval)
 
@@ -94,7 +96,15 @@ class Recorder:
             for event in events:
                 self._emit(event)
             if rows or updates:
-                self.store.write_batch(rows, updates)
+                try:
+                    self.store.write_batch(rows, updates)
+                except StoreError as exc:
+                    # Never silent: the batch is gone (viewers saw it), so each run it
+                    # belonged to is told from which step its records are missing.
+                    lost: dict[str, int] = {}
+                    for run_id, step, _, _ in rows:
+                        lost[run_id] = min(step, lost.get(run_id, step))
+                    self._on_failure(str(exc), lost)
 
     def choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.

@@ -38,6 +38,8 @@ class Run:
     session: Session | None = field(default=None, repr=False)
     thread: threading.Thread | None = field(default=None, repr=False)
     last_streamed_at: float = 0.0
+    #: why the training was killed after not obeying an ending control, if it was
+    killed: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
@@ -69,4 +71,17 @@ class Run:
             k: v for k, v in self.summary.items() if k not in SUMMARY_KEYS
         }
         row["steps_per_second"] = self.step / elapsed if elapsed else None
+        row["requested"] = self.requested
         return row
+
+    @property
+    def requested(self) -> str | None:
+        """A control accepted but not yet carried out ("pause", "resume", "stop"), else None."""
+        control = self.control
+        if control is None or self.status.terminal:
+            return None
+        if control is Control.PAUSE:
+            return "pause" if self.status is not RunStatus.PAUSED else None
+        if control is Control.RESUME:
+            return "resume" if self.status is RunStatus.PAUSED else None
+        return "stop"

@@ -12,31 +12,38 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.config import planned_steps
+from synthgrad_core.trainer import record_keys
 
 from .access import Access, new_run_id, token_hash
+from .controls import Controls
 from .events import Broadcaster, DeletedEvent, StatusEvent
 from .executors import Executor, Session, TrainingFailed, make_executor
+from .metrics import Export, export, parse_fields
+from .quotas import Admission, FairQueue
 from .recorder import Recorder
 from .run import SUMMARY_KEYS, Run
 from .settings import Settings
-from .status import ACTIVE, TRANSITIONS, Conflict, Control, RunNotFound, RunStatus, TooManyRuns
-from .store import Store
+from .status import (
+    TRANSITIONS,
+    Conflict,
+    Control,
+    RunNotFound,
+    RunStatus,
+    TooManyRuns,
+)
+from .store import Purger, Store, StoreError
 
 log = logging.getLogger("synthgrad.runs")
 
 #: Run columns a status change writes.
 MUTABLE_COLUMNS = ("status", "step", "summary", "started_at", "finished_at", "error")
-#: Seconds a control call waits for the training thread to act on it.
-CONTROL_WAIT = 10.0
 
 
-class RunManager(Broadcaster):
+class RunManager(Controls, Broadcaster):
     """Creates, schedules, controls and records runs.
 
     >>> manager = RunManager(Settings(db=":memory:"))
@@ -53,28 +60,35 @@ class RunManager(Broadcaster):
         self.settings = settings
         self.store = store or Store(settings.db)
         self.executor = executor or make_executor(settings.executor, settings.pipe_slice)
-        self.access = Access(settings.admin_token, settings.read_only)
+        self.access = Access(settings.admin, settings.read_only)
+        self.admission = Admission(settings, self.store)
         self.runs: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._active: set[str] = set()
-        self._queue: deque[str] = deque()
+        self._queue = FairQueue()
         self._closing = threading.Event()
-        interrupted = self.store.mark_interrupted([s.value for s in ACTIVE])
-        if interrupted:
-            log.info(
-                "%d run(s) left unfinished by the last server are now interrupted", interrupted
-            )
+        # Queued runs wait on; a run that was training when the last server died cannot
+        # go on from where it was (its trainer's state lived in that process).
+        unfinished = [RunStatus.RUNNING.value, RunStatus.PAUSED.value]
+        if interrupted := self.store.mark_interrupted(unfinished):
+            log.info("%d run(s) training when the last server ended are interrupted", interrupted)
         for row in self.store.load_runs():
             run = Run.from_row(row)
             self.runs[run.id] = run
+            if run.status is RunStatus.QUEUED:
+                self._queue.push(run.owner_hash, run.id)
         self.recorder = Recorder(
             self.store,
             lambda: list(self.runs.values()),
             self._emit,
+            on_failure=self._store_failed,
             flush_interval=settings.flush_interval,
             stream_rate=settings.stream_rate,
         )
         self.recorder.start()
+        self.purger = Purger(self.store)
+        self.purger.start()
+        self._start_queued()
         log.info(
             "run manager ready: %s executor, %d stored run(s)", self.executor.name, len(self.runs)
         )
@@ -99,6 +113,16 @@ class RunManager(Broadcaster):
             run_id, after=after, streamed_only=streamed_only, limit=limit
         )
 
+    def export(self, run_id: str, fields: str | None, max_points: int | None, fmt: str) -> Export:
+        """The run's stored history as JSON or CSV text chunks, read as they are sent."""
+        run = self.get(run_id)
+        self.flush()
+        columns = record_keys(TrainConfig.from_dict(run.config).resolve())
+        wanted = parse_fields(fields, columns)  # InvalidQuery for a field the run lacks
+        count = self.store.count_records(run_id)
+        texts = (text for _, text in self.store.iter_records(run_id, limit=count))
+        return export(run_id, texts, count, columns, fields=wanted, max_points=max_points, fmt=fmt)
+
     def can_control(self, run_id: str, token: str | None) -> bool:
         """Whether `token` may pause, resume, stop or delete the run."""
         return self.access.can_control(self.get(run_id).owner_hash, token)
@@ -108,11 +132,17 @@ class RunManager(Broadcaster):
 
     # -- lifecycle ---------------------------------------------------------
     def create(
-        self, config: dict[str, Any], name: str | None = None, token: str | None = None
+        self,
+        config: dict[str, Any],
+        name: str | None = None,
+        token: str | None = None,
+        client: str | None = None,
     ) -> tuple[Run, str]:
         """Validate `config`, store the run and start or queue it; returns it and its owner token.
 
-        Raises ConfigError, Forbidden (read-only server) or TooManyRuns.
+        `client` names the caller's address for the creation pace. Raises ConfigError
+        (also for a config over the cost budget), Forbidden (read-only server),
+        TooManyRuns (a limit on runs) or Unavailable (the store cannot take it).
         """
         self.access.may_create(token)
         cfg = TrainConfig.from_dict(config).resolve()
@@ -132,27 +162,39 @@ class RunManager(Broadcaster):
                 )
             owner_hashes = {r.owner_hash for r in self.runs.values()}
             owner_token = self.access.owner_token_for(token, owner_hashes)
+            owner_hash = token_hash(owner_token)
+            self.admission.admit(
+                cfg,
+                admin=self.access.is_admin(token),
+                client=client,
+                unfinished=self._unfinished(owner_hash),
+            )
             run = Run(
                 id=new_run_id(),
                 name=name or f"{cfg.method} on {cfg.dataset}",
                 config=cfg.as_dict(),
-                owner_hash=token_hash(owner_token),
+                owner_hash=owner_hash,
                 total_steps=steps,
                 created_at=time.time(),
             )
             self.store.insert_run(run.row())
             self.runs[run.id] = run
-            self._queue.append(run.id)
+            self._queue.push(owner_hash, run.id)
             log.info("run %s created: %s on %s, %d steps", run.id, cfg.method, cfg.dataset, steps)
             self._start_queued()
         return run, owner_token
+
+    def _unfinished(self, owner_hash: str) -> int:
+        return sum(
+            1 for r in self.runs.values() if r.owner_hash == owner_hash and not r.status.terminal
+        )
 
     def _start_queued(self) -> None:
         with self._lock:
             while self._queue and len(self._active) < self.settings.concurrency:
                 if self._closing.is_set():
                     return
-                run = self.runs.get(self._queue.popleft())
+                run = self.runs.get(self._queue.pop() or "")
                 if run is None or run.status is not RunStatus.QUEUED:
                     continue
                 self._active.add(run.id)
@@ -176,7 +218,10 @@ class RunManager(Broadcaster):
             if new.terminal:
                 run.finished_at = time.time()
             row = run.row()
-            self.store.update_run(run.id, **{key: row[key] for key in MUTABLE_COLUMNS})
+            try:
+                self.store.update_run(run.id, **{key: row[key] for key in MUTABLE_COLUMNS})
+            except StoreError as exc:  # said in the log and by health; listeners still hear it
+                log.error("run %s: storing its status %s failed: %s", run.id, new, exc)
             run.cond.notify_all()
         level = logging.WARNING if new in (RunStatus.FAILED, RunStatus.DIVERGED) else logging.INFO
         log.log(
@@ -196,9 +241,9 @@ class RunManager(Broadcaster):
         session: Session | None = None
         try:
             try:
-                session = self.executor.open(run.config)
+                session = self.executor.open(self.admission.runnable(run.config))
             except (ConfigError, OSError, ValueError) as exc:
-                self._transition(run, RunStatus.FAILED, error=str(exc))
+                self._transition(run, RunStatus.FAILED, error=self.admission.scrub(str(exc)))
                 return
             run.session = session
             run.total_steps = session.total_steps
@@ -206,21 +251,29 @@ class RunManager(Broadcaster):
             if self._train_until_done(run, session):
                 self._finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
-            if isinstance(exc, TrainingFailed):
-                error = str(exc)
-                if exc.details:
-                    log.error("run %s: the training process failed:\n%s", run.id, exc.details)
-            else:
-                error = f"{type(exc).__name__}: {exc}"
-                log.exception("run %s failed", run.id)
-            if not run.status.terminal:
-                self._transition(run, RunStatus.FAILED, error=error)
+            self._training_failed(run, exc)
         finally:
             if session is not None:
                 session.close()
             with self._lock:
                 self._active.discard(run.id)
             self._start_queued()
+
+    def _training_failed(self, run: Run, exc: Exception) -> None:
+        if isinstance(exc, TrainingFailed):
+            error = str(exc)
+            if exc.details:
+                log.error("run %s: the training process failed:\n%s", run.id, exc.details)
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("run %s failed", run.id)
+        if run.status.terminal:
+            return
+        ending = run.control if run.control is not None and run.control.ends else None
+        if ending is not None and run.killed:  # told to end, did not, and was killed
+            self._transition(run, ending.final_status, error=run.error or run.killed)
+        else:
+            self._transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
 
     def _train_until_done(self, run: Run, session: Session) -> bool:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
@@ -236,92 +289,30 @@ class RunManager(Broadcaster):
     def _finish(self, run: Run, session: Session) -> None:
         summary = session.summary()
         run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
-        if session.diverged_at is not None:
-            run.summary["diverged_at"] = session.diverged_at
+        for flag in ("diverged_at", "exploded_at"):  # the engine's warnings, kept with the run
+            if summary.get(flag) is not None:
+                run.summary[flag] = summary[flag]
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
         self._transition(run, final)
-
-    def _obey(self, run: Run) -> bool:
-        """Handle pause/resume/stop at a step boundary; False means the thread should end."""
-        with run.cond:
-            while run.control is Control.PAUSE:
-                if run.status is RunStatus.RUNNING:
-                    self._transition(run, RunStatus.PAUSED)
-                run.cond.wait()
-            if run.control is not None and run.control.ends:
-                self._transition(run, run.control.final_status)
-                return False
-            if run.status is RunStatus.PAUSED:
-                self._transition(run, RunStatus.RUNNING)
-            run.control = None
-            return True
-
-    def _request(self, run: Run, control: Control, until: Callable[[], bool]) -> None:
-        with run.cond:
-            run.control = control
-            run.cond.notify_all()
-            run.cond.wait_for(lambda: until() or run.status.terminal, timeout=CONTROL_WAIT)
-
-    def _controlled(self, run_id: str, token: str | None) -> Run:
-        run = self.get(run_id)
-        self.access.authorize(run.owner_hash, token)
-        return run
-
-    def pause(self, run_id: str, token: str | None) -> Run:
-        run = self._controlled(run_id, token)
-        with run.cond:
-            if run.status is RunStatus.QUEUED and run.thread is not None:  # starting right now
-                run.cond.wait_for(lambda: run.status is not RunStatus.QUEUED, timeout=30)
-            if run.status is not RunStatus.RUNNING:
-                raise Conflict(f"only a running run can be paused; this one is {run.status.value}")
-            self._request(run, Control.PAUSE, lambda: run.status is RunStatus.PAUSED)
-        return run
-
-    def resume(self, run_id: str, token: str | None) -> Run:
-        run = self._controlled(run_id, token)
-        with run.cond:
-            if run.status is not RunStatus.PAUSED:
-                raise Conflict(f"only a paused run can be resumed; this one is {run.status.value}")
-            self._request(run, Control.RESUME, lambda: run.status is RunStatus.RUNNING)
-        return run
-
-    def stop(self, run_id: str, token: str | None) -> Run:
-        run = self._controlled(run_id, token)
-        self._end(run, Control.STOP)
-        return run
-
-    def _end(self, run: Run, control: Control) -> None:
-        with run.cond:
-            if run.status.terminal:
-                raise Conflict(f"the run is already {run.status.value}")
-            with self._lock:
-                queued = run.status is RunStatus.QUEUED and run.thread is None
-                if queued and run.id in self._queue:
-                    self._queue.remove(run.id)
-            if queued:
-                run.control = control
-                self._transition(run, control.final_status)
-                return
-            self._request(run, control, lambda: run.status.terminal)
 
     def rename(self, run_id: str, name: str, token: str | None) -> Run:
         """Give the run a new name (owner or admin)."""
         run = self._controlled(run_id, token)
         with run.cond:
-            run.name = name
             self.store.update_run(run.id, name=name)
+            run.name = name
         return run
 
     def delete(self, run_id: str, token: str | None) -> None:
+        """Forget the run at once; its training ends and its records go in the background."""
         run = self._controlled(run_id, token)
+        self.store.delete_run(run.id)  # first: if the store cannot, nothing changes
         if not run.status.terminal:
             with contextlib.suppress(Conflict):
                 self._end(run, Control.DELETE)
-        if run.thread is not None:
-            run.thread.join(timeout=10)
         with self._lock:
             self.runs.pop(run.id, None)
-        self.store.delete_run(run.id)
+        self.purger.wake()
         log.info("run %s deleted", run.id)
         self._emit(DeletedEvent(run.id))
 
@@ -332,16 +323,25 @@ class RunManager(Broadcaster):
             run.cond.wait_for(lambda: run.status.terminal, timeout=timeout)
         return run
 
-    def close(self) -> None:
-        """Stop training threads (their runs become `interrupted`), flush, stop the writer."""
+    def close(self, grace: float = 1.0) -> None:
+        """End training runs (they become `interrupted`; queued ones stay queued), flush, stop.
+
+        A run that has not ended within `grace` seconds has its training killed.
+        """
         self._closing.set()
-        for run in list(self.runs.values()):
-            if not run.status.terminal:
-                with contextlib.suppress(Conflict):
-                    self._end(run, Control.SHUTDOWN)
-        for run in list(self.runs.values()):
-            if run.thread is not None:
-                run.thread.join(timeout=10)
+        self.purger.stop()
+        training = [r for r in self.runs.values() if r.thread is not None and not r.status.terminal]
+        for run in training:
+            with contextlib.suppress(Conflict):
+                self._end(run, Control.SHUTDOWN)
+        deadline = time.monotonic() + grace
+        for run in training:
+            assert run.thread is not None
+            run.thread.join(max(0.0, deadline - time.monotonic()))
+            if run.thread.is_alive() and run.session is not None:
+                run.killed = "the server shut down"
+                run.session.kill()
+                run.thread.join(1.0)
         self.recorder.close()
         self.store.close()
         self.executor.shutdown()

@@ -99,6 +99,11 @@ class RunOut(BaseModel):
     error: str | None
     summary: RunSummary
     steps_per_second: float | None
+    requested: str | None = Field(
+        None,
+        description="a control accepted and not yet carried out (pause, resume, stop); "
+        "the status follows within a step",
+    )
 
 
 class CreatedRun(RunOut):
@@ -116,8 +121,16 @@ class StreamStats(BaseModel):
     dropped: int
 
 
+class StoreHealth(BaseModel):
+    ok: bool = Field(description="the store can write and its disk has room for new runs")
+    error: str | None = Field(description="why not: 'disk full', 'database corrupt', ...")
+    free_bytes: int
+    file_bytes: int
+
+
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or failing (with status code 503)")
+    store: StoreHealth
     runs: int
     active: int
     executor: str

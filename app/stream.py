@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
 
@@ -29,6 +30,8 @@ SNAPSHOT_POINTS = 1000
 REPLAY_LIMIT = 5000
 #: Seconds a built snapshot history is shared by clients that join meanwhile.
 SNAPSHOT_TTL = 5.0
+
+log = logging.getLogger("synthgrad.stream")
 
 
 class Client:
@@ -68,12 +71,14 @@ class StreamHub:
         loop: asyncio.AbstractEventLoop,
         interval: float,
         max_pending: int,
+        send_timeout: float = 30.0,
     ) -> None:
         """`interval` is the recorder's flush interval, which paces live batches."""
         self.manager = manager
         self.loop = loop
         self.interval = interval
         self.max_pending = max_pending
+        self.send_timeout = send_timeout
         self.clients: dict[str, set[Client]] = {}
         self.dropped_by_departed = 0
         #: run id -> (built at, seq, downsampled, history JSON): see _snapshot
@@ -93,6 +98,10 @@ class StreamHub:
             "backlog_limit": self.max_pending,
             "dropped": sum(c.dropped for c in clients) + self.dropped_by_departed,
         }
+
+    async def _send(self, websocket: WebSocket, text: str) -> None:
+        """Send, or raise TimeoutError when the client has not read for send_timeout seconds."""
+        await asyncio.wait_for(websocket.send_text(text), self.send_timeout)
 
     def _from_thread(self, event: Event) -> None:
         # A closed loop means shutting down: nobody is left to tell.
@@ -141,30 +150,34 @@ class StreamHub:
                 client.records, client.steps = [], []
                 if fresh:
                     last_step = fresh[-1][0]
-                    await websocket.send_text(
-                        metrics_message(last_step, [r for _, r in fresh], gap=client.gap)
+                    await self._send(
+                        websocket, metrics_message(last_step, [r for _, r in fresh], gap=client.gap)
                     )
                     client.gap = False
                     last_send = time.monotonic()
                 statuses, client.statuses = client.statuses, []
                 for status in statuses:
                     if isinstance(status, DeletedEvent):
-                        await websocket.send_text(status_message("deleted", None))
+                        await self._send(websocket, status_message("deleted", None))
                         await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
                         return
-                    await websocket.send_text(
+                    await self._send(
+                        websocket,
                         status_message(
                             status.status,
                             status.step,
                             error=status.error,
                             diverged_at=status.diverged_at,
-                        )
+                        ),
                     )
                     if RunStatus(status.status).terminal:
                         await websocket.close(code=CloseCode.NORMAL)
                         return
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away; nothing to clean but our own registration
+        except TimeoutError:
+            # It does not read: its backlog has been full for send_timeout seconds.
+            log.info("dropping a websocket client of run %s that stopped reading", run_id)
         finally:
             watcher.cancel()
             self.clients.get(run_id, set()).discard(client)
@@ -182,21 +195,21 @@ class StreamHub:
                 limit=REPLAY_LIMIT + 1,
             )
             if len(texts) <= REPLAY_LIMIT:
-                await websocket.send_text(status_message(run.status.value, run.step))
+                await self._send(websocket, status_message(run.status.value, run.step))
                 if texts:
                     last = json.loads(texts[-1])["step"]
-                    await websocket.send_text(metrics_message(last, texts))
+                    await self._send(websocket, metrics_message(last, texts))
                     return int(last)
                 return after
         seq, text = await asyncio.to_thread(self._snapshot, run_id)
-        await websocket.send_text(text)
+        await self._send(websocket, text)
         # A shared history may end before this client registered: replay what came since.
         texts = await asyncio.to_thread(
             self.manager.records, run_id, after=seq, streamed_only=True, limit=REPLAY_LIMIT
         )
         if texts:
             last = int(json.loads(texts[-1])["step"])
-            await websocket.send_text(metrics_message(last, texts))
+            await self._send(websocket, metrics_message(last, texts))
             return last
         return seq
 
@@ -240,7 +253,7 @@ class StreamHub:
 
     async def _finish(self, websocket: WebSocket, run_id: str) -> None:
         run = self.manager.get(run_id)
-        await websocket.send_text(status_message(run.status.value, run.step, error=run.error))
+        await self._send(websocket, status_message(run.status.value, run.step, error=run.error))
         await websocket.close(code=CloseCode.NORMAL)
 
 

@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.main import create_app
+from app.server import uvicorn_config
 from app.settings import Settings
 
 
@@ -38,7 +39,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, workers=1)
+    config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

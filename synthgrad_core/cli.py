@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TextIO
 
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
 from .records import dumps
-from .trainer import Trainer
+from .trainer import EXPLOSION_FACTOR, Trainer
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -135,6 +135,13 @@ def train(args: argparse.Namespace) -> int:
         if records_file is not None:
             records_file.close()
     summary = trainer.summary()
+    if trainer.exploded_at is not None:
+        print(
+            f"synthgrad train: warning: the loss exploded (an epoch's mean loss passed "
+            f"{EXPLOSION_FACTOR:g}x the untrained network's) at step {trainer.exploded_at}; "
+            "the numbers below are not a trained network's (try a smaller learning rate)",
+            file=sys.stderr,
+        )
     if args.json:
         print(dumps(summary))
     else:
@@ -145,6 +152,8 @@ def train(args: argparse.Namespace) -> int:
         )
         if trainer.diverged_at is not None:
             line += f" (diverged at step {trainer.diverged_at})"
+        if trainer.exploded_at is not None:
+            line += f" (loss exploded at step {trainer.exploded_at})"
         print(line)
     return 0
 

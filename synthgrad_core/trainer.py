@@ -52,6 +52,9 @@ LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward
 
 #: Rows per forward pass when evaluating a whole split.
 EVAL_CHUNK = 32
+#: A run's loss "exploded" when an epoch's mean batch loss exceeds this multiple of
+#: the untrained network's loss (the first step's): flagged even if it stays finite.
+EXPLOSION_FACTOR = 1000.0
 
 
 class Trainer:
@@ -89,6 +92,10 @@ class Trainer:
         self.step_count = 0
         self.status = "running"
         self.diverged_at: int | None = None
+        #: the step ending the first epoch whose mean loss exploded (EXPLOSION_FACTOR)
+        self.exploded_at: int | None = None
+        self._first_loss: float | None = None
+        self._epoch_loss = 0.0
         self.elapsed = 0.0
         self.true_gradients: list[np.ndarray] = []
         self._order = np.arange(len(self.data.x_train))
@@ -201,9 +208,20 @@ class Trainer:
             update_times.append(time.perf_counter() - t0)
         return updates, update_times
 
+    def _watch_explosion(self, loss: float, step: int, position: int) -> None:
+        if self._first_loss is None:
+            self._first_loss = loss
+        self._epoch_loss += loss
+        if position == self.steps_per_epoch - 1:
+            mean = self._epoch_loss / self.steps_per_epoch
+            self._epoch_loss = 0.0
+            if self.exploded_at is None and mean > EXPLOSION_FACTOR * max(self._first_loss, 1e-12):
+                self.exploded_at = step
+
     def _periodic(self, record: Record, step: int, position: int) -> None:
-        """Weight histograms and held-out evaluations, when they are due."""
+        """Weight histograms, held-out evaluations when due; the explosion watch."""
         cfg = self.config
+        self._watch_explosion(record["loss"], step, position)
         if cfg.histogram_every and step % cfg.histogram_every == 0:
             for k, w in enumerate(self.net.weights):
                 record[f"hist_l{k + 1}"] = histogram(w)
@@ -316,7 +334,25 @@ class Trainer:
             out["test_exact_accuracy"] = test["exact_accuracy"]
         if self.diverged_at is not None:
             out["diverged_at"] = self.diverged_at
+        if self.exploded_at is not None:
+            out["exploded_at"] = self.exploded_at
         return out
+
+
+def record_keys(cfg: ResolvedConfig) -> list[str]:
+    """Every key a record of `cfg` may hold, in a stable order (CSV columns, field checks)."""
+    depth = len(cfg.hidden) + 1
+    bits = cfg.dataset == "addition"
+    keys = ["step", "epoch", "wall_time", "unix_time", "loss", "accuracy"]
+    keys += ["exact_accuracy"] * bits + ["test_loss", "test_accuracy"]
+    keys += ["test_exact_accuracy"] * bits
+    if cfg.diagnostics_every:
+        hidden = [f for f in HIDDEN_FIELDS if f != "module_loss" or cfg.method in ("dni", "cdni")]
+        keys += [f"{f}_h{i}" for i in range(1, depth) for f in hidden]
+        keys += [f"{f}_l{i}" for i in range(1, depth + 1) for f in LAYER_FIELDS]
+    if cfg.histogram_every:
+        keys += [f"hist_l{i}" for i in range(1, depth + 1)]
+    return keys
 
 
 def without_timing(record: Record) -> Record:

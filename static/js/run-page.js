@@ -81,12 +81,28 @@ function showStatus(status, extra = {}) {
   if (status === "diverged") {
     banner.hidden = false;
     banner.textContent = `This run diverged at step ${extra.diverged_at ?? extra.step ?? run.step}: a loss or weight became non-finite.`;
+  } else if (status === "finished") {
+    warnIfExploded();
   } else if (status === "failed" || status === "interrupted") {
     banner.hidden = false;
     banner.textContent = status === "failed" ? `This run failed: ${extra.error || run.error || "unknown error"}` :
       "This run was interrupted when the server stopped; what it recorded is kept.";
   }
   updateControls();
+}
+
+// A finished run whose loss blew up is still "finished": say so (the engine's rule:
+// an epoch's mean loss above 1000x the untrained network's).
+async function warnIfExploded() {
+  let summary = run.summary || {};
+  if (summary.exploded_at == null) {
+    const response = await fetch(`/api/runs/${run.id}`);
+    if (response.ok) summary = (await response.json()).summary || {};
+  }
+  if (summary.exploded_at == null) return;
+  banner.hidden = false;
+  banner.textContent = `The loss exploded at step ${summary.exploded_at}: an epoch's mean loss passed 1000x the untrained network's. ` +
+    "The run finished, but these are not a trained network's numbers; try a smaller learning rate.";
 }
 
 function showProgress() {

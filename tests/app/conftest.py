@@ -27,9 +27,14 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+#: What a browser sends with its pages' requests (TestClient's host is "testserver"):
+#: cookie-authenticated state changes need it.
+SAME_ORIGIN = {"origin": "http://testserver"}
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), headers=SAME_ORIGIN) as test_client:
         yield test_client
 
 

@@ -17,7 +17,7 @@ from app.settings import Settings
 from support.live import strict_json
 from synthgrad_core.config import config_fields
 
-from .conftest import ADMIN
+from .conftest import ADMIN, SAME_ORIGIN
 
 SHORT = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 2}
 LONG = {"dataset": "addition", "bits": 8, "examples": 1000, "epochs": 2000}
@@ -97,7 +97,10 @@ def test_bad_config_is_422_naming_the_field(
 
 def test_control_needs_the_owner_or_admin_token(settings: Settings) -> None:
     app = create_app(settings)
-    with TestClient(app) as owner, TestClient(app) as stranger:
+    with (
+        TestClient(app, headers=SAME_ORIGIN) as owner,
+        TestClient(app, headers=SAME_ORIGIN) as stranger,
+    ):
         run = create(owner, LONG)
         run_id = run["id"]
         wait_status(owner, run_id, {"running"})
@@ -199,7 +202,7 @@ def test_metrics_json_csv_fields_and_downsampling(client: TestClient) -> None:
 
 def test_read_only_server_creates_only_with_admin_token(tmp_path: Any) -> None:
     settings = Settings(db=str(tmp_path / "ro.sqlite3"), read_only=True, admin_token=ADMIN)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SAME_ORIGIN) as client:
         refused = client.post("/api/runs", json={"config": SHORT})
         assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
         ok = client.post(
@@ -210,7 +213,7 @@ def test_read_only_server_creates_only_with_admin_token(tmp_path: Any) -> None:
 
 def test_stored_run_limit_is_429(tmp_path: Any) -> None:
     settings = Settings(db=str(tmp_path / "few.sqlite3"), max_stored_runs=2)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SAME_ORIGIN) as client:
         create(client, SHORT)
         create(client, SHORT)
         response = client.post("/api/runs", json={"config": SHORT})
@@ -260,7 +263,7 @@ def test_no_body_gives_a_500(tmp_path_factory: Any, body: Any) -> None:
             max_total_steps=3000,
             max_stored_runs=10_000,
         )
-        _shared_client = TestClient(create_app(settings)).__enter__()
+        _shared_client = TestClient(create_app(settings), headers=SAME_ORIGIN).__enter__()
     response = _shared_client.post("/api/runs", json=body)
     assert response.status_code in (201, 422), response.text
     strict_json(response.text)

@@ -24,7 +24,9 @@ CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed
 
 @pytest.fixture(params=["thread", "process"])
 def manager(request: pytest.FixtureRequest, tmp_path: Path) -> RunManager:
-    settings = Settings(db=str(tmp_path / "x.sqlite3"), executor=request.param)
+    settings = Settings(
+        db=str(tmp_path / "x.sqlite3"), executor=request.param, data_root=str(tmp_path)
+    )
     manager = RunManager(settings)
     request.addfinalizer(manager.close)
     return manager
@@ -75,10 +77,11 @@ def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
 def test_a_config_the_trainer_refuses_fails_the_run_with_its_reason(
     manager: RunManager, tmp_path: Path
 ) -> None:
-    missing = str(tmp_path / "no-mnist-here")
-    run, _ = manager.create({"dataset": "mnist", "data_path": missing, "epochs": 1})
+    (tmp_path / "no-mnist-here").mkdir()  # a folder in the data root, without the files
+    run, _ = manager.create({"dataset": "mnist", "data_path": "no-mnist-here", "epochs": 1})
     assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
     assert run.error and "no-mnist-here" in run.error
+    assert str(tmp_path) not in run.error  # the server's own paths stay its own
 
 
 def test_diverged_run_reports_its_step(manager: RunManager) -> None:
@@ -97,7 +100,7 @@ def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Pa
         assert isinstance(session, ProcessSession)
         os.kill(session._process.pid, signal.SIGKILL)
         assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
-        assert run.error and "training process died" in run.error
+        assert run.error == "the training process was killed by SIGKILL"  # not "exit code None"
         assert manager.store.count_records(run.id) == run.step > 0  # what it recorded is kept
         again, _ = manager.create(CONFIG)  # the server still trains
         assert manager.wait(again.id, timeout=60).status is RunStatus.FINISHED

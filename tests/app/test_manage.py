@@ -7,13 +7,16 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 
-from .conftest import ADMIN
+from .conftest import ADMIN, SAME_ORIGIN
 from .test_api import LONG, SHORT, create, wait_status
 
 
 def test_owner_and_admin_rename_viewers_get_403(settings: Settings) -> None:
     app = create_app(settings)
-    with TestClient(app) as owner, TestClient(app) as viewer:
+    with (
+        TestClient(app, headers=SAME_ORIGIN) as owner,
+        TestClient(app, headers=SAME_ORIGIN) as viewer,
+    ):
         run = create(owner, SHORT, name="first name")
         url = f"/api/runs/{run['id']}"
         assert viewer.patch(url, json={"name": "hijacked"}).status_code == 403
@@ -31,10 +34,10 @@ def test_owner_and_admin_rename_viewers_get_403(settings: Settings) -> None:
 
 
 def test_renames_survive_a_restart(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SAME_ORIGIN) as client:
         run = create(client, SHORT)
         client.patch(f"/api/runs/{run['id']}", json={"name": "kept"})
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SAME_ORIGIN) as client:
         assert client.get(f"/api/runs/{run['id']}").json()["name"] == "kept"
 
 

@@ -67,8 +67,17 @@ def page(chromium: Any, server: LiveServer) -> Any:
     )
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    # The pages run under a strict Content-Security-Policy: anything it blocks is a bug.
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.foreign_requests = foreign
     page.dialogs = dialogs
     yield page
     assert foreign == [], f"the page requested other hosts: {foreign}"
+    assert blocked == [], f"the Content-Security-Policy blocked: {blocked}"
     context.close()

@@ -145,3 +145,19 @@ def test_run_name_is_shown_as_text(page: Any, server: LiveServer) -> None:
     page.goto(f"{server.url}/compare?runs={run_id}")
     time.sleep(0.5)
     assert page.locator("img").count() == 0 and page.dialogs == []
+
+
+def test_a_run_name_with_a_link_is_inert_text_in_chart_legends(
+    page: Any, server: LiveServer
+) -> None:
+    # Plotly reads trace names as pseudo-HTML: unescaped, this became a clickable link.
+    name = '<a href="https://evil.example/">click me</a>'
+    ids = [
+        httpx.post(f"{server.url}/api/runs", json={"name": n, "config": config}).json()["id"]
+        for n, config in ((name, {"dataset": "digits", "epochs": 2}), ("plain", {"epochs": 1}))
+    ]
+    page.goto(f"{server.url}/compare?runs={','.join(ids)}")
+    legend = page.locator("#chart-loss .legendtext")
+    wait_for(lambda: legend.count() == 2, what="the legend")
+    assert name in legend.all_text_contents()  # reads as written, tags and all
+    assert page.locator("a[href^='https://evil.example']").count() == 0
