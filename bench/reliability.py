@@ -1,0 +1,371 @@
+"""Load and fault figures of the server (docs/reliability.md), measured on this machine.
+
+Each part starts its own `synthgrad serve` (a real process, default settings but
+for what the part names) or store, on a temporary folder:
+
+- budget: the largest config the default budget accepts among a family of wide
+  nets, its estimate and its training process's measured peak RSS;
+- flood: 300 anonymous creations from one address as fast as they go;
+- csv: a 100k-record run's full CSV: time to first byte, total, server RSS growth;
+- storage: bytes per record on disk (the article's net, default diagnostics), and
+  the longest time one delete chunk holds the store's write lock (a 100k-record run);
+- controls: pause and stop latency over HTTP while a step takes ~minutes;
+- sigterm: time from SIGTERM to exit with that run training;
+- slowloris: 400 connections that never finish their headers, then a health check;
+- slow client: training steps/s with a websocket client that never reads, as a
+  ratio of the same window without it (the figure a test once asserted).
+
+Usage: python -m bench.reliability [--parts budget flood csv storage controls sigterm
+slowloris slowclient]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.store import Store
+from support.live import descendants, rss_bytes, server_process
+from synthgrad_core import TrainConfig, Trainer, dumps
+from synthgrad_core.cost import estimate
+
+PARTS = ("budget", "flood", "csv", "storage", "controls", "sigterm", "slowloris", "slowclient")
+#: A step of this net takes seconds on one core: a "slow step" for controls and SIGTERM.
+SLOW = {"dataset": "digits", "hidden": [4096, 4096], "batch_size": 1024, "epochs": 100}
+SLOW_ENV = {"SYNTHGRAD_MAX_RUN_MEMORY": str(8 * 2**30), "SYNTHGRAD_SHUTDOWN_TIMEOUT": "3"}
+
+CHILD = """
+import json, sys
+from synthgrad_core import TrainConfig, Trainer
+trainer = Trainer(TrainConfig.from_dict(json.loads(sys.argv[1])))
+for _ in range(2):
+    trainer.step()
+trainer.evaluate(trainer.data.x_test, trainer.data.y_test)
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(int(peak.split()[1]) * 1024)
+"""
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def budget(_: Path) -> None:
+    limit = 2**30
+    accepted = None
+    for width in (512, 1024, 1536, 2048, 3072, 4096):
+        for method in ("backprop", "cdni"):
+            config: dict[str, Any] = {
+                "dataset": "digits",
+                "method": method,
+                "hidden": [width, width],
+                "batch_size": 1024,
+                "optimizer": "adam",
+                "sg_hidden": width if method == "cdni" else 0,
+            }
+            cost = estimate(TrainConfig.from_dict(config).resolve())
+            if cost.memory_bytes <= limit:
+                accepted = (config, cost.memory_bytes)
+    assert accepted is not None
+    config, estimated = accepted
+    import json
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(config)], capture_output=True, text=True, env=env
+    )
+    measured = int(out.stdout)
+    print(
+        f"budget: largest accepted of the family: {config['method']} {config['hidden']} "
+        f"batch 1024 adam: estimate {mib(estimated)}, measured peak RSS {mib(measured)} "
+        f"(ratio {measured / estimated:.2f}); limit {mib(limit)}"
+    )
+
+
+def flood(folder: Path) -> None:
+    with server_process(str(folder / "flood.sqlite3")) as (url, _):
+        config = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 1}
+        codes: list[int] = []
+        started = time.monotonic()
+        with httpx.Client(timeout=30) as client:
+            for _ in range(300):
+                client.cookies.clear()  # each an anonymous visitor
+                codes.append(client.post(f"{url}/api/runs", json={"config": config}).status_code)
+        took = time.monotonic() - started
+        retry = httpx.post(f"{url}/api/runs", json={"config": config}).headers.get("retry-after")
+        health = httpx.get(f"{url}/api/health").status_code
+    print(
+        f"flood: 300 anonymous POSTs from one address in {took:.1f} s: "
+        f"{codes.count(201)} created, {codes.count(429)} x 429 (Retry-After {retry} s), "
+        f"other {len(codes) - codes.count(201) - codes.count(429)}; health {health}"
+    )
+
+
+def _big_store(path: Path, records: int) -> None:
+    store = Store(str(path))
+    cfg = TrainConfig(dataset="addition", epochs=5).resolve()
+    store.insert_run(
+        {
+            "id": "big",
+            "name": "long run",
+            "status": "finished",
+            "config": cfg.as_dict(),
+            "owner_hash": "h",
+            "created_at": 1.0,
+            "total_steps": records,
+            "step": records,
+            "summary": {},
+        }
+    )
+    trainer = Trainer(cfg)
+    samples = [trainer.step() for _ in range(200)]
+    for start in range(1, records + 1, 5000):
+        batch = []
+        for step in range(start, min(start + 5000, records + 1)):
+            record = dict(samples[step % 200], step=step)
+            batch.append(("big", step, int(step % 50 == 0), dumps(record)))
+        store.write_batch(batch, [])
+    store.close()
+
+
+def csv_export(folder: Path) -> None:
+    db = folder / "csv.sqlite3"
+    _big_store(db, 100_000)
+    with server_process(str(db)) as (url, process):
+        httpx.get(f"{url}/api/runs/big/metrics?max_points=100", timeout=300)
+        before = rss_bytes(process.pid)
+        peak = [before]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_bytes(process.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        started = time.monotonic()
+        first = None
+        size = 0
+        with httpx.stream("GET", f"{url}/api/runs/big/metrics?format=csv", timeout=300) as r:
+            for chunk in r.iter_bytes():
+                first = first or time.monotonic() - started
+                size += len(chunk)
+        total = time.monotonic() - started
+        started = time.monotonic()
+        httpx.get(f"{url}/api/runs/big/metrics?max_points=2", timeout=300)
+        tiny = time.monotonic() - started
+        started = time.monotonic()
+        httpx.get(f"{url}/api/runs/big/metrics?max_points=500&fields=loss", timeout=300)
+        loss_only = time.monotonic() - started
+        done.set()
+        sampler.join()
+    print(
+        f"csv: 100k records, {size / 2**20:.0f} MiB of CSV: first byte {first:.2f} s, "
+        f"all {total:.1f} s, server RSS +{mib(peak[0] - before)}; max_points=2 {tiny:.1f} s, "
+        f"max_points=500 of loss {loss_only:.1f} s"
+    )
+
+
+def storage(folder: Path) -> None:
+    cfg = TrainConfig(dataset="addition", method="dni", epochs=5)
+    trainer = Trainer(cfg)
+    texts = []
+    while not trainer.done:
+        texts.append(dumps(trainer.step()))
+    store = Store(str(folder / "bytes.sqlite3"))
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    empty = Path(store.path).stat().st_size
+    for start in range(0, len(texts), 100):
+        chunk = texts[start : start + 100]
+        store.write_batch([("r", start + i + 1, 1, t) for i, t in enumerate(chunk)], [])
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    per = (Path(store.path).stat().st_size - empty) / len(texts)
+    json_size = statistics.mean(len(t) for t in texts)
+    store.close()
+    db = folder / "delete.sqlite3"
+    _big_store(db, 100_000)
+    store = Store(str(db))
+    full = store.file_bytes()
+    store.delete_run("big")
+    holds = []
+    while True:
+        started = time.perf_counter()
+        done = store.purge()
+        holds.append(time.perf_counter() - started)
+        if not done:
+            break
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    after = Path(store.path).stat().st_size
+    store.close()
+    print(
+        f"storage: {per:.0f} bytes per record on disk (JSON {json_size:.0f} bytes; round 1: "
+        f"4,720); deleting a 100k-record run: {len(holds)} chunks, longest write-lock hold "
+        f"{max(holds) * 1000:.0f} ms, median {statistics.median(holds) * 1000:.0f} ms; "
+        f"file {mib(full)} -> {mib(after)}"
+    )
+
+
+def _slow_run(url: str) -> tuple[str, str]:
+    created = httpx.post(f"{url}/api/runs", json={"config": SLOW}, timeout=60).json()
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{url}/api/runs/{created['id']}").json()["status"] != "running":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the slow run never started")
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside a step now
+    return created["id"], created["owner_token"]
+
+
+def controls(folder: Path) -> None:
+    with server_process(str(folder / "controls.sqlite3"), env=SLOW_ENV) as (url, _):
+        run_id, token = _slow_run(url)
+        auth = {"Authorization": f"Bearer {token}"}
+        times = {}
+        for action in ("pause", "stop"):
+            started = time.monotonic()
+            answer = httpx.post(f"{url}/api/runs/{run_id}/{action}", headers=auth, timeout=60)
+            times[action] = (time.monotonic() - started, answer.json().get("requested"))
+        started = time.monotonic()
+        while httpx.get(f"{url}/api/runs/{run_id}").json()["status"] != "stopped":
+            time.sleep(0.05)
+        ended = time.monotonic() - started
+    print(
+        "controls (a step of seconds): "
+        + ", ".join(
+            f"{a} answered in {t * 1000:.0f} ms (requested {r})" for a, (t, r) in times.items()
+        )
+        + f"; stopped {ended:.1f} s after the stop answer (kill_grace 2 s)"
+    )
+
+
+def sigterm(folder: Path) -> None:
+    with server_process(str(folder / "term.sqlite3"), env=SLOW_ENV) as (url, process):
+        _slow_run(url)
+        children = descendants(process.pid)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        took = time.monotonic() - started
+    time.sleep(3)
+    left = [
+        Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:80].decode()
+        for pid in children
+        if Path(f"/proc/{pid}").exists()
+    ]
+    print(f"sigterm: exited {took:.1f} s after SIGTERM (bound: 3 + 2 s); processes left: {left}")
+
+
+def slowloris(folder: Path) -> None:
+    # Bound to every address, so a health check can come from another one (127.0.0.2).
+    with server_process(str(folder / "loris.sqlite3"), "--host", "0.0.0.0") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        socks = []
+        for _ in range(400):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+            socks.append(sock)
+        time.sleep(1)
+        refused = sum(1 for s in socks if _closed(s, 0.01))
+        started = time.monotonic()
+        try:
+            # From 127.0.0.2: left to itself the kernel would send from 127.0.0.1.
+            transport = httpx.HTTPTransport(local_address="127.0.0.2")
+            with httpx.Client(transport=transport, timeout=5) as client:
+                other = client.get(f"{url}/api/health")
+            during = f"{other.status_code} in {(time.monotonic() - started) * 1000:.0f} ms"
+        except httpx.HTTPError as exc:
+            during = type(exc).__name__
+        time.sleep(11)
+        cut = sum(1 for s in socks if _closed(s, 0.01))
+        for s in socks:
+            s.close()
+        after = httpx.get(f"{url}/api/health", timeout=5).status_code
+    print(
+        f"slowloris: 400 partial-header connections from one address: {refused} closed at "
+        f"once (cap 256), {cut} closed after the 10 s header deadline; health from another "
+        f"address meanwhile: {during}; afterwards: {after}"
+    )
+
+
+def _closed(sock: socket.socket, wait: float) -> bool:
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def slow_client(folder: Path) -> None:
+    with server_process(str(folder / "client.sqlite3")) as (url, _):
+        config = {"dataset": "digits", "epochs": 2000}
+        run_id = httpx.post(f"{url}/api/runs", json={"config": config}).json()["id"]
+        time.sleep(2)
+
+        def rate(seconds: float) -> float:
+            first = httpx.get(f"{url}/api/runs/{run_id}").json()["step"]
+            time.sleep(seconds)
+            return (httpx.get(f"{url}/api/runs/{run_id}").json()["step"] - first) / seconds
+
+        ratios = []
+        for _ in range(3):
+            without = rate(4)
+            port = int(url.rsplit(":", 1)[1])
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall(
+                (
+                    f"GET /ws/runs/{run_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            ratios.append(rate(4) / without)
+            sock.close()
+    print(
+        "slow client: steps/s with a never-reading websocket / without, 3 windows of 4 s: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f" (median {statistics.median(ratios):.2f})"
+    )
+
+
+RUNNERS = {
+    "budget": budget,
+    "flood": flood,
+    "csv": csv_export,
+    "storage": storage,
+    "controls": controls,
+    "sigterm": sigterm,
+    "slowloris": slowloris,
+    "slowclient": slow_client,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in args.parts:
+            RUNNERS[part](Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
