@@ -68,7 +68,12 @@ class Recorder:
                 time.sleep(interval)
 
     def flush(self) -> None:
-        """Emit one metrics event per run, then store every pending record and update run rows."""
+        """Emit one metrics event per run, then store every pending record and update run rows.
+
+        A failed write is reported after the lock is released: the report ends runs,
+        which takes their locks, and a training thread may hold one while it waits here.
+        """
+        failure: tuple[str, dict[str, int]] | None = None
         with self._lock:
             rows: list[tuple[str, int, int, str]] = []
             updates: list[tuple[str, dict[str, Any]]] = []
@@ -104,7 +109,9 @@ class Recorder:
                     lost: dict[str, int] = {}
                     for run_id, step, _, _ in rows:
                         lost[run_id] = min(step, lost.get(run_id, step))
-                    self._on_failure(str(exc), lost)
+                    failure = (str(exc), lost)
+        if failure is not None:
+            self._on_failure(*failure)
 
     def choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.
