@@ -25,6 +25,7 @@ import logging
 from typing import Any, NamedTuple, Protocol
 
 from synthgrad_core import TrainConfig, Trainer, dumps
+from synthgrad_core.pipeline import make_trainer
 
 Record = dict[str, Any]
 log = logging.getLogger("synthgrad.executors")
@@ -144,7 +145,7 @@ class ThreadSession:
         return self.trainer.summary()
 
     def close(self) -> None:
-        pass
+        self.trainer.close()
 
     def kill(self) -> None:
         pass  # a thread cannot be killed: its one-step slices end soon on their own
@@ -154,7 +155,7 @@ class ThreadExecutor:
     name = "thread"
 
     def open(self, config: dict[str, Any]) -> Session:
-        return ThreadSession(Trainer(TrainConfig.from_dict(config)))
+        return ThreadSession(make_trainer(TrainConfig.from_dict(config)))
 
     def shutdown(self) -> None:
         pass

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 from synthgrad_core import ConfigError, TrainConfig, Trainer
+from synthgrad_core.pipeline import make_trainer
 
 from .executors import TRAINING_NICENESS, Entry, Session, TrainingFailed, entry
 
@@ -68,7 +69,7 @@ def _refusal(exc: Exception) -> Invalid:
 
 
 def build_trainer(config: dict[str, Any]) -> Trainer:
-    return Trainer(TrainConfig.from_dict(config))
+    return make_trainer(TrainConfig.from_dict(config))
 
 
 def _serve_trainer(
@@ -101,6 +102,7 @@ def _serve_trainer(
             elif request == "summary":
                 conn.send(Summary(trainer.summary()))
             else:  # "close"
+                trainer.close()
                 return
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return  # the parent went away

@@ -289,7 +289,7 @@ class RunManager(Controls, Broadcaster):
     def _finish(self, run: Run, session: Session) -> None:
         summary = session.summary()
         run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
-        for flag in ("diverged_at", "exploded_at"):  # the engine's warnings, kept with the run
+        for flag in ("diverged_at", "exploded_at", "notes", "execution"):  # kept with the run
             if summary.get(flag) is not None:
                 run.summary[flag] = summary[flag]
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
+from .pipeline import make_trainer
 from .records import dumps
-from .trainer import EXPLOSION_FACTOR, Trainer
+from .trainer import EXPLOSION_FACTOR
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -117,7 +118,9 @@ class ProgressBar:
 
 def train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    trainer = Trainer(cfg)
+    trainer = make_trainer(cfg)
+    for note in trainer.notes:
+        print(f"synthgrad train: note: {note}", file=sys.stderr)
     show_bar = not args.quiet and sys.stderr.isatty()
     bar = ProgressBar(trainer.total_steps, sys.stderr) if show_bar else None
     records_file = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115

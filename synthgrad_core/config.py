@@ -18,6 +18,9 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LOSSES = ("bce", "mse", "cross_entropy")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = ("auto", "glorot", "he", "article")
+EXECUTIONS = ("sequential", "pipelined")
+#: Most workers of a pipelined run (one stage of layers each).
+MAX_WORKERS = 8
 
 DIGITS_COUNT = 1797
 MAX_LAYERS = 8
@@ -235,6 +238,27 @@ class TrainConfig:
             advanced=False,
         ),
     )
+    execution: str = field(
+        default="sequential",
+        metadata=_spec(
+            "choice",
+            "Execution",
+            "sequential: one layer after another; pipelined: each stage of layers in its own "
+            "worker, updating at once (dni, cdni; backprop and feedback alignment stay locked)",
+            choices=EXECUTIONS,
+        ),
+    )
+    workers: int = field(
+        default=2,
+        metadata=_spec(
+            "int",
+            "Workers",
+            "stages of layers working in parallel when pipelined",
+            ge=1,
+            le=MAX_WORKERS,
+            unit="workers",
+        ),
+    )
     diagnostics_every: int = field(
         default=1,
         metadata=_spec(
@@ -386,6 +410,11 @@ class ResolvedConfig(TrainConfig):
             raise ConfigError("loss", "must be 'bce' or 'mse' for bit targets (addition)")
         if not self.bit_targets and self.loss != "cross_entropy":
             raise ConfigError("loss", f"must be 'cross_entropy' for class targets ({self.dataset})")
+        layers = len(self.hidden) + 1
+        if self.execution == "pipelined" and self.workers > layers:
+            raise ConfigError(
+                "workers", f"must be at most {layers}, the layers of this net (a stage each)"
+            )
 
 
 #: MNIST's standard files hold 60,000 training and 10,000 test images.

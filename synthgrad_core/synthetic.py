@@ -50,13 +50,23 @@ class SyntheticGradientModule:
             return z @ self.params[2] + self.params[3]
         return x @ self.params[0] + self.params[1]
 
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """One step towards `target` for the inputs of the last `predict`; returns the error."""
-        x = self._inputs
+    def context(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """What `update` needs of the last `predict`: kept by a pipelined stage, whose target
+        for a batch arrives after it has predicted for the next ones."""
+        return self._inputs, self._hidden_out
+
+    def update(
+        self,
+        prediction: np.ndarray,
+        target: np.ndarray,
+        context: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+    ) -> np.ndarray:
+        """One step towards `target` for the inputs of the last `predict` (or of `context`);
+        returns the error."""
+        x, z = context if context is not None else (self._inputs, self._hidden_out)
         assert x is not None, "predict() must come before update()"
         error = prediction - target
         if self.hidden:
-            z = self._hidden_out
             assert z is not None
             back = (error @ self.params[2].T) * (z > 0)
             self.optimizer.step_dense(2, z, error)

@@ -44,7 +44,7 @@ Record = dict[str, Any]
 Applies = list[bool] | None
 
 #: Keys of a record that measure time and so differ between otherwise identical runs.
-TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_")
+TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_", "timeline")
 
 #: Per-hidden-layer and per-layer diagnostics fields (record keys add `_h<i>` / `_l<i>`).
 HIDDEN_FIELDS = ("cos", "rel_err", "norm_ratio", "saturated", "module_loss")
@@ -97,6 +97,13 @@ class Trainer:
         self._first_loss: float | None = None
         self._epoch_loss = 0.0
         self.elapsed = 0.0
+        self._origin = time.perf_counter()
+        self._update_starts: list[float] = []
+        self._applied: list[bool] = []
+        self._events: list[list[Any]] = []
+        self._window: list[float] = []
+        #: what the user should know about how this run trains (shown by the CLI, the page)
+        self.notes: list[str] = []
         self.true_gradients: list[np.ndarray] = []
         self._order = np.arange(len(self.data.x_train))
         # Record keys of the diagnostics, built once (they are the same every step).
@@ -127,6 +134,9 @@ class Trainer:
         self.elapsed += time.perf_counter() - start
         record["wall_time"] = self.elapsed
         record["unix_time"] = time.time()  # when the step ended: for latency, absolute plots
+        if self._events:  # diagnosed steps: when each layer worked (synthgrad_core.pipeline)
+            record["timeline"], record["timeline_window"] = self._events, self._window
+            self._events = []
         return record
 
     def _step(self) -> Record:
@@ -137,6 +147,7 @@ class Trainer:
         diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
 
         forward_times: list[float] | None = [] if diagnose else None
+        step_start = time.perf_counter()
         hs, logits, out = net.forward(x, forward_times)
         loss = net.out.loss(logits, out, y)
         record: Record = {
@@ -161,6 +172,8 @@ class Trainer:
             before_square_sums = square_sums(net.flat_weights, net.weight_starts)
             updates, update_times = self._update_timed(hs, backward.deltas, applies)
             errors = self.rule.learn(backward, applies)
+            self._applied = [u is not None for u in updates]
+            self._timeline(step_start, forward_times, update_times, time.perf_counter())
             self._diagnostics(
                 record,
                 hs,
@@ -199,14 +212,40 @@ class Trainer:
         """The update of each layer, with what it changed and how long it took."""
         updates: list[np.ndarray | None] = []
         update_times: list[float] = []
+        self._update_starts = []
         for k in range(self.net.depth):
             t0 = time.perf_counter()
+            self._update_starts.append(t0)
             if applies is None or applies[k]:
                 updates.append(self.optimizer.step_dense(2 * k, hs[k], deltas[k]))
             else:
                 updates.append(None)
             update_times.append(time.perf_counter() - t0)
         return updates, update_times
+
+    def _timeline(
+        self, start: float, forward_times: list[float], update_times: list[float], end: float
+    ) -> None:
+        """The step's work as timeline events: a lane per layer, one after another (locked),
+        and the shared backward work (backward pass or synthetic gradients, module updates)
+        on the lane after them. Same format as the pipelined trainer's."""
+        o = self._origin
+        depth = self.net.depth
+        events: list[list[Any]] = []
+        t = start
+        for k, duration in enumerate(forward_times):
+            events.append([k, "f", round(t - o, 6), round(t + duration - o, 6)])
+            t += duration
+        first_update = self._update_starts[0]
+        events.append([depth, "b", round(t - o, 6), round(first_update - o, 6)])
+        last = first_update
+        for k, (t0, duration) in enumerate(zip(self._update_starts, update_times, strict=True)):
+            kind = "u" if self._applied[k] else "x"
+            events.append([k, kind, round(t0 - o, 6), round(t0 + duration - o, 6)])
+            last = t0 + duration
+        events.append([depth, "m", round(last - o, 6), round(end - o, 6)])
+        self._events = events
+        self._window = [round(start - o, 6), round(end - o, 6)]
 
     def _watch_explosion(self, loss: float, step: int, position: int) -> None:
         if self._first_loss is None:
@@ -336,7 +375,12 @@ class Trainer:
             out["diverged_at"] = self.diverged_at
         if self.exploded_at is not None:
             out["exploded_at"] = self.exploded_at
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
+
+    def close(self) -> None:
+        """Release what the trainer holds (worker threads of a pipelined one)."""
 
 
 def record_keys(cfg: ResolvedConfig) -> list[str]:
@@ -352,6 +396,8 @@ def record_keys(cfg: ResolvedConfig) -> list[str]:
         keys += [f"{f}_l{i}" for i in range(1, depth + 1) for f in LAYER_FIELDS]
     if cfg.histogram_every:
         keys += [f"hist_l{i}" for i in range(1, depth + 1)]
+    if cfg.diagnostics_every or cfg.execution == "pipelined":
+        keys += ["timeline", "timeline_window"]
     return keys
 
 
