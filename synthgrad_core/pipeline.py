@@ -127,7 +127,7 @@ class PipelinedTrainer(Trainer):
         ]
         self._out: queue.Queue[Record | BaseException] = queue.Queue()
         self.window = window or WINDOW_PER_STAGE * len(self.stages)
-        self._credits = threading.Semaphore(self.window)
+        self._credit = self.window  # batches stage 0 may start; step() sends one more each
         self._lock = threading.Lock()
         self._fragments: dict[int, list[dict[str, Any]]] = {}
         self._next = 1
@@ -138,7 +138,6 @@ class PipelinedTrainer(Trainer):
         self._origin = time.perf_counter()
         self._window_start = 0.0
         self._stalled = 0.0  # seconds the pipeline stood idle waiting for the reader (paused)
-        self._stalled_since: float | None = None
         #: share of the time each stage was busy (not waiting for input), for the benchmark
         self.busy = [0.0] * len(self.stages)
 
@@ -152,7 +151,7 @@ class PipelinedTrainer(Trainer):
         if isinstance(item, BaseException):
             self.close()
             raise item
-        self._credits.release()
+        self.stages[0].inbox.put(("credit",))
         self.elapsed = time.perf_counter() - self._origin - self._stalled
         item["wall_time"] = self.elapsed
         item["unix_time"] = time.time()
@@ -163,7 +162,6 @@ class PipelinedTrainer(Trainer):
         self._stop.set()
         for stage in self.stages:
             stage.inbox.put(None)
-        self._credits.release(self.window + 1)
 
     def _start(self) -> None:
         self._origin = time.perf_counter()
@@ -217,47 +215,42 @@ class PipelinedTrainer(Trainer):
             self._out.put(exc)
 
     def _serve(self, stage: Stage) -> None:
-        if True:
-            idle_since = time.perf_counter()
-            while not self._stop.is_set():
-                item: Any = None
-                if stage.index == 0:
-                    item = self._next_item()
-                    if item is END:
-                        if not stage.pending:
-                            return
-                        item = None
+        idle_since = time.perf_counter()
+        while not self._stop.is_set():
+            item: Any = self._next_batch_item() if stage.index == 0 else None
+            if item is END:
+                return
+            if item is None:
+                blocked = time.perf_counter()
+                idle = stage.index == 0 and self._next > self.step_count  # nothing in flight
+                item = stage.inbox.get()
+                if idle:  # the reader is not reading (a paused run): not training time
+                    self._stalled += time.perf_counter() - blocked
                 if item is None:
-                    try:
-                        item = stage.inbox.get(timeout=0.002 if stage.index == 0 else None)
-                    except queue.Empty:
-                        continue
-                    if item is None:
-                        return
-                if item[0] == "batch":
-                    started = time.perf_counter()
-                    if stage.index > 0 and started - idle_since > 1e-4:
-                        self._log(stage.index, "w", idle_since, started)
-                    self._process(stage, *item[1:])
-                    idle_since = time.perf_counter()
-                    self.busy[stage.index] += idle_since - started
-                else:
-                    self._receive(stage, *item)
+                    return
+            kind = item[0]
+            if kind == "batch":
+                started = time.perf_counter()
+                if started - idle_since > 1e-4:
+                    self._log(stage.index, "w", idle_since, started)
+                self._process(stage, *item[1:])
+                idle_since = time.perf_counter()
+                self.busy[stage.index] += idle_since - started
+            elif kind == "credit":
+                self._credit += 1
+            elif kind != "sync":
+                self._receive(stage, *item)
 
-    def _next_item(self) -> Any:
-        """Stage 0's next batch, None if it must wait (the reader, a sync point), or END."""
+    def _next_batch_item(self) -> Any:
+        """Stage 0's next batch; None if it must wait (the reader, a sync point); END."""
         if self.step_count >= self.total_steps:
-            return END
+            return END if not self.stages[0].pending else None
         sync = self._synced.get(self.step_count)
         if sync is not None and not sync.is_set():
             return None  # the previous step evaluates the whole net: wait for it
-        if not self._credits.acquire(blocking=False):
-            if self._stalled_since is None and self._next > self.step_count:
-                self._stalled_since = time.perf_counter()  # idle: the reader is paused
+        if self._credit <= 0:
             return None
-        if self._stalled_since is not None:
-            self._stalled += time.perf_counter() - self._stalled_since
-            self._stalled_since = None
+        self._credit -= 1
         x, y, position = self._next_batch()
         step = self.step_count
         cfg = self.config
@@ -589,6 +582,7 @@ class PipelinedTrainer(Trainer):
         sync = self._synced.pop(step, None)
         if sync is not None:
             sync.set()
+            self.stages[0].inbox.put(("sync",))  # wake stage 0: it may go on
         self._out.put(record)
 
     def summary(self) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 // config fields that differ.
 import { CHARTS } from "./chart-specs.js";
 import { bindControls } from "./controls.js";
-import { LiveChart } from "./live-chart.js";
+import { escapeText, LiveChart } from "./live-chart.js";
 import { addExpand, expand, setupPresentation } from "./presentation.js";
 import { RunStream } from "./run-stream.js";
+import { laneNames, Timeline } from "./timeline.js";
 import { readView, writeView } from "./view-state.js";
 
 const DASHES = ["solid", "dot", "dash"];
@@ -63,15 +64,29 @@ layerSelect.addEventListener("change", (e) => { view.layer = Number(e.target.val
 buildCharts();
 setupPresentation(view);
 
+// One timeline per run, side by side: locked backprop against pipelined DNI.
+const timelines = Object.fromEntries(runs.map((r) => {
+  const card = document.createElement("figure");
+  card.className = "chart-card timeline-card";
+  const div = document.createElement("div");
+  div.className = "chart";
+  card.append(div);
+  document.getElementById("timelines").append(card);
+  const pipelined = r.config.execution === "pipelined" && ["dni", "cdni"].includes(r.config.method);
+  return [r.id, new Timeline(div, laneNames(r), `${escapeText(r.name)}: ${pipelined ? `${r.config.workers} workers, pipelined` : "locked"}`)];
+}));
+
 for (const r of runs) {
   new RunStream(r.id, {
     onSnapshot(msg) {
       records[r.id] = msg.history;
       charts.forEach((c) => { c.reset(r.id); c.push(r.id, msg.history); });
+      timelines[r.id].reset(); timelines[r.id].push(msg.history);
     },
     onMetrics(batch) {
       records[r.id].push(...batch);
       charts.forEach((c) => c.push(r.id, batch));
+      timelines[r.id].push(batch);
     },
   });
 }

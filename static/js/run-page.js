@@ -4,6 +4,7 @@ import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
 import { addHelp, LiveChart } from "./live-chart.js";
 import { NetworkDiagram } from "./network-diagram.js";
+import { laneNames, Timeline } from "./timeline.js";
 import { addExpand, confirmAction, expand, setupPresentation } from "./presentation.js";
 import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
@@ -54,6 +55,12 @@ diagram.select(view.layer);
 addHelp(networkFigure, "network", "Network diagram", DIAGRAM_HELP[run.config.method]);
 const heatmapCard = document.querySelector(".heatmap-card");
 const heatmap = new FidelityHeatmap(document.getElementById("chart-heatmap"), layers);
+const pipelined = run.config.execution === "pipelined" && ["dni", "cdni"].includes(run.config.method);
+const timeline = new Timeline(document.getElementById("chart-timeline"), laneNames(run),
+  pipelined ? `Timeline: ${run.config.workers} workers, pipelined` : "Timeline: one layer at a time (locked)");
+addHelp(document.querySelector(".timeline-card"), "timeline", "Timeline", pipelined
+  ? "When each worker worked, over the last seconds of training. Each worker owns a stage of layers and updates them as soon as its synthetic gradient is ready, then goes on with the next batch: the bars of different workers overlap in time. Grey with no bar is time a worker waited for input from the stage below."
+  : "When each layer worked, over the last seconds of training (steps with diagnostics). A sequential run does one thing at a time: each layer's forward pass, then the backward pass (or the synthetic gradients), then each layer's update. Grey with no bar is time that layer waited: locked.");
 addHelp(heatmapCard, "heatmap", "Fidelity heatmap", "One row per hidden layer, one column per stretch of training. The colour is the cosine between the signal the layer learned from and the true gradient: blue where they agree, grey where the layer was learning from noise, red where it was pushed the wrong way. Read it left to right to see which layer went wrong, and when.");
 
 const statusEl = document.getElementById("status");
@@ -218,6 +225,7 @@ new RunStream(run.id, {
     lastRecord = records[records.length - 1] || null;
     charts.forEach((c) => { c.reset(run.id); c.push(run.id, records); });
     heatmap.reset(); heatmap.push(records);
+    timeline.reset(); timeline.push(records);
     diagram.update(records);
     showStatus(msg.status, msg.run.summary || {});
     showLoaded();
@@ -229,6 +237,7 @@ new RunStream(run.id, {
     lastRecord = batch[batch.length - 1];
     charts.forEach((c) => c.push(run.id, batch));
     heatmap.push(batch);
+    timeline.push(batch);
     diagram.update(batch);
     showProgress();
     showLoaded();

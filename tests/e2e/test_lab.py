@@ -166,3 +166,41 @@ def test_every_chart_explains_itself_and_the_runs_page_introduces_the_rules(
     assert [t.split(" ")[0] for t in terms] == ["Backprop", "DNI", "cDNI", "Feedback"]
     links = json.dumps([a.get_attribute("href") for a in intro.get_by_role("link").all()])
     assert "1608.05343" in links and "1411.0247" in links
+
+
+def timeline_state(page: Any) -> dict[str, Any]:
+    return page.evaluate(
+        """() => {
+          const d = document.getElementById('chart-timeline');
+          if (!d || !d.data) return {lanes: [], end: 0, bars: 0};
+          const work = d.data.filter((t) => !t.name.startsWith('recorded'));
+          const lanes = [...new Set(work.flatMap((t) => t.y))].sort();
+          const ends = work.flatMap((t) => t.x.map((x, i) => t.base[i] + x));
+          return {lanes, end: Math.max(0, ...ends), bars: ends.length,
+                  kinds: work.map((t) => t.name)};
+        }"""
+    )
+
+
+def test_a_pipelined_run_shows_its_workers_on_a_live_timeline(
+    page: Any, server: LiveServer
+) -> None:
+    config = {
+        "dataset": "digits",
+        "method": "dni",
+        "hidden": [256, 256],
+        "epochs": 400,
+        "execution": "pipelined",
+        "workers": 2,
+    }
+    run_id = start(server, config, name="pipelined")
+    page.goto(f"{server.url}/runs/{run_id}")
+    card = page.locator(".timeline-card")
+    card.scroll_into_view_if_needed()
+    wait_for(lambda: timeline_state(page)["bars"] > 10, what="timeline bars")
+    first = timeline_state(page)
+    assert first["lanes"] == ["worker 1", "worker 2"]  # one lane per stage
+    assert {"forward", "synthetic gradient", "update"} <= set(first["kinds"])
+    # The bars move as the run trains: later work appears on the right.
+    wait_for(lambda: timeline_state(page)["end"] > first["end"] + 0.2, what="the timeline to move")
+    httpx.post(f"{server.url}/api/runs/{run_id}/stop", headers=admin())
