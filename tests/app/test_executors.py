@@ -142,3 +142,29 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
     finally:
         manager.close()
     assert len(checked) > 5 and misses == []
+
+
+def test_a_pipelined_run_pauses_resumes_and_finishes(manager: RunManager) -> None:
+    config = {
+        "dataset": "digits",
+        "method": "dni",
+        "hidden": [64, 64],
+        "epochs": 30,
+        "execution": "pipelined",
+        "workers": 2,
+    }
+    run, token = manager.create(config)
+    wait_for(lambda: run.step > 20)
+    paused = manager.settled(
+        manager.pause(run.id, token), lambda r: r.status is RunStatus.PAUSED, 30
+    )
+    assert paused.status is RunStatus.PAUSED
+    held = run.step
+    time.sleep(0.5)
+    assert run.step == held  # the workers stop within a window of batches, nothing recorded
+    manager.resume(run.id, token)
+    assert manager.wait(run.id, timeout=120).status is RunStatus.FINISHED
+    stored = [strict_json(t) for t in manager.records(run.id)]
+    assert [r["step"] for r in stored] == list(range(1, run.total_steps + 1))
+    assert all("timeline" in r for r in stored)
+    assert run.summary["execution"] == "pipelined, 2 stages"
