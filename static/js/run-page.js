@@ -56,6 +56,9 @@ addHelp(networkFigure, "network", "Network diagram", DIAGRAM_HELP[run.config.met
 const heatmapCard = document.querySelector(".heatmap-card");
 const heatmap = new FidelityHeatmap(document.getElementById("chart-heatmap"), layers);
 const pipelined = run.config.execution === "pipelined" && ["dni", "cdni"].includes(run.config.method);
+// The timeline is the point of a pipelined run: beside the diagram. For a sequential run it
+// goes below the charts, which stay where a lecture expects them.
+if (!pipelined) document.getElementById("charts").after(document.querySelector(".timeline-card"));
 const timeline = new Timeline(document.getElementById("chart-timeline"), laneNames(run),
   pipelined ? `Timeline: ${run.config.workers} workers, pipelined` : "Timeline: one layer at a time (locked)");
 addHelp(document.querySelector(".timeline-card"), "timeline", "Timeline", pipelined

@@ -7,8 +7,8 @@ import { request, watch } from "./live-chart.js";
 import { CHART_CONFIG } from "./plotly-config.js";
 
 const SPAN = 3; // seconds shown
-const MAX_EVENTS = 4000;
-const MIN_REDRAW_MS = 250;
+const MAX_RECORDS = 60; // the newest records' events: a few hundred bars, cheap to draw
+const MIN_REDRAW_MS = 1000; // bars of milliseconds: a redraw a second reads fine
 const KINDS = {
   f: { name: "forward", color: "#4c78a8" },
   s: { name: "synthetic gradient", color: "#72b7b2" },
@@ -57,9 +57,9 @@ export class Timeline {
       added = true;
     }
     if (!added) return;
-    const from = this.latest - SPAN;
-    this.events = this.events.filter((e) => e[3] >= from).slice(-MAX_EVENTS);
-    this.windows = this.windows.filter((w) => w[1] >= from);
+    this.windows = this.windows.filter((w) => w[1] >= this.latest - SPAN).slice(-MAX_RECORDS);
+    const from = this.windows.length ? this.windows[0][0] : this.latest - SPAN;
+    this.events = this.events.filter((e) => e[3] >= from);
     this.schedule();
   }
 
@@ -72,7 +72,12 @@ export class Timeline {
     const y = (lane) => this.lanes[lane];
     const recorded = { type: "bar", orientation: "h", name: "recorded (no bar: waiting)", x: [], base: [], y: [],
       marker: { color: "rgba(128,128,128,0.18)" }, hoverinfo: "skip", width: 0.9 };
+    const merged = []; // consecutive records' windows touch: one grey bar for each stretch
     for (const [start, end] of this.windows) {
+      const last = merged[merged.length - 1];
+      if (last && start - last[1] < 1e-4) last[1] = end; else merged.push([start, end]);
+    }
+    for (const [start, end] of merged) {
       this.lanes.forEach((_, lane) => { recorded.x.push(end - start); recorded.base.push(start); recorded.y.push(y(lane)); });
     }
     const byKind = {};
@@ -99,7 +104,7 @@ export class Timeline {
         barmode: "overlay", bargap: 0.2,
         height: 150 + 34 * this.lanes.length, margin: { l: 100, r: 20, t: 40, b: 90 },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg },
-        xaxis: { ticksuffix: " s", range: [Math.max(0, this.latest - SPAN), this.latest || 1] },
+        xaxis: { ticksuffix: " s", range: [this.windows.length ? this.windows[0][0] : 0, this.latest || 1] },
         yaxis: { automargin: true, autorange: "reversed", categoryorder: "array", categoryarray: this.lanes },
         legend: { orientation: "h", y: -0.2, yanchor: "top" }, showlegend: true,
       }, CHART_CONFIG);

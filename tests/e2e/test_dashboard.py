@@ -112,7 +112,7 @@ def test_compare_page_shows_one_trace_per_run_and_differing_fields(
     page.goto(f"{server.url}/compare?runs={','.join(ids)}")
     wait_for(lambda: points(page) > 0, what="compare points")
     traces = {}
-    for chart in page.locator(".chart").all():  # charts draw once they are on screen
+    for chart in page.locator("#charts .chart").all():  # charts draw once they are on screen
         chart.scroll_into_view_if_needed()
         wait_for(lambda c=chart: c.evaluate("(d) => Boolean(d.data)"), what="a drawn chart")
         traces[chart.get_attribute("id")] = chart.evaluate(

@@ -151,7 +151,8 @@ def test_every_chart_explains_itself_and_the_runs_page_introduces_the_rules(
     run_id = start(server, {"dataset": "digits", "method": "cdni", "epochs": 2})
     page.goto(f"{server.url}/runs/{run_id}")
     helps = page.get_by_role("button", name=re.compile("^What is this"))
-    assert helps.count() == 7  # diagram, heatmap, loss, accuracy, fidelity, weights, module
+    # diagram, heatmap, timeline, loss, accuracy, fidelity, weights, module
+    wait_for(lambda: helps.count() == 8, what="every chart's help")
     for i in range(helps.count()):
         button = helps.nth(i)
         button.scroll_into_view_if_needed()
