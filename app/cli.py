@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 
 from synthgrad_core.cli import OneLineParser, add_train_command, run_command, train
+from synthgrad_core.sweep import add_sweep_command, sweep
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_command(sub)
+    add_sweep_command(sub)
     serve_cmd = sub.add_parser("serve", help="start the dashboard server")
     serve_cmd.add_argument("--host", help="address to bind (env SYNTHGRAD_HOST; 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (env SYNTHGRAD_PORT; 8000)")
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(args, {"train": train, "serve": serve})
+    return run_command(args, {"train": train, "sweep": sweep, "serve": serve})
 
 
 if __name__ == "__main__":

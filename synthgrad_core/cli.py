@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TextIO
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
 from .pipeline import make_trainer
 from .records import dumps
+from .sweep import add_sweep_command, sweep
 from .trainer import EXPLOSION_FACTOR
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="synthgrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_command(sub)
+    add_sweep_command(sub)
     return parser
 
 
@@ -164,7 +166,7 @@ def train(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return run_command(args, {"train": train})
+    return run_command(args, {"train": train, "sweep": sweep})
 
 
 def run_command(args: argparse.Namespace, commands: dict[str, Any]) -> int:

@@ -1,0 +1,164 @@
+"""`synthgrad sweep`: a grid of runs (rules x seeds x up to two more fields) and its groups.
+
+Every config flag takes a list: `--method backprop,dni --seed 1,2,3 --epochs 50`
+(`--hidden 128,64;256,128` for lists of widths). The grid is every combination;
+a group is a grid point without the seed. Runs train in parallel processes
+(`--jobs`, default the number of cores), a progress line counts them, and the
+summary gives each group's held-out accuracy: mean, min and max over its seeds.
+With `--json`, the last line is one object: `runs` (grid values, accuracy,
+test_accuracy, status) and `groups` (grid values, n, test_accuracy_mean, _min, _max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from .config import FIELD_SPECS, ConfigError, TrainConfig
+
+#: Largest grid one sweep may run.
+MAX_RUNS = 96
+#: Fields besides method and seed that may vary in one sweep.
+MAX_EXTRA_FIELDS = 2
+
+
+def add_sweep_command(sub: Any) -> None:
+    sweep = sub.add_parser("sweep", help="train a grid of runs and summarise it by group")
+    for name, spec in FIELD_SPECS.items():
+        separator = ";" if spec.kind == "widths" else ","
+        sweep.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            help=f"{spec.help} (one value, or several separated by '{separator}')",
+        )
+    sweep.add_argument("--jobs", type=int, default=None, help="runs at once (default: cores)")
+    sweep.add_argument("--json", action="store_true", help="one JSON summary on the last line")
+
+
+def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The fixed fields and the varying ones (name -> values), parsed and checked."""
+    from .cli import _FLAG_TYPES
+
+    fixed: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    for name, spec in FIELD_SPECS.items():
+        text = getattr(args, name)
+        if text is None:
+            continue
+        separator = ";" if spec.kind == "widths" else ","
+        values = []
+        for part in (p.strip() for p in text.split(separator) if p.strip()):
+            try:
+                value = _FLAG_TYPES[spec.kind](part)
+            except (ValueError, argparse.ArgumentTypeError):
+                raise ConfigError(name, f"cannot read {part!r}") from None
+            values.append(list(value) if isinstance(value, tuple) else value)
+        if not values:
+            raise ConfigError(name, "needs a value")
+        if len(values) == 1:
+            fixed[name] = values[0]
+        else:
+            grid[name] = list(dict.fromkeys(json.dumps(v) for v in values))
+            grid[name] = [json.loads(v) for v in grid[name]]
+    extra = [n for n in grid if n not in ("method", "seed")]
+    if len(extra) > MAX_EXTRA_FIELDS:
+        raise ConfigError(
+            extra[0],
+            f"a sweep varies the rule, the seed and at most {MAX_EXTRA_FIELDS} more fields; "
+            f"this one varies {', '.join(extra)}",
+        )
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    if size > MAX_RUNS:
+        raise ConfigError(
+            next(iter(grid)), f"the grid has {size} runs; a sweep runs at most {MAX_RUNS}"
+        )
+    return fixed, grid
+
+
+def points(fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every grid point's varying values, in grid order."""
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def train_one(config: dict[str, Any]) -> dict[str, Any]:
+    """One run to the end (in a worker process); its summary."""
+    from .pipeline import make_trainer
+
+    trainer = make_trainer(TrainConfig.from_dict(config))
+    while not trainer.done:
+        trainer.step()
+    trainer.close()
+    return trainer.summary()
+
+
+def summarize(runs: list[dict[str, Any]], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """One object per grid point without the seed: n and held-out accuracy mean/min/max."""
+    keys = [n for n in grid if n != "seed"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(json.dumps([run[k] for k in keys]), []).append(run)
+    out = []
+    for members in groups.values():
+        accuracies = [m["test_accuracy"] for m in members if m["test_accuracy"] is not None]
+        out.append(
+            {
+                **{k: members[0][k] for k in keys},
+                "n": len(members),
+                "test_accuracy_mean": statistics.fmean(accuracies) if accuracies else None,
+                "test_accuracy_min": min(accuracies, default=None),
+                "test_accuracy_max": max(accuracies, default=None),
+            }
+        )
+    return out
+
+
+def sweep(args: argparse.Namespace) -> int:
+    fixed, grid = grid_from_args(args)
+    todo = points(fixed, grid)
+    for point in todo:  # every config is checked before anything trains
+        TrainConfig.from_dict({**fixed, **point}).resolve()
+    jobs = args.jobs or os.cpu_count() or 1
+    if jobs < 1:
+        raise ConfigError("jobs", "must be at least 1")
+    runs: list[dict[str, Any]] = [{} for _ in todo]
+    done = 0
+    show = sys.stderr.isatty() and not args.json
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+        futures = {pool.submit(train_one, {**fixed, **p}): i for i, p in enumerate(todo)}
+        for future in as_completed(futures):
+            i = futures[future]
+            summary = future.result()
+            runs[i] = {
+                **todo[i],
+                "accuracy": summary["accuracy"],
+                "test_accuracy": summary["test_accuracy"],
+                "status": summary["status"],
+            }
+            done += 1
+            if show:
+                sys.stderr.write(f"\r{done}/{len(todo)} runs done ")
+                sys.stderr.flush()
+    if show:
+        sys.stderr.write("\n")
+    groups = summarize(runs, grid)
+    if args.json:
+        print(json.dumps({"runs": runs, "groups": groups}))
+        return 0
+    for group in groups:
+        label = ", ".join(f"{k}={v}" for k, v in group.items() if k in grid) or "all"
+        print(
+            f"{label}: held-out accuracy {group['test_accuracy_mean']:.4f} "
+            f"(min {group['test_accuracy_min']:.4f}, max {group['test_accuracy_max']:.4f}, "
+            f"n={group['n']})"
+        )
+    return 0
