@@ -23,6 +23,7 @@ from synthgrad_core.cost import describe_bytes, estimate
 from .settings import Settings
 from .status import TooManyRuns, Unavailable
 from .store import Store
+from .store_errors import PROBE_BYTES
 
 
 def check_budget(
@@ -154,10 +155,12 @@ class Admission:
                 self._probed = now
                 raise Unavailable(f"the server cannot store runs now ({self.store.failure})")
         free = self.store.free_bytes()
-        if free < self.settings.min_free_disk:
+        # Below a probe's worth the disk is full, whatever the operator's guard says.
+        floor = max(self.settings.min_free_disk, PROBE_BYTES)
+        if free < floor:
             raise Unavailable(
                 f"the disk holding the store has {describe_bytes(free)} free; new runs need "
-                f"at least {describe_bytes(self.settings.min_free_disk)}"
+                f"at least {describe_bytes(floor)}"
             )
 
     # -- data files -----------------------------------------------------------

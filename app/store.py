@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .codec import decode_record, encode_record
-from .store_errors import StoreCorrupt, StoreError, describe, recovery_hint
+from .store_errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
 from .upkeep import Purger, migrate_round_one
 
 __all__ = ["CHUNK", "Purger", "Store", "StoreCorrupt", "StoreError"]
@@ -79,8 +79,6 @@ JSON_COLUMNS = ("config", "summary")
 #: Rows a read or a background delete handles per statement: a delete holds the
 #: write lock for one chunk only, so live streams never wait long behind it.
 CHUNK = 2000
-#: Bytes a probe write needs before a failed store counts as writable again.
-PROBE_BYTES = 2**20
 #: Free pages given back to the file system per incremental-vacuum call.
 VACUUM_PAGES = 512
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+#: Bytes a probe write needs before a failed store counts as writable again; a disk with
+#: less free is full.
+PROBE_BYTES = 2**20
+
 
 class StoreError(RuntimeError):
     """The store could not read or write; the message names the cause in plain words."""

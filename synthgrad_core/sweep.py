@@ -44,29 +44,41 @@ def add_sweep_command(sub: Any) -> None:
 
 def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """The fixed fields and the varying ones (name -> values), parsed and checked."""
-    from .cli import _FLAG_TYPES
-
     fixed: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
-    for name, spec in FIELD_SPECS.items():
+    for name in FIELD_SPECS:
         text = getattr(args, name)
         if text is None:
             continue
-        separator = ";" if spec.kind == "widths" else ","
-        values = []
-        for part in (p.strip() for p in text.split(separator) if p.strip()):
-            try:
-                value = _FLAG_TYPES[spec.kind](part)
-            except (ValueError, argparse.ArgumentTypeError):
-                raise ConfigError(name, f"cannot read {part!r}") from None
-            values.append(list(value) if isinstance(value, tuple) else value)
-        if not values:
-            raise ConfigError(name, "needs a value")
+        values = _values(name, text)
         if len(values) == 1:
             fixed[name] = values[0]
         else:
-            grid[name] = list(dict.fromkeys(json.dumps(v) for v in values))
-            grid[name] = [json.loads(v) for v in grid[name]]
+            grid[name] = values
+    _check_grid(grid)
+    return fixed, grid
+
+
+def _values(name: str, text: str) -> list[Any]:
+    """A flag's distinct values, each read as its field's kind."""
+    from .cli import _FLAG_TYPES
+
+    spec = FIELD_SPECS[name]
+    separator = ";" if spec.kind == "widths" else ","
+    values: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(separator) if p.strip()):
+        try:
+            value = _FLAG_TYPES[spec.kind](part)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise ConfigError(name, f"cannot read {part!r}") from None
+        value = list(value) if isinstance(value, tuple) else value
+        values.setdefault(json.dumps(value), value)
+    if not values:
+        raise ConfigError(name, "needs a value")
+    return list(values.values())
+
+
+def _check_grid(grid: dict[str, list[Any]]) -> None:
     extra = [n for n in grid if n not in ("method", "seed")]
     if len(extra) > MAX_EXTRA_FIELDS:
         raise ConfigError(
@@ -81,7 +93,6 @@ def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         raise ConfigError(
             next(iter(grid)), f"the grid has {size} runs; a sweep runs at most {MAX_RUNS}"
         )
-    return fixed, grid
 
 
 def points(fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -130,26 +141,7 @@ def sweep(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if jobs < 1:
         raise ConfigError("jobs", "must be at least 1")
-    runs: list[dict[str, Any]] = [{} for _ in todo]
-    done = 0
-    show = sys.stderr.isatty() and not args.json
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-        futures = {pool.submit(train_one, {**fixed, **p}): i for i, p in enumerate(todo)}
-        for future in as_completed(futures):
-            i = futures[future]
-            summary = future.result()
-            runs[i] = {
-                **todo[i],
-                "accuracy": summary["accuracy"],
-                "test_accuracy": summary["test_accuracy"],
-                "status": summary["status"],
-            }
-            done += 1
-            if show:
-                sys.stderr.write(f"\r{done}/{len(todo)} runs done ")
-                sys.stderr.flush()
-    if show:
-        sys.stderr.write("\n")
+    runs = _run_all(fixed, todo, jobs, show=sys.stderr.isatty() and not args.json)
     groups = summarize(runs, grid)
     if args.json:
         print(json.dumps({"runs": runs, "groups": groups}))
@@ -162,3 +154,27 @@ def sweep(args: argparse.Namespace) -> int:
             f"n={group['n']})"
         )
     return 0
+
+
+def _run_all(
+    fixed: dict[str, Any], todo: list[dict[str, Any]], jobs: int, show: bool
+) -> list[dict[str, Any]]:
+    """Train every grid point in a process pool; each run's grid values and results."""
+    runs: list[dict[str, Any]] = [{} for _ in todo]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+        futures = {pool.submit(train_one, {**fixed, **p}): i for i, p in enumerate(todo)}
+        for done, future in enumerate(as_completed(futures), 1):
+            i = futures[future]
+            summary = future.result()
+            runs[i] = {
+                **todo[i],
+                "accuracy": summary["accuracy"],
+                "test_accuracy": summary["test_accuracy"],
+                "status": summary["status"],
+            }
+            if show:
+                sys.stderr.write(f"\r{done}/{len(todo)} runs done ")
+                sys.stderr.flush()
+    if show:
+        sys.stderr.write("\n")
+    return runs
