@@ -154,6 +154,10 @@ def test_delete_removes_run_and_metrics(client: TestClient) -> None:
     assert client.delete(f"/api/runs/{run['id']}").status_code == 204
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
     manager = client.app.state.manager  # type: ignore[attr-defined]
+    # The run's records go in the background, a chunk at a time, right after the delete.
+    deadline = time.monotonic() + 30
+    while manager.store.count_records(run["id"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert manager.store.count_records(run["id"]) == 0
 
 
