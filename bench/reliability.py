@@ -27,10 +27,7 @@ import os
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ import httpx
 
 from app.store import Store
 from support.live import descendants, rss_bytes, server_process
+from support.load import peak_rss, stored_run, training_peak_rss
 from synthgrad_core import TrainConfig, Trainer, dumps
 from synthgrad_core.cost import estimate
 
@@ -46,17 +44,6 @@ PARTS = ("budget", "flood", "csv", "storage", "controls", "sigterm", "slowloris"
 #: A step of this net takes seconds on one core: a "slow step" for controls and SIGTERM.
 SLOW = {"dataset": "digits", "hidden": [4096, 4096], "batch_size": 1024, "epochs": 100}
 SLOW_ENV = {"SYNTHGRAD_MAX_RUN_MEMORY": str(8 * 2**30), "SYNTHGRAD_SHUTDOWN_TIMEOUT": "3"}
-
-CHILD = """
-import json, sys
-from synthgrad_core import TrainConfig, Trainer
-trainer = Trainer(TrainConfig.from_dict(json.loads(sys.argv[1])))
-for _ in range(2):
-    trainer.step()
-trainer.evaluate(trainer.data.x_test, trainer.data.y_test)
-peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(int(peak.split()[1]) * 1024)
-"""
 
 
 def mib(n: float) -> str:
@@ -81,13 +68,7 @@ def budget(_: Path) -> None:
                 accepted = (config, cost.memory_bytes)
     assert accepted is not None
     config, estimated = accepted
-    import json
-
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(config)], capture_output=True, text=True, env=env
-    )
-    measured = int(out.stdout)
+    measured = training_peak_rss(config, steps=2)
     print(
         f"budget: largest accepted of the family: {config['method']} {config['hidden']} "
         f"batch 1024 adam: estimate {mib(estimated)}, measured peak RSS {mib(measured)} "
@@ -114,65 +95,27 @@ def flood(folder: Path) -> None:
     )
 
 
-def _big_store(path: Path, records: int) -> None:
-    store = Store(str(path))
-    cfg = TrainConfig(dataset="addition", epochs=5).resolve()
-    store.insert_run(
-        {
-            "id": "big",
-            "name": "long run",
-            "status": "finished",
-            "config": cfg.as_dict(),
-            "owner_hash": "h",
-            "created_at": 1.0,
-            "total_steps": records,
-            "step": records,
-            "summary": {},
-        }
-    )
-    trainer = Trainer(cfg)
-    samples = [trainer.step() for _ in range(200)]
-    for start in range(1, records + 1, 5000):
-        batch = []
-        for step in range(start, min(start + 5000, records + 1)):
-            record = dict(samples[step % 200], step=step)
-            batch.append(("big", step, int(step % 50 == 0), dumps(record)))
-        store.write_batch(batch, [])
-    store.close()
-
-
 def csv_export(folder: Path) -> None:
     db = folder / "csv.sqlite3"
-    _big_store(db, 100_000)
+    stored_run(db, 100_000)
     with server_process(str(db)) as (url, process):
         httpx.get(f"{url}/api/runs/big/metrics?max_points=100", timeout=300)
         before = rss_bytes(process.pid)
-        peak = [before]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_bytes(process.pid))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        started = time.monotonic()
-        first = None
-        size = 0
-        with httpx.stream("GET", f"{url}/api/runs/big/metrics?format=csv", timeout=300) as r:
-            for chunk in r.iter_bytes():
-                first = first or time.monotonic() - started
-                size += len(chunk)
-        total = time.monotonic() - started
-        started = time.monotonic()
-        httpx.get(f"{url}/api/runs/big/metrics?max_points=2", timeout=300)
-        tiny = time.monotonic() - started
-        started = time.monotonic()
-        httpx.get(f"{url}/api/runs/big/metrics?max_points=500&fields=loss", timeout=300)
-        loss_only = time.monotonic() - started
-        done.set()
-        sampler.join()
+        with peak_rss(process.pid) as peak:
+            started = time.monotonic()
+            first = None
+            size = 0
+            with httpx.stream("GET", f"{url}/api/runs/big/metrics?format=csv", timeout=300) as r:
+                for chunk in r.iter_bytes():
+                    first = first or time.monotonic() - started
+                    size += len(chunk)
+            total = time.monotonic() - started
+            started = time.monotonic()
+            httpx.get(f"{url}/api/runs/big/metrics?max_points=2", timeout=300)
+            tiny = time.monotonic() - started
+            started = time.monotonic()
+            httpx.get(f"{url}/api/runs/big/metrics?max_points=500&fields=loss", timeout=300)
+            loss_only = time.monotonic() - started
     print(
         f"csv: 100k records, {size / 2**20:.0f} MiB of CSV: first byte {first:.2f} s, "
         f"all {total:.1f} s, server RSS +{mib(peak[0] - before)}; max_points=2 {tiny:.1f} s, "
@@ -197,7 +140,7 @@ def storage(folder: Path) -> None:
     json_size = statistics.mean(len(t) for t in texts)
     store.close()
     db = folder / "delete.sqlite3"
-    _big_store(db, 100_000)
+    stored_run(db, 100_000)
     store = Store(str(db))
     full = store.file_bytes()
     store.delete_run("big")

@@ -289,7 +289,7 @@ class PipelinedTrainer(Trainer):
         if top:
             top_delta = self._loss(fragment, step, logits, out, y)
             if top_delta is None:  # diverged
-                self._submit(stage, step, fragment, final=True)
+                self._submit(stage, step, fragment)
                 return
         work = self._synthetic(stage, hs, y, top_delta)
         if lo > 0:  # the module below learns from it as soon as it gets there
@@ -304,7 +304,7 @@ class PipelinedTrainer(Trainer):
             self._fidelity(fragment, work.signals, truth)
             if lo > 0 and diagnose:
                 self.stages[stage.index - 1].inbox.put(("truth", step, truth[lo - 1]))
-            self._submit(stage, step, fragment, final=True)
+            self._submit(stage, step, fragment)
             return
         k = hi - 1  # the stage's top hidden layer: its target comes from above, later
         stage.pending[step] = _Pending(
@@ -488,7 +488,7 @@ class PipelinedTrainer(Trainer):
                 pending.target_in = True
                 return
             del stage.pending[step]
-            self._submit(stage, step, pending.fragment, final=True)
+            self._submit(stage, step, pending.fragment)
             return
         # The true gradient at this stage's output, for a diagnosed batch.
         truth = self._truth_down(pending.hs, None, stage.lo, stage.hi, value, pending.weights)
@@ -496,7 +496,7 @@ class PipelinedTrainer(Trainer):
         if stage.lo > 0:
             self.stages[stage.index - 1].inbox.put(("truth", step, truth[stage.lo - 1]))
         del stage.pending[step]
-        self._submit(stage, step, pending.fragment, final=True)
+        self._submit(stage, step, pending.fragment)
 
     def _truth_down(
         self,
@@ -542,7 +542,7 @@ class PipelinedTrainer(Trainer):
         return self.net.flat_weights[begin:end], starts[lo:hi] - begin
 
     # -- records -----------------------------------------------------------------
-    def _submit(self, stage: Stage, step: int, fragment: dict[str, Any], final: bool) -> None:
+    def _submit(self, stage: Stage, step: int, fragment: dict[str, Any]) -> None:
         with self._lock:
             parts = self._fragments.setdefault(step, [])
             parts.append(fragment)

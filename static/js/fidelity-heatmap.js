@@ -18,6 +18,7 @@ export class FidelityHeatmap {
     this.dirty = false;
     this.inFlight = false;
     this.lastDraw = 0;
+    this.minRedrawMs = MIN_REDRAW_MS; // the scheduler waits this long between drawings
     watch(this, this.div);
   }
 
@@ -60,7 +61,6 @@ export class FidelityHeatmap {
   }
 
   async draw() {
-    if (performance.now() - this.lastDraw < MIN_REDRAW_MS && this.drawn) { setTimeout(() => request(this), MIN_REDRAW_MS); return; }
     this.dirty = false;
     this.inFlight = true;
     this.lastDraw = performance.now();

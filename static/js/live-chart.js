@@ -100,7 +100,9 @@ async function tick() {
   for (const chart of queue) {
     if (!chart.visible || chart.inFlight) continue;
     // A chart's first drawing is never held back: a page should fill at once.
-    if (chart.drawn && (!withinBudget || now - chart.lastDraw < MIN_REDRAW_MS)) continue;
+    // A chart may ask for a longer pause between drawings (`minRedrawMs`: whole-run pictures).
+    const pause = Math.max(MIN_REDRAW_MS, chart.minRedrawMs || 0);
+    if (chart.drawn && (!withinBudget || now - chart.lastDraw < pause)) continue;
     if (next === null || !chart.drawn || chart.lastDraw < next.lastDraw) next = chart;
     if (!chart.drawn) break;
   }

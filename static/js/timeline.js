@@ -37,6 +37,7 @@ export class Timeline {
     this.dirty = false;
     this.inFlight = false;
     this.lastDraw = 0;
+    this.minRedrawMs = MIN_REDRAW_MS; // the scheduler waits this long between drawings
     watch(this, this.div);
   }
 
@@ -93,7 +94,6 @@ export class Timeline {
   }
 
   async draw() {
-    if (performance.now() - this.lastDraw < MIN_REDRAW_MS && this.drawn) { setTimeout(() => request(this), MIN_REDRAW_MS); return; }
     this.dirty = false;
     this.inFlight = true;
     this.lastDraw = performance.now();

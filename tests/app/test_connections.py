@@ -6,16 +6,13 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 
 from app.settings import Settings
-from app.store import Store
 from support.live import live_server, rss_bytes, server_process
-from synthgrad_core import TrainConfig, Trainer, dumps
+from support.load import peak_rss, stored_run
 
 from .test_executors import wait_for
 
@@ -86,55 +83,16 @@ def test_a_websocket_client_that_never_reads_is_dropped(tmp_path: Path) -> None:
         sock.close()
 
 
-def _hundred_thousand_records(path: Path) -> None:
-    store = Store(str(path))
-    cfg = TrainConfig(dataset="addition", epochs=1).resolve()
-    store.insert_run(
-        {
-            "id": "big",
-            "name": "long run",
-            "status": "finished",
-            "config": cfg.as_dict(),
-            "owner_hash": "h",
-            "created_at": 1.0,
-            "total_steps": 100_000,
-            "step": 100_000,
-            "summary": {},
-        }
-    )
-    record = Trainer(cfg).step()
-    for start in range(1, 100_001, 5000):
-        batch = []
-        for step in range(start, start + 5000):
-            record["step"] = step
-            batch.append(("big", step, int(step % 50 == 0), dumps(record)))
-        store.write_batch(batch, [])
-    store.close()
-
-
 def test_a_100k_record_csv_streams_in_bounded_memory(tmp_path: Path) -> None:
     db = tmp_path / "big.sqlite3"
-    _hundred_thousand_records(db)
+    stored_run(db, 100_000)
     with server_process(str(db)) as (url, process):
         httpx.get(f"{url}/api/runs/big/metrics?max_points=100", timeout=120)  # warm up
         before = rss_bytes(process.pid)
-        peak = [before]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_bytes(process.pid))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
-            with httpx.stream("GET", f"{url}/api/runs/big/metrics?format=csv", timeout=120) as r:
-                assert r.status_code == 200
-                lines = sum(1 for _ in r.iter_lines())
-        finally:
-            done.set()
-            sampler.join()
+        csv_url = f"{url}/api/runs/big/metrics?format=csv"
+        with peak_rss(process.pid) as peak, httpx.stream("GET", csv_url, timeout=120) as r:
+            assert r.status_code == 200
+            lines = sum(1 for _ in r.iter_lines())
         assert lines == 100_001  # the header and every record
         grew = peak[0] - before
         assert grew <= 50 * 2**20, f"server memory grew by {grew / 2**20:.0f} MB"

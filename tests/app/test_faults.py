@@ -21,7 +21,8 @@ from app.settings import Settings
 from app.status import RunStatus, Unavailable
 from app.store import Store, StoreCorrupt, StoreError
 from support.live import server_process
-from synthgrad_core import TrainConfig, Trainer, dumps
+from support.load import stored_run
+from synthgrad_core import TrainConfig, Trainer
 
 from .test_executors import wait_for
 
@@ -204,31 +205,9 @@ def _corrupt(path: Path, fraction: float = 0.5) -> None:
         f.write(b"\xde\xad\xbe\xef" * (page // 4))
 
 
-def _stored_run(path: Path, records: int) -> None:
-    store = Store(str(path))
-    config = TrainConfig(**{**CONFIG, "epochs": 1}).resolve().as_dict()  # type: ignore[arg-type]
-    store.insert_run(
-        {
-            "id": "r1",
-            "name": "n",
-            "status": "finished",
-            "config": config,
-            "owner_hash": "h",
-            "created_at": 1.0,
-            "total_steps": records,
-            "step": records,
-            "summary": {},
-        }
-    )
-    text = dumps(Trainer(TrainConfig(**CONFIG)).step())  # type: ignore[arg-type]
-    store.write_batch([("r1", s, 1, text) for s in range(1, records + 1)], [])
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-
-
 def test_a_corrupt_file_refuses_to_open_and_says_how_to_recover(tmp_path: Path) -> None:
     path = tmp_path / "bad.sqlite3"
-    _stored_run(path, 3000)
+    stored_run(path, 3000, run_id="r1", bits=4, examples=40, hidden=(8,))
     _corrupt(path)
     with pytest.raises(StoreCorrupt) as refused:
         Store(str(path))
@@ -238,7 +217,7 @@ def test_a_corrupt_file_refuses_to_open_and_says_how_to_recover(tmp_path: Path) 
 
 def test_a_page_corrupted_while_serving_is_503_and_health_says_so(tmp_path: Path) -> None:
     path = tmp_path / "live.sqlite3"
-    _stored_run(path, 3000)
+    stored_run(path, 3000, run_id="r1", bits=4, examples=40, hidden=(8,))
     with server_process(str(path)) as (url, _):
         _corrupt(path, 0.6)
         try:

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
+from support.load import training_peak_rss
 from synthgrad_core import TrainConfig
 from synthgrad_core.cost import estimate
-
-#: A child that builds the trainer, trains 3 steps, evaluates, and prints its peak RSS.
-CHILD = """
-import json, sys
-from synthgrad_core import TrainConfig, Trainer
-trainer = Trainer(TrainConfig.from_dict(json.loads(sys.argv[1])))
-for _ in range(3):
-    trainer.step()
-trainer.evaluate(trainer.data.x_test, trainer.data.y_test)
-# VmHWM: the peak of this process image (ru_maxrss would carry the forking parent's over exec)
-peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(int(peak.split()[1]) * 1024)
-"""
-
-
-def peak_rss(config: dict[str, Any]) -> int:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=300,
-    )
-    return int(out.stdout)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +31,7 @@ def peak_rss(config: dict[str, Any]) -> int:
 )
 def test_the_memory_estimate_is_within_2x_of_the_measured_peak(config: dict[str, Any]) -> None:
     estimated = estimate(TrainConfig.from_dict(config).resolve()).memory_bytes
-    measured = peak_rss(config)
+    measured = training_peak_rss(config)
     assert estimated / 2 <= measured <= estimated * 2, (estimated, measured)
 
 
