@@ -138,6 +138,7 @@ class PipelinedTrainer(Trainer):
         self._origin = time.perf_counter()
         self._window_start = 0.0
         self._stalled = 0.0  # seconds the pipeline stood idle waiting for the reader (paused)
+        self._made = self._returned = 0  # records completed by the workers / read by step()
         #: share of the time each stage was busy (not waiting for input), for the benchmark
         self.busy = [0.0] * len(self.stages)
 
@@ -151,6 +152,7 @@ class PipelinedTrainer(Trainer):
         if isinstance(item, BaseException):
             self.close()
             raise item
+        self._returned += 1
         self.stages[0].inbox.put(("credit",))
         self.elapsed = time.perf_counter() - self._origin - self._stalled
         item["wall_time"] = self.elapsed
@@ -559,6 +561,7 @@ class PipelinedTrainer(Trainer):
 
     def _complete(self, step: int, parts: list[dict[str, Any]], diverged: bool) -> None:
         """Under the lock: one step's record from its fragments, in step order."""
+        self._made += 1  # before the status may end: done waits for this record to be read
         record: Record = {}
         for part in parts if not diverged else [p for p in parts if p.get("_diverged")]:
             record.update(part)
@@ -584,6 +587,11 @@ class PipelinedTrainer(Trainer):
             sync.set()
             self.stages[0].inbox.put(("sync",))  # wake stage 0: it may go on
         self._out.put(record)
+
+    @property
+    def done(self) -> bool:
+        """Ended, and every record made has been read (the workers end before the reader)."""
+        return self.status != "running" and self._returned >= self._made
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()

@@ -7,8 +7,8 @@ import { request, watch } from "./live-chart.js";
 import { CHART_CONFIG } from "./plotly-config.js";
 
 const SPAN = 3; // seconds shown
-const MAX_RECORDS = 60; // the newest records' events: a few hundred bars, cheap to draw
-const MIN_REDRAW_MS = 1000; // bars of milliseconds: a redraw a second reads fine
+const MAX_RECORDS = 30; // the newest records' events: a couple of hundred bars, cheap to draw
+const MIN_REDRAW_MS = 2000; // its bars share the draw budget with the charts: every 2 s
 const KINDS = {
   f: { name: "forward", color: "#4c78a8" },
   s: { name: "synthetic gradient", color: "#72b7b2" },
