@@ -293,6 +293,8 @@ class RunManager(Controls, Broadcaster):
             if summary.get(flag) is not None:
                 run.summary[flag] = summary[flag]
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
+        self.flush()  # the last records: if the store cannot take them, the run failed
+        final = RunStatus.FAILED if run.control is Control.FAIL else final
         self._transition(run, final)
 
     def rename(self, run_id: str, name: str, token: str | None) -> Run:
