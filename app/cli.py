@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--executor",
-        choices=("process", "thread"),
-        help="where runs train: own processes or server threads (env SYNTHGRAD_EXECUTOR; process)",
+        choices=("process", "thread", "ray"),
+        help="where runs train: own processes, server threads or Ray actors (env "
+        "SYNTHGRAD_EXECUTOR; process; ray joins SYNTHGRAD_RAY_ADDRESS or starts a local Ray)",
     )
     serve_cmd.add_argument(
         "--log-level",

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .access import Access
-from .quotas import FairQueue
+from .executors import TrainingFailed
+from .quotas import Admission, FairQueue
 from .run import Run
 from .settings import Settings
 from .status import Conflict, Control, RunStatus
@@ -32,12 +33,29 @@ class Controls:
 
     settings: Settings
     access: Access
+    admission: Admission
     runs: dict[str, Run]
     _lock: threading.RLock
     _queue: FairQueue
 
     def get(self, run_id: str) -> Run:
         raise NotImplementedError  # RunManager's
+
+    def _training_failed(self, run: Run, exc: Exception) -> None:
+        if isinstance(exc, TrainingFailed):
+            error = str(exc)
+            if exc.details:
+                log.error("run %s: the training process failed:\n%s", run.id, exc.details)
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("run %s failed", run.id)
+        if run.status.terminal:
+            return
+        ending = run.control if run.control is not None and run.control.ends else None
+        if ending is not None and run.killed:  # told to end, did not, and was killed
+            self._transition(run, ending.final_status, error=run.error or run.killed)
+        else:
+            self._transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
 
     def _transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
         raise NotImplementedError  # RunManager's

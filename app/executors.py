@@ -12,7 +12,9 @@ slices obeys pause, resume and stop. An `Executor` opens sessions. Two exist:
   slices of up to `slice_seconds` of records come back through a pipe. Runs
   use every core.
 
-A cluster executor would implement the same two small protocols.
+- `RayExecutor` (app/ray_executor.py): the trainer runs in a Ray actor, on a local
+  Ray instance or a cluster (`SYNTHGRAD_RAY_ADDRESS`); the same slices come back
+  through Ray's object store. An optional extra.
 
 As with any multiprocessing code, a script that builds a RunManager with the
 process executor must guard its entry point with `if __name__ == "__main__":`
@@ -22,6 +24,7 @@ process executor must guard its entry point with `if __name__ == "__main__":`
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, NamedTuple, Protocol
 
 from synthgrad_core import TrainConfig, Trainer, dumps
@@ -53,7 +56,22 @@ def entry(record: Record) -> Entry:
     )
 
 
-EXECUTORS = ("thread", "process")
+EXECUTORS = ("thread", "process", "ray")
+#: What `--executor ray` says where Ray is not installed.
+RAY_MISSING = (
+    "the ray executor needs Ray, an optional extra: pip install 'synthgrad[ray]' "
+    "(in a checkout: pip install '.[ray]')"
+)
+
+
+def ray_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # a module set to None in sys.modules: imports of it fail
+        return False
+
 
 #: Niceness added to training processes (0 = same priority as the server).
 TRAINING_NICENESS = 10
@@ -111,6 +129,10 @@ class Executor(Protocol):
         """Build the run's trainer; raises ConfigError, OSError or ValueError for a bad config."""
         ...
 
+    def capacity(self) -> int:
+        """Runs that can train at once by default (this machine's cores, a cluster's CPUs)."""
+        ...
+
     def shutdown(self) -> None: ...
 
 
@@ -157,12 +179,17 @@ class ThreadExecutor:
     def open(self, config: dict[str, Any]) -> Session:
         return ThreadSession(make_trainer(TrainConfig.from_dict(config)))
 
+    def capacity(self) -> int:
+        return os.cpu_count() or 1
+
     def shutdown(self) -> None:
         pass
 
 
-def make_executor(name: str, slice_seconds: float = 0.01) -> Executor:
-    """The executor called `name`; `slice_seconds` is how much training one pipe message holds."""
+def make_executor(
+    name: str, slice_seconds: float = 0.01, ray_address: str | None = None
+) -> Executor:
+    """The executor called `name`; `slice_seconds` is how much training one message holds."""
     if name == "thread":
         return ThreadExecutor()
     if name == "process":
@@ -170,4 +197,8 @@ def make_executor(name: str, slice_seconds: float = 0.01) -> Executor:
 
         log.info("training processes start from a fork server (slices of %g s)", slice_seconds)
         return ProcessExecutor(slice_seconds)
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(slice_seconds, ray_address)
     raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}, not {name!r}")

@@ -224,5 +224,8 @@ class ProcessExecutor:
     def open(self, config: dict[str, Any]) -> Session:
         return ProcessSession(self._ctx, config, self.slice_seconds, self.build)
 
+    def capacity(self) -> int:
+        return os.cpu_count() or 1
+
     def shutdown(self) -> None:
         pass

@@ -21,7 +21,7 @@ from synthgrad_core.trainer import record_keys
 from .access import Access, new_run_id, token_hash
 from .controls import Controls
 from .events import Broadcaster, DeletedEvent, StatusEvent
-from .executors import Executor, Session, TrainingFailed, make_executor
+from .executors import Executor, Session, make_executor
 from .metrics import Export, export, parse_fields
 from .quotas import Admission, FairQueue
 from .recorder import Recorder
@@ -59,7 +59,12 @@ class RunManager(Controls, Broadcaster):
         super().__init__()
         self.settings = settings
         self.store = store or Store(settings.db)
-        self.executor = executor or make_executor(settings.executor, settings.pipe_slice)
+        self.executor = executor or make_executor(
+            settings.executor,
+            settings.ray_slice if settings.executor == "ray" else settings.pipe_slice,
+            settings.ray_address,
+        )
+        self.slots = settings.max_concurrent_runs or self.executor.capacity()
         self.access = Access(settings.admin, settings.read_only)
         self.admission = Admission(settings, self.store)
         self.runs: dict[str, Run] = {}
@@ -191,7 +196,7 @@ class RunManager(Controls, Broadcaster):
 
     def _start_queued(self) -> None:
         with self._lock:
-            while self._queue and len(self._active) < self.settings.concurrency:
+            while self._queue and len(self._active) < self.slots:
                 if self._closing.is_set():
                     return
                 run = self.runs.get(self._queue.pop() or "")
@@ -251,29 +256,14 @@ class RunManager(Controls, Broadcaster):
             if self._train_until_done(run, session):
                 self._finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
-            self._training_failed(run, exc)
+            if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
+                self._training_failed(run, exc)  # (one still opening at shutdown stays queued)
         finally:
             if session is not None:
                 session.close()
             with self._lock:
                 self._active.discard(run.id)
             self._start_queued()
-
-    def _training_failed(self, run: Run, exc: Exception) -> None:
-        if isinstance(exc, TrainingFailed):
-            error = str(exc)
-            if exc.details:
-                log.error("run %s: the training process failed:\n%s", run.id, exc.details)
-        else:
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception("run %s failed", run.id)
-        if run.status.terminal:
-            return
-        ending = run.control if run.control is not None and run.control.ends else None
-        if ending is not None and run.killed:  # told to end, did not, and was killed
-            self._transition(run, ending.final_status, error=run.error or run.killed)
-        else:
-            self._transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
 
     def _train_until_done(self, run: Run, session: Session) -> bool:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
@@ -344,7 +334,10 @@ class RunManager(Controls, Broadcaster):
                 run.killed = "the server shut down"
                 run.session.kill()
                 run.thread.join(1.0)
+        self.executor.shutdown()  # before the store: a run still opening (a full cluster) ends
+        for run in training:
+            assert run.thread is not None
+            run.thread.join(1.0)
         self.recorder.close()
         self.store.close()
-        self.executor.shutdown()
         log.info("run manager closed")

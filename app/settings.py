@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .executors import EXECUTORS
+from .executors import EXECUTORS, RAY_MISSING, ray_available
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: How an environment variable's text becomes each kind of setting.
@@ -57,10 +56,15 @@ class Settings:
     ws_compression: bool = False
     #: uvicorn's graceful-shutdown timeout, so an idle websocket cannot hold the process.
     shutdown_timeout: float = 3.0
-    #: where runs train: "process" (one process per run, every core) or "thread".
+    #: where runs train: "process" (one process per run, every core), "thread", or "ray"
+    #: (Ray actors on a local Ray instance or the cluster at `ray_address`).
     executor: str = "process"
     #: seconds of training a process-executor run sends per pipe message.
     pipe_slice: float = 0.01
+    #: Ray cluster to join ("ray://head:10001" or "auto"); none starts a local Ray instance.
+    ray_address: str | None = None
+    #: seconds of training a Ray run sends per message (a round trip costs ~2 ms).
+    ray_slice: float = 0.05
     #: most live records a websocket client may have pending; past it the backlog is thinned.
     stream_backlog: int = 4000
     #: level of the server's log (debug, info, warning, error).
@@ -105,8 +109,11 @@ class Settings:
             raise ValueError("port: must be between 1 and 65535")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}")
-        if not 0 < self.pipe_slice <= 1.0:
-            raise ValueError("pipe_slice: must be > 0 and <= 1 second")
+        if self.executor == "ray" and not ray_available():
+            raise ValueError(f"executor: {RAY_MISSING}")
+        for name in ("pipe_slice", "ray_slice"):
+            if not 0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be > 0 and <= 1 second")
         if self.stream_backlog < 10:
             raise ValueError("stream_backlog: must be >= 10 records")
         for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
@@ -133,10 +140,6 @@ class Settings:
         if not token:
             raise ValueError("admin_token_file: the file is empty")
         return token
-
-    @property
-    def concurrency(self) -> int:
-        return self.max_concurrent_runs or os.cpu_count() or 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

@@ -157,6 +157,7 @@ class PipelinedTrainer(Trainer):
         self.elapsed = time.perf_counter() - self._origin - self._stalled
         item["wall_time"] = self.elapsed
         item["unix_time"] = time.time()
+        self.epoch_fidelity.add(item)
         return item
 
     def close(self) -> None:

@@ -27,3 +27,38 @@ def json_safe(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """Compact JSON with NaN and infinities as null; never emits the bare `NaN` token."""
     return json.dumps(json_safe(value), allow_nan=False, separators=(",", ":"))
+
+
+#: Record keys whose last-epoch means summarise a run's gradient fidelity.
+FIDELITY_PREFIXES = ("cos_h", "rel_err_h")
+
+
+class EpochFidelity:
+    """Means of each hidden layer's cosine and relative error over the latest epoch's records.
+
+    Fed every record; a new epoch starts a new tally. `means()` is what docs/results.md
+    calls "cos(signal, true), last epoch" (undefined values, a zero signal, are skipped).
+
+    >>> tally = EpochFidelity()
+    >>> for r in ({"epoch": 1, "cos_h1": 0.0}, {"epoch": 2, "cos_h1": 0.5}, {"epoch": 2}):
+    ...     tally.add(r)
+    >>> tally.means()
+    {'cos_h1': 0.5}
+    """
+
+    def __init__(self) -> None:
+        self._epoch: Any = None
+        self._sums: dict[str, list[float]] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        if record.get("epoch") != self._epoch:
+            self._epoch, self._sums = record.get("epoch"), {}
+        for key, value in record.items():
+            numeric = isinstance(value, float | int) and math.isfinite(value)
+            if numeric and key.startswith(FIDELITY_PREFIXES):
+                tally = self._sums.setdefault(key, [0.0, 0])
+                tally[0] += value
+                tally[1] += 1
+
+    def means(self) -> dict[str, float]:
+        return {key: total / count for key, (total, count) in sorted(self._sums.items())}

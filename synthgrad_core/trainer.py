@@ -29,6 +29,7 @@ from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Network, init_weights
 from .optim import make_optimizer
+from .records import EpochFidelity
 from .rules import (
     Backprop,
     FeedbackAlignment,
@@ -104,6 +105,7 @@ class Trainer:
         self._window: list[float] = []
         #: what the user should know about how this run trains (shown by the CLI, the page)
         self.notes: list[str] = []
+        self.epoch_fidelity = EpochFidelity()  # the summary's last-epoch fidelity means
         self.true_gradients: list[np.ndarray] = []
         self._order = np.arange(len(self.data.x_train))
         # Record keys of the diagnostics, built once (they are the same every step).
@@ -137,6 +139,7 @@ class Trainer:
         if self._events:  # diagnosed steps: when each layer worked (synthgrad_core.pipeline)
             record["timeline"], record["timeline_window"] = self._events, self._window
             self._events = []
+        self.epoch_fidelity.add(record)
         return record
 
     def _step(self) -> Record:
@@ -377,6 +380,8 @@ class Trainer:
             out["exploded_at"] = self.exploded_at
         if self.notes:
             out["notes"] = list(self.notes)
+        if fidelity_means := self.epoch_fidelity.means():
+            out["fidelity"] = fidelity_means
         return out
 
     def close(self) -> None:

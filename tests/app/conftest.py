@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +69,29 @@ def log_has_no_tokens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         root.removeHandler(handler)
     leaks = [line for line in handler.lines for token in minted if token in line]
     assert not leaks, f"a token reached the log: {leaks[:3]}"
+
+
+@pytest.fixture(scope="session")
+def ray_instance() -> Iterator[None]:
+    """One local Ray for the session (it takes seconds to start); executors join it.
+
+    Skipped where Ray is not installed, unless SYNTHGRAD_REQUIRE_RAY is set (CI sets it).
+    """
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("SYNTHGRAD_REQUIRE_RAY"):
+            raise
+        pytest.skip("Ray is not installed (pip install '.[ray]')")
+    from app.ray_executor import LOCAL_OBJECT_STORE
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=LOCAL_OBJECT_STORE,
+        log_to_driver=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()

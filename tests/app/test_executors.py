@@ -1,4 +1,7 @@
-"""Both executors behind the run manager: same records, same controls, same failures."""
+"""Every executor behind the run manager: same records, same controls, same failures.
+
+The Ray executor runs on a real local Ray instance (one per test session).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.events import Event, MetricsEvent
+from app.executors import RAY_MISSING
 from app.process import ProcessSession
 from app.runs import RunManager
 from app.settings import Settings
@@ -22,8 +26,10 @@ from synthgrad_core import TrainConfig, Trainer, without_timing
 CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
 
 
-@pytest.fixture(params=["thread", "process"])
+@pytest.fixture(params=["thread", "process", "ray"])
 def manager(request: pytest.FixtureRequest, tmp_path: Path) -> RunManager:
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
     settings = Settings(
         db=str(tmp_path / "x.sqlite3"), executor=request.param, data_root=str(tmp_path)
     )
@@ -109,7 +115,7 @@ def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Pa
 
 
 def test_settings_refuse_an_unknown_executor(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="executor: must be one of thread, process"):
+    with pytest.raises(ValueError, match="executor: must be one of thread, process, ray"):
         dataclasses.replace(Settings(db=str(tmp_path / "s.db")), executor="cluster")
 
 
@@ -168,3 +174,40 @@ def test_a_pipelined_run_pauses_resumes_and_finishes(manager: RunManager) -> Non
     assert [r["step"] for r in stored] == list(range(1, run.total_steps + 1))
     assert all("timeline" in r for r in stored)
     assert run.summary["execution"] == "pipelined, 2 stages"
+
+
+def test_a_dead_ray_worker_fails_its_run_with_the_reason_and_others_go_on(
+    tmp_path: Path, ray_instance: None
+) -> None:
+    from app.ray_executor import RaySession
+
+    settings = Settings(db=str(tmp_path / "r.sqlite3"), executor="ray", max_concurrent_runs=2)
+    manager = RunManager(settings)
+    try:
+        doomed, _ = manager.create({**CONFIG, "epochs": 5000})
+        other, _ = manager.create(CONFIG)
+        wait_for(lambda: doomed.step > 0)
+        session = doomed.session
+        assert isinstance(session, RaySession)
+        os.kill(session.pid(), signal.SIGKILL)  # the worker process, as the OOM killer would
+        assert manager.wait(doomed.id, timeout=60).status is RunStatus.FAILED
+        assert doomed.error and doomed.error.startswith("the Ray worker died:")
+        assert manager.store.count_records(doomed.id) == doomed.step > 0  # kept what it had
+        assert manager.wait(other.id, timeout=120).status is RunStatus.FINISHED
+        assert manager.store.count_records(other.id) == other.total_steps
+    finally:
+        manager.close()
+
+
+def test_without_ray_the_ray_executor_says_how_to_install_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # as if the package were not installed
+        "from app.cli import main; sys.exit(main(['serve', '--executor', 'ray']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"synthgrad serve: error: executor: {RAY_MISSING}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import threading
 import time
@@ -14,9 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from app.main import create_app
+from app.settings import Settings
 from support.live import rss_bytes, server_process, strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
 
+from .conftest import ADMIN, SAME_ORIGIN
 from .test_api import create, wait_status
 
 MEDIUM = {"dataset": "addition", "bits": 8, "examples": 1000, "epochs": 40}
@@ -27,6 +31,22 @@ def receive(ws: Any) -> dict[str, Any]:
 
 
 def test_snapshot_metrics_and_status_through_pause_resume_finish(client: TestClient) -> None:
+    stream_through_pause_resume_finish(client)
+
+
+def test_a_ray_run_streams_like_the_others(
+    settings: Settings, ray_instance: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SYNTHGRAD_EXECUTOR=ray: the run trains in a Ray actor on the session's local Ray."""
+    monkeypatch.setenv("SYNTHGRAD_EXECUTOR", "ray")
+    ray_settings = Settings.from_env(os.environ, db=settings.db, admin_token=ADMIN)
+    assert ray_settings.executor == "ray"
+    with TestClient(create_app(ray_settings), headers=SAME_ORIGIN) as client:
+        assert client.get("/api/health").json()["executor"] == "ray"
+        stream_through_pause_resume_finish(client)
+
+
+def stream_through_pause_resume_finish(client: TestClient) -> None:
     run = create(client, MEDIUM)
     run_id = run["id"]
     wait_status(client, run_id, {"running"})
@@ -57,6 +77,9 @@ def test_snapshot_metrics_and_status_through_pause_resume_finish(client: TestCli
             elif message["type"] == "status":
                 statuses.append(message["status"])
                 if message["status"] == "paused" and not resumed:
+                    held = client.get(f"/api/runs/{run_id}").json()["step"]
+                    time.sleep(0.3)
+                    assert client.get(f"/api/runs/{run_id}").json()["step"] == held
                     resumed = True
                     assert client.post(f"/api/runs/{run_id}/resume").status_code == 200
     assert statuses == ["paused", "running", "finished"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -154,3 +155,14 @@ def test_article_init_saturates_the_sigmoid_net() -> None:
     first = Trainer(cfg).step()
     glorot = Trainer(SMALL).step()
     assert first["w_mean_l1"] < -0.05 < glorot["w_mean_l1"]
+
+
+def test_summary_fidelity_is_the_last_epochs_mean_of_the_records() -> None:
+    trainer = Trainer(TrainConfig(dataset="digits", method="dni", epochs=2, seed=3))
+    records = list(trainer)
+    last = [r for r in records if r["epoch"] == records[-1]["epoch"]]
+    fidelity = trainer.summary()["fidelity"]
+    assert set(fidelity) == {"cos_h1", "cos_h2", "rel_err_h1", "rel_err_h2"}
+    for key, value in fidelity.items():
+        values = [r[key] for r in last if key in r and math.isfinite(r[key])]
+        assert values and value == pytest.approx(sum(values) / len(values), rel=1e-12)

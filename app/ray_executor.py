@@ -1,0 +1,210 @@
+"""The Ray executor: each run's trainer in a Ray actor, on this machine or on a cluster.
+
+The manager drives a Ray session exactly as a process session: `advance` asks the
+actor for a slice of training and gets its encoded records back, so the server
+stays the only writer of the store and streams the records like any others.
+Pause, resume and stop act between slices; `kill` is `ray.kill`. A worker that dies
+(killed, out of memory, its node gone) fails its run with Ray's reason; other runs
+go on.
+
+Without an address, the executor starts a local Ray instance sized to the machine
+(one CPU per run, `workers` CPUs for a pipelined one); with `SYNTHGRAD_RAY_ADDRESS`
+it joins an existing cluster, whose nodes must have synthgrad installed (the actor
+imports `app.ray_executor` and the engine there). Ray is an optional extra:
+`pip install "synthgrad[ray]"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import traceback
+from typing import Any
+
+from synthgrad_core import ConfigError, TrainConfig, Trainer
+from synthgrad_core.pipeline import make_trainer
+
+from .executors import RAY_MISSING, TRAINING_NICENESS, Session, TrainingFailed, entry
+from .process import Failed, Invalid, Ready, Slice, _refusal
+
+log = logging.getLogger("synthgrad.executors")
+
+#: Object store of a local instance: records are small and leave it at once.
+LOCAL_OBJECT_STORE = 100 * 2**20
+
+
+class TrainerActor:
+    """Lives in a Ray worker: builds the trainer, then trains slice by slice on request."""
+
+    def __init__(self, config: dict[str, Any], slice_seconds: float) -> None:
+        with contextlib.suppress(OSError):
+            os.nice(TRAINING_NICENESS)
+        self.slice_seconds = slice_seconds
+        self.trainer: Trainer | None = None
+        self.refusal: Invalid | None = None
+        try:
+            self.trainer = make_trainer(TrainConfig.from_dict(config))
+        except (ConfigError, OSError, ValueError) as exc:
+            self.refusal = _refusal(exc)
+
+    def start(self) -> Ready | Invalid:
+        if self.trainer is None:
+            assert self.refusal is not None
+            return self.refusal
+        return Ready(self.trainer.total_steps)
+
+    def advance(self) -> Slice | Failed:
+        import time
+
+        trainer = self.trainer
+        assert trainer is not None
+        try:
+            records = [entry(trainer.step())]
+            deadline = time.perf_counter() + self.slice_seconds
+            while not trainer.done and time.perf_counter() < deadline:
+                records.append(entry(trainer.step()))
+        except Exception as exc:
+            return Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at)
+
+    def summary(self) -> dict[str, Any]:
+        assert self.trainer is not None
+        return self.trainer.summary()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        if self.trainer is not None:
+            self.trainer.close()
+
+
+def _death(exc: Exception) -> str:
+    """Ray's reason for a dead actor, in one line ('killed by ray.kill', 'its worker died...')."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line.startswith("The actor is dead because"):
+            return line.removeprefix("The actor is dead because").strip().rstrip(".")
+    first = str(exc).strip().splitlines()
+    return first[0].rstrip(".") if first else type(exc).__name__
+
+
+class RaySession:
+    """A trainer in a Ray actor, driven in lockstep like a process session."""
+
+    def __init__(self, actor_class: Any, config: dict[str, Any], slice_seconds: float) -> None:
+        import ray
+
+        self._ray = ray
+        cfg = TrainConfig.from_dict(config).resolve()
+        pipelined = cfg.execution == "pipelined" and cfg.method in ("dni", "cdni")
+        cpus = cfg.workers if pipelined else 1  # a CPU per thread that trains
+        self._actor = actor_class.options(num_cpus=cpus, max_restarts=0).remote(
+            config, slice_seconds
+        )
+        reply = self._get(self._actor.start.remote())
+        if isinstance(reply, Invalid):
+            self.close()
+            raise reply.error()
+        assert isinstance(reply, Ready)
+        self.total_steps: int = reply.total_steps
+        self._elapsed = 0.0
+        self._status = "running"
+        self._diverged_at: int | None = None
+
+    def _get(self, ref: Any) -> Any:
+        from ray.exceptions import RayActorError, RayError
+
+        try:
+            reply = self._ray.get(ref)
+        except RayActorError as exc:
+            raise TrainingFailed(f"the Ray worker died: {_death(exc)}") from None
+        except RayError as exc:
+            raise TrainingFailed(f"Ray failed: {_death(exc)}", str(exc)) from None
+        if isinstance(reply, Failed):
+            raise TrainingFailed(reply.message, reply.traceback)
+        return reply
+
+    @property
+    def elapsed(self) -> float:
+        return self._elapsed
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def diverged_at(self) -> int | None:
+        return self._diverged_at
+
+    @property
+    def done(self) -> bool:
+        return self._status != "running"
+
+    def advance(self) -> list[Any]:
+        reply = self._get(self._actor.advance.remote())
+        assert isinstance(reply, Slice)
+        self._elapsed, self._status, self._diverged_at = (
+            reply.elapsed,
+            reply.status,
+            reply.diverged_at,
+        )
+        return reply.records
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = self._get(self._actor.summary.remote())
+        return summary
+
+    def pid(self) -> int:
+        """The worker process's id (on its node), for tests and operators."""
+        pid: int = self._get(self._actor.pid.remote())
+        return pid
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.kill(self._actor, no_restart=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.get(self._actor.close.remote(), timeout=5)
+        self.kill()
+
+
+class RayExecutor:
+    """Opens Ray sessions; starts (and later stops) a local Ray unless one is running or given."""
+
+    name = "ray"
+
+    def __init__(self, slice_seconds: float = 0.05, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError(f"executor: {RAY_MISSING}") from None
+        self._ray = ray
+        self.slice_seconds = slice_seconds
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            if address:
+                log.info("joining the Ray cluster at %s", address)
+                ray.init(address=address, log_to_driver=False)
+            else:
+                log.info("starting a local Ray instance (%d CPUs)", os.cpu_count() or 1)
+                ray.init(
+                    num_cpus=os.cpu_count() or 1,
+                    include_dashboard=False,
+                    object_store_memory=LOCAL_OBJECT_STORE,
+                    log_to_driver=False,
+                )
+        self._actor_class = ray.remote(TrainerActor)
+
+    def capacity(self) -> int:
+        """Runs that can train at once: the cluster's CPUs."""
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def open(self, config: dict[str, Any]) -> Session:
+        return RaySession(self._actor_class, config, self.slice_seconds)
+
+    def shutdown(self) -> None:
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
