@@ -22,6 +22,13 @@ from .status import RunNotFound, RunStatus
 #: Largest step a client may name (SQLite integers are 64-bit).
 MAX_STEP = 2**62
 
+#: What a creation may answer besides 201 and 422.
+CREATE: dict[int | str, dict[str, Any]] = {
+    403: {"description": "read-only server, or a cookie sent from another site"},
+    413: {"description": "the request body is larger than the server accepts"},
+    429: {"description": "a limit on runs: stored, unfinished per owner, or per minute"},
+    503: {"description": "the store cannot write, or its disk is nearly full"},
+}
 #: Error statuses documented for the routes that act on one run.
 ONE_RUN: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
 CONTROL: dict[int | str, dict[str, Any]] = {
@@ -67,12 +74,7 @@ def health(
     "/api/runs",
     status_code=201,
     response_model=CreatedRun,
-    responses={
-        403: {"description": "read-only server, or a cookie sent from another site"},
-        413: {"description": "the request body is larger than the server accepts"},
-        429: {"description": "a limit on runs: stored, unfinished per owner, or per minute"},
-        503: {"description": "the store cannot write, or its disk is nearly full"},
-    },
+    responses=CREATE,
 )
 def create_run(
     body: CreateRun, request: Request, manager: Manager, token: Token, response: Response
@@ -81,6 +83,11 @@ def create_run(
     config = body.config.model_dump(exclude_none=True)  # type: ignore[attr-defined]
     client = request.client.host if request.client else None
     run, owner_token = manager.create(config, name=body.name, token=token, client=client)
+    set_owner_cookie(request, response, owner_token)
+    return {**run.public(), "owner_token": owner_token}
+
+
+def set_owner_cookie(request: Request, response: Response, owner_token: str) -> None:
     response.set_cookie(
         OWNER_COOKIE,
         owner_token,
@@ -89,7 +96,6 @@ def create_run(
         samesite="strict",
         secure=request.url.scheme == "https",  # behind an HTTPS proxy (its X-Forwarded-Proto)
     )
-    return {**run.public(), "owner_token": owner_token}
 
 
 @router.get("/api/runs", response_model=list[RunOut])

@@ -25,6 +25,8 @@ from .settings import Settings
 from .status import Conflict, Forbidden, RunNotFound, TooManyRuns, Unavailable
 from .store import StoreError
 from .stream import StreamHub
+from .sweep_routes import router as sweep_router
+from .sweeps import SweepNotFound, Sweeps
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loop_lag = LoopLagMonitor()
         loop_lag.start()
         app.state.manager, app.state.hub, app.state.loop_lag = manager, hub, loop_lag
+        app.state.sweeps = Sweeps(manager)
         try:
             yield
         finally:
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: first
     app.include_router(api_router)
+    app.include_router(sweep_router)
     app.include_router(pages_router)
     mount_static(app)
 
@@ -71,6 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RunNotFound)
     async def not_found(request: Request, exc: RunNotFound) -> JSONResponse:
         return error(404, f"no run with id {exc.args[0]!r}")
+
+    @app.exception_handler(SweepNotFound)
+    async def no_sweep(request: Request, exc: SweepNotFound) -> JSONResponse:
+        return error(404, f"no sweep with id {exc.args[0]!r}")
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> JSONResponse:
@@ -113,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [
             {
                 "type": "value_error",
-                "loc": ["body", "config", exc.field],
+                "loc": ["body", getattr(exc, "part", "config"), exc.field],
                 "msg": exc.message,
                 "input": None,
             }

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgrad_core import ConfigError
-from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.config import ResolvedConfig, planned_steps
 from synthgrad_core.cost import describe_bytes, estimate
 
 from .settings import Settings
@@ -208,6 +208,35 @@ class Admission:
             "free_bytes": self.store.free_bytes(),
             "file_bytes": self.store.file_bytes(),
         }
+
+    def admit_all(
+        self,
+        cfgs: list[ResolvedConfig],
+        *,
+        admin: bool,
+        client: str | None,
+        stored: int,
+        unfinished: int,
+    ) -> None:
+        """The checks of one creation of runs (a sweep is one): size, room, then `admit`.
+
+        The owner's limits and the pace apply once; each run's cost on its own.
+        """
+        s = self.settings
+        for cfg in cfgs:
+            if (steps := planned_steps(cfg)) > s.max_total_steps:
+                raise ConfigError(
+                    "epochs",
+                    f"this config trains {steps} steps; the server allows at most "
+                    f"{s.max_total_steps} (fewer epochs or examples, or a larger batch_size)",
+                )
+        if stored + len(cfgs) > s.max_stored_runs:
+            raise TooManyRuns(
+                f"the server keeps at most {s.max_stored_runs} runs and has {stored}; "
+                "delete some first"
+            )
+        for i, cfg in enumerate(cfgs):
+            self.admit(cfg, admin=admin or i > 0, client=client, unfinished=unfinished)
 
     def admit(
         self, cfg: ResolvedConfig, *, admin: bool, client: str | None, unfinished: int

@@ -28,6 +28,8 @@ class Run:
     step: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: the sweep the run belongs to, if any
+    sweep_id: str | None = None
     #: records the training thread made and the recorder has not stored yet
     outbox: deque[Entry] = field(default_factory=deque, repr=False)
     #: what the owner asked for, read by the training thread at each step boundary
@@ -60,6 +62,7 @@ class Run:
             "total_steps": self.total_steps,
             "summary": self.summary,
             "error": self.error,
+            "sweep_id": self.sweep_id,
         }
 
     def public(self) -> dict[str, Any]:

@@ -12,17 +12,17 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.config import planned_steps
-from synthgrad_core.trainer import record_keys
 
 from .access import Access, new_run_id, token_hash
 from .controls import Controls
 from .events import Broadcaster, DeletedEvent, StatusEvent
 from .executors import Executor, Session, make_executor
-from .metrics import Export, export, parse_fields
+from .history import History
 from .quotas import Admission, FairQueue
 from .recorder import Recorder
 from .run import SUMMARY_KEYS, Run
@@ -33,7 +33,6 @@ from .status import (
     Control,
     RunNotFound,
     RunStatus,
-    TooManyRuns,
 )
 from .store import Purger, Store, StoreError
 
@@ -43,7 +42,7 @@ log = logging.getLogger("synthgrad.runs")
 MUTABLE_COLUMNS = ("status", "step", "summary", "started_at", "finished_at", "error")
 
 
-class RunManager(Controls, Broadcaster):
+class RunManager(Controls, History, Broadcaster):
     """Creates, schedules, controls and records runs.
 
     >>> manager = RunManager(Settings(db=":memory:"))
@@ -108,26 +107,6 @@ class RunManager(Controls, Broadcaster):
     def all_runs(self) -> list[Run]:
         return sorted(self.runs.values(), key=lambda r: r.created_at, reverse=True)
 
-    def records(
-        self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
-    ) -> list[str]:
-        """Stored records (JSON text) of a run; flushes first so nothing recorded is missed."""
-        self.get(run_id)
-        self.flush()
-        return self.store.read_records(
-            run_id, after=after, streamed_only=streamed_only, limit=limit
-        )
-
-    def export(self, run_id: str, fields: str | None, max_points: int | None, fmt: str) -> Export:
-        """The run's stored history as JSON or CSV text chunks, read as they are sent."""
-        run = self.get(run_id)
-        self.flush()
-        columns = record_keys(TrainConfig.from_dict(run.config).resolve())
-        wanted = parse_fields(fields, columns)  # InvalidQuery for a field the run lacks
-        count = self.store.count_records(run_id)
-        texts = (text for _, text in self.store.iter_records(run_id, limit=count))
-        return export(run_id, texts, count, columns, fields=wanted, max_points=max_points, fmt=fmt)
-
     def can_control(self, run_id: str, token: str | None) -> bool:
         """Whether `token` may pause, resume, stop or delete the run."""
         return self.access.can_control(self.get(run_id).owner_hash, token)
@@ -149,50 +128,66 @@ class RunManager(Controls, Broadcaster):
         (also for a config over the cost budget), Forbidden (read-only server),
         TooManyRuns (a limit on runs) or Unavailable (the store cannot take it).
         """
+        runs, owner_token = self.create_many([(config, name)], token, client)
+        return runs[0], owner_token
+
+    def create_many(
+        self,
+        configs: list[tuple[dict[str, Any], str | None]],
+        token: str | None = None,
+        client: str | None = None,
+        group: Callable[[str, list[Run]], Any] | None = None,
+    ) -> tuple[list[Run], str]:
+        """Create runs (config, name) all or none, as one creation for the owner's limits.
+
+        With `group`, the runs form a sweep: `group(owner_hash, runs)` stores them (and
+        the sweep) in one transaction, and the sweep counts as one unfinished item.
+        """
         self.access.may_create(token)
-        cfg = TrainConfig.from_dict(config).resolve()
-        steps = planned_steps(cfg)
-        if steps > self.settings.max_total_steps:
-            raise ConfigError(
-                "epochs",
-                f"this config trains {steps} steps; the server allows at "
-                f"most {self.settings.max_total_steps} (fewer epochs or examples, "
-                "or a larger batch_size)",
-            )
+        cfgs = [TrainConfig.from_dict(config).resolve() for config, _ in configs]
         with self._lock:
-            if len(self.runs) >= self.settings.max_stored_runs:
-                raise TooManyRuns(
-                    f"the server keeps at most {self.settings.max_stored_runs} "
-                    "runs; delete some first"
-                )
             owner_hashes = {r.owner_hash for r in self.runs.values()}
             owner_token = self.access.owner_token_for(token, owner_hashes)
             owner_hash = token_hash(owner_token)
-            self.admission.admit(
-                cfg,
+            self.admission.admit_all(
+                cfgs,
                 admin=self.access.is_admin(token),
                 client=client,
+                stored=len(self.runs),
                 unfinished=self._unfinished(owner_hash),
             )
-            run = Run(
-                id=new_run_id(),
-                name=name or f"{cfg.method} on {cfg.dataset}",
-                config=cfg.as_dict(),
-                owner_hash=owner_hash,
-                total_steps=steps,
-                created_at=time.time(),
-            )
-            self.store.insert_run(run.row())
-            self.runs[run.id] = run
-            self._queue.push(owner_hash, run.id)
-            log.info("run %s created: %s on %s, %d steps", run.id, cfg.method, cfg.dataset, steps)
+            runs = [
+                Run(
+                    id=new_run_id(),
+                    name=name or f"{cfg.method} on {cfg.dataset}",
+                    config=cfg.as_dict(),
+                    owner_hash=owner_hash,
+                    total_steps=planned_steps(cfg),
+                    created_at=time.time(),
+                )
+                for cfg, (_, name) in zip(cfgs, configs, strict=True)
+            ]
+            if group is not None:
+                group(owner_hash, runs)
+            else:
+                self.store.insert_run(runs[0].row())
+            for run, cfg in zip(runs, cfgs, strict=True):
+                self.runs[run.id] = run
+                self._queue.push(owner_hash, run.id)
+                log.info(
+                    "run %s created: %s on %s, %d steps",
+                    run.id,
+                    cfg.method,
+                    cfg.dataset,
+                    run.total_steps,
+                )
             self._start_queued()
-        return run, owner_token
+        return runs, owner_token
 
     def _unfinished(self, owner_hash: str) -> int:
-        return sum(
-            1 for r in self.runs.values() if r.owner_hash == owner_hash and not r.status.terminal
-        )
+        """The owner's queued, running or paused items: a sweep's runs count as one."""
+        mine = (r for r in self.runs.values() if r.owner_hash == owner_hash)
+        return len({r.sweep_id or r.id for r in mine if not r.status.terminal})
 
     def _start_queued(self) -> None:
         with self._lock:
@@ -279,7 +274,13 @@ class RunManager(Controls, Broadcaster):
     def _finish(self, run: Run, session: Session) -> None:
         summary = session.summary()
         run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
-        for flag in ("diverged_at", "exploded_at", "notes", "execution"):  # kept with the run
+        for flag in (
+            "diverged_at",
+            "exploded_at",
+            "notes",
+            "execution",
+            "fidelity",
+        ):  # kept with the run
             if summary.get(flag) is not None:
                 run.summary[flag] = summary[flag]
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED

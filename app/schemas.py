@@ -7,36 +7,47 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
 
 from synthgrad_core.config import FIELD_SPECS, MAX_LAYERS, MAX_WIDTH, FieldSpec, TrainConfig
+from synthgrad_core.sweep import MAX_RUNS
 
 NAME_MAX = 100
 
 
-def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
+def _value_type(spec: FieldSpec) -> Any:
+    """The type of one value of a config field, with its bounds."""
     bounds: dict[str, Any] = {
         k: v for k, v in (("ge", spec.ge), ("le", spec.le), ("gt", spec.gt)) if v is not None
     }
-    default: Any = TrainConfig.__dataclass_fields__[name].default
-    description = spec.help + (f" ({spec.unit})" if spec.unit else "")
-    kind: Any
     if spec.kind == "choice":
-        kind = Literal[spec.choices]
-        bounds = {}
-    elif spec.kind == "widths":
-        kind = Annotated[
+        return Literal[spec.choices]
+    if spec.kind == "widths":
+        return Annotated[
             list[Annotated[StrictInt, Field(**bounds)]],
             Field(min_length=1, max_length=MAX_LAYERS),
         ]
-        bounds = {}
-        description += f"; each width 1..{MAX_WIDTH}"
-    elif spec.kind == "path":
-        kind = Annotated[str, Field(max_length=4096)]
-    else:
-        # Strict: `false` is not an integer; NaN, Infinity and 1e400 are not numbers here.
-        kind = StrictInt if spec.kind == "int" else Annotated[float, Field(allow_inf_nan=False)]
+    if spec.kind == "path":
+        return Annotated[str, Field(max_length=4096)]
+    # Strict: `false` is not an integer; NaN, Infinity and 1e400 are not numbers here.
+    kind = StrictInt if spec.kind == "int" else Annotated[float, Field(allow_inf_nan=False)]
+    return Annotated[kind, Field(**bounds)]
+
+
+def _description(spec: FieldSpec) -> str:
+    text = spec.help + (f" ({spec.unit})" if spec.unit else "")
+    return text + (f"; each width 1..{MAX_WIDTH}" if spec.kind == "widths" else "")
+
+
+def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
+    default: Any = TrainConfig.__dataclass_fields__[name].default
+    kind = _value_type(spec)
     if default is None:
         kind = kind | None
-    field: Any = Field(default=default, description=description, title=spec.label, **bounds)
-    return kind, field
+    return kind, Field(default=default, description=_description(spec), title=spec.label)
+
+
+def _grid_field(spec: FieldSpec) -> tuple[Any, Any]:
+    value: Any = _value_type(spec)
+    values: Any = Annotated[list[value], Field(min_length=1, max_length=MAX_RUNS)]  # type: ignore[valid-type]
+    return values | None, Field(default=None, description=f"values of: {_description(spec)}")
 
 
 RunConfig = create_model(  # type: ignore[call-overload]
@@ -64,6 +75,25 @@ class CreateRun(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
     _name_text = field_validator("name")(_encodable)
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
+
+
+SweepGrid = create_model(  # type: ignore[call-overload]
+    "SweepGrid",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="The fields a sweep varies, each with its list of values (rules x seeds x at most "
+    f"2 more fields; at most {MAX_RUNS} runs in all).",
+    **{name: _grid_field(spec) for name, spec in FIELD_SPECS.items()},
+)
+
+
+class CreateSweep(BaseModel):
+    """Body of POST /api/sweeps: a base config and the grid of values to vary."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
+    _name_text = field_validator("name")(_encodable)
+    config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
+    grid: SweepGrid  # type: ignore[valid-type]
 
 
 class RenameRun(BaseModel):
@@ -104,6 +134,44 @@ class RunOut(BaseModel):
         description="a control accepted and not yet carried out (pause, resume, stop); "
         "the status follows within a step",
     )
+
+
+class SweepRun(RunOut):
+    sweep_id: str | None = None
+    point: dict[str, Any] = Field(description="the run's values of the grid's fields")
+
+
+class SweepGroup(BaseModel):
+    """A grid point without the seed: its runs' final numbers (runs that ended, not failed)."""
+
+    model_config = ConfigDict(extra="allow")  # plus the point's values of the grid's fields
+    n: int = Field(description="runs in the group")
+    done: int = Field(description="runs with final numbers (ended, not failed)")
+    test_accuracy_mean: float | None
+    test_accuracy_min: float | None
+    test_accuracy_max: float | None
+    accuracy_mean: float | None
+    accuracy_min: float | None
+    accuracy_max: float | None
+    fidelity: dict[str, float] = Field(
+        description="mean over the group of each run's last-epoch cos_h<i> and rel_err_h<i>"
+    )
+
+
+class SweepOut(BaseModel):
+    id: str
+    name: str
+    status: str = Field(description="running, paused or queued while a run is; else finished")
+    created_at: float
+    config: dict[str, Any] = Field(description="the base config every run shares")
+    grid: dict[str, list[Any]]
+    runs: list[SweepRun]
+    groups: list[SweepGroup]
+    can_control: bool
+
+
+class CreatedSweep(SweepOut):
+    owner_token: str = Field(description="controls every run of the sweep; also the owner cookie")
 
 
 class CreatedRun(RunOut):

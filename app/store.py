@@ -25,26 +25,39 @@ from typing import Any
 
 from .codec import decode_record, encode_record
 from .store_errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
-from .upkeep import Purger, migrate_round_one
+from .upkeep import Purger, add_sweep_column, migrate_round_one
 
 __all__ = ["CHUNK", "Purger", "Store", "StoreCorrupt", "StoreError"]
 
 log = logging.getLogger("synthgrad.store")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+#: The runs table: each column and its SQL (the schema and RUN_COLUMNS come from it).
+RUN_TABLE = {
+    "id": "TEXT PRIMARY KEY",
+    "name": "TEXT NOT NULL",
+    "status": "TEXT NOT NULL",
+    "config": "TEXT NOT NULL",
+    "owner_hash": "TEXT NOT NULL",
+    "created_at": "REAL NOT NULL",
+    "started_at": "REAL",
+    "finished_at": "REAL",
+    "step": "INTEGER NOT NULL DEFAULT 0",
+    "total_steps": "INTEGER NOT NULL",
+    "summary": "TEXT NOT NULL DEFAULT '{}'",
+    "error": "TEXT",
+    "sweep_id": "TEXT",  # added after round 1: older files get it by migration
+}
+RUN_COLUMNS = tuple(RUN_TABLE)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs ({", ".join(f"{k} {v}" for k, v in RUN_TABLE.items())});
+CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
     owner_hash TEXT NOT NULL,
     created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    step INTEGER NOT NULL DEFAULT 0,
-    total_steps INTEGER NOT NULL,
-    summary TEXT NOT NULL DEFAULT '{}',
-    error TEXT
+    config TEXT NOT NULL,
+    grid TEXT NOT NULL
 );
 -- A rowid table: a record (~0.5 KB compressed) stays on its b-tree page. The old
 -- WITHOUT ROWID table spilled ~1 KB rows into overflow pages: 4.7 KB per record.
@@ -60,20 +73,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_step ON records (run_id, step);
 CREATE INDEX IF NOT EXISTS records_streamed ON records (run_id, step) WHERE streamed = 1;
 """
 
-RUN_COLUMNS = (
-    "id",
-    "name",
-    "status",
-    "config",
-    "owner_hash",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "step",
-    "total_steps",
-    "summary",
-    "error",
-)
 JSON_COLUMNS = ("config", "summary")
 
 #: Rows a read or a background delete handles per statement: a delete holds the
@@ -121,6 +120,7 @@ class Store:
 
     def _migrate(self) -> None:
         migrate_round_one(self._conn, self.path)
+        add_sweep_column(self._conn)
 
     def close(self) -> None:
         with self._lock:

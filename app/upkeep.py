@@ -20,6 +20,13 @@ log = logging.getLogger("synthgrad.store")
 MIGRATE_CHUNK = 2000
 
 
+def add_sweep_column(conn: sqlite3.Connection) -> None:
+    """Runs of a file from before sweeps get their `sweep_id` column (null: no sweep)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if columns and "sweep_id" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN sweep_id TEXT")
+
+
 def migrate_round_one(conn: sqlite3.Connection, path: str) -> None:
     """Move records from round 1's `metrics` table (plain JSON text) into `records`."""
     old = conn.execute(

@@ -55,7 +55,7 @@ def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
             fixed[name] = values[0]
         else:
             grid[name] = values
-    _check_grid(grid)
+    check_grid(grid)
     return fixed, grid
 
 
@@ -78,7 +78,7 @@ def _values(name: str, text: str) -> list[Any]:
     return list(values.values())
 
 
-def _check_grid(grid: dict[str, list[Any]]) -> None:
+def check_grid(grid: dict[str, list[Any]]) -> None:
     extra = [n for n in grid if n not in ("method", "seed")]
     if len(extra) > MAX_EXTRA_FIELDS:
         raise ConfigError(
@@ -113,23 +113,33 @@ def train_one(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize(runs: list[dict[str, Any]], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """One object per grid point without the seed: n and held-out accuracy mean/min/max."""
+    """One object per grid point without the seed, in grid order.
+
+    Each has the point's values, `n` (its runs), `done` (runs with final numbers),
+    train and held-out accuracy mean/min/max over those, and the mean of each
+    fidelity number (a run's `fidelity`: last-epoch cosine and relative error).
+    A run without a `test_accuracy` (one still training, or failed) adds to `n` only.
+    """
     keys = [n for n in grid if n != "seed"]
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(json.dumps([run[k] for k in keys]), []).append(run)
     out = []
     for members in groups.values():
-        accuracies = [m["test_accuracy"] for m in members if m["test_accuracy"] is not None]
-        out.append(
-            {
-                **{k: members[0][k] for k in keys},
-                "n": len(members),
-                "test_accuracy_mean": statistics.fmean(accuracies) if accuracies else None,
-                "test_accuracy_min": min(accuracies, default=None),
-                "test_accuracy_max": max(accuracies, default=None),
-            }
-        )
+        ended = [m for m in members if m.get("test_accuracy") is not None]
+        group: dict[str, Any] = {k: members[0][k] for k in keys}
+        group |= {"n": len(members), "done": len(ended)}
+        for field in ("test_accuracy", "accuracy"):
+            values = [m[field] for m in ended if m.get(field) is not None]
+            group[f"{field}_mean"] = statistics.fmean(values) if values else None
+            group[f"{field}_min"] = min(values, default=None)
+            group[f"{field}_max"] = max(values, default=None)
+        fidelity: dict[str, list[float]] = {}
+        for m in ended:
+            for key, value in (m.get("fidelity") or {}).items():
+                fidelity.setdefault(key, []).append(value)
+        group["fidelity"] = {k: statistics.fmean(v) for k, v in sorted(fidelity.items())}
+        out.append(group)
     return out
 
 
@@ -171,6 +181,7 @@ def _run_all(
                 "accuracy": summary["accuracy"],
                 "test_accuracy": summary["test_accuracy"],
                 "status": summary["status"],
+                "fidelity": summary.get("fidelity", {}),
             }
             if show:
                 sys.stderr.write(f"\r{done}/{len(todo)} runs done ")

@@ -1,0 +1,229 @@
+"""Sweeps: a named grid of runs (rules x seeds x up to two more fields), its groups, its controls.
+
+A sweep is created in one step: every grid point's config is checked, then the
+sweep and all its runs are stored in one transaction and queued, owned by the
+caller. For the owner's limits a sweep is one creation (the pace) and one
+unfinished item (the cap), however many runs it holds; each run's cost is
+checked on its own, and the stored-runs cap counts every run. Waiting runs start
+round-robin across owners, so a 24-run sweep does not starve another visitor.
+
+Plain Python on top of the run manager; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core.sweep import check_grid, points, summarize
+
+from .access import new_run_id
+from .run import Run
+from .runs import RunManager
+from .status import ACTIVE, Conflict, RunStatus
+from .store import RUN_COLUMNS, Store
+
+log = logging.getLogger("synthgrad.sweeps")
+
+SWEEP_COLUMNS = ("id", "name", "owner_hash", "created_at", "config", "grid")
+
+
+class SweepNotFound(KeyError):
+    pass
+
+
+class GridError(ConfigError):
+    """A bad grid: `field` names the grid's field (the API answers 422 at body.grid.<field>)."""
+
+    part = "grid"
+
+
+@dataclass(eq=False)
+class Sweep:
+    id: str
+    name: str
+    owner_hash: str
+    created_at: float
+    config: dict[str, Any]  # the base config (what every grid point shares)
+    grid: dict[str, list[Any]]
+    run_ids: list[str]
+
+
+def _label(point: dict[str, Any]) -> str:
+    """'method dni, seed 1': a grid point in words, for run names."""
+    show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+    return ", ".join(f"{key} {show(value)}" for key, value in point.items())
+
+
+class Sweeps:
+    """The server's sweeps: create, read (runs and groups), control and delete them."""
+
+    def __init__(self, manager: RunManager) -> None:
+        self.manager = manager
+        self.store: Store = manager.store
+        self.sweeps: dict[str, Sweep] = {}
+        members: dict[str, list[str]] = {}
+        for run in manager.runs.values():  # in creation order
+            if run.sweep_id:
+                members.setdefault(run.sweep_id, []).append(run.id)
+        rows = self.store._read(f"SELECT {', '.join(SWEEP_COLUMNS)} FROM sweeps", ())
+        for row in rows:
+            values = dict(zip(SWEEP_COLUMNS, row, strict=True))
+            values["config"], values["grid"] = json.loads(row[4]), json.loads(row[5])
+            self.sweeps[row[0]] = Sweep(**values, run_ids=members.get(row[0], []))
+
+    # -- creating ----------------------------------------------------------------
+    def create(
+        self,
+        name: str | None,
+        config: dict[str, Any],
+        grid: dict[str, list[Any]],
+        token: str | None = None,
+        client: str | None = None,
+    ) -> tuple[Sweep, str]:
+        """Check the grid and every point's config, then store and queue all its runs.
+
+        Raises GridError (the grid), ConfigError (the base config), and what
+        RunManager.create_many raises (access, limits, store).
+        """
+        grid = {field: list(values) for field, values in grid.items() if values}
+        config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
+        try:
+            check_grid(grid)
+        except ConfigError as exc:
+            raise GridError(exc.field, exc.message) from None
+        todo = points(config, grid)
+        for point in todo:
+            try:
+                TrainConfig.from_dict({**config, **point}).resolve()
+            except ConfigError as exc:
+                if exc.field not in grid:
+                    raise
+                raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
+        name = name or f"sweep of {', '.join(grid) or 'one run'}"
+        sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])
+
+        def store_together(owner_hash: str, runs: list[Run]) -> None:
+            sweep.owner_hash = owner_hash
+            for run in runs:
+                run.sweep_id = sweep.id
+            self._insert(sweep, runs)
+
+        runs, owner_token = self.manager.create_many(
+            [({**config, **p}, f"{name}: {_label(p)}"[:100]) for p in todo],
+            token,
+            client,
+            group=store_together,
+        )
+        sweep.run_ids = [run.id for run in runs]
+        self.sweeps[sweep.id] = sweep
+        log.info("sweep %s created: %d runs over %s", sweep.id, len(runs), ", ".join(grid))
+        return sweep, owner_token
+
+    def _insert(self, sweep: Sweep, runs: list[Run]) -> None:
+        """The sweep and its runs in one transaction: all stored, or none."""
+        row = [getattr(sweep, c) for c in SWEEP_COLUMNS]
+        row[4], row[5] = json.dumps(sweep.config), json.dumps(sweep.grid)
+        run_rows = [[_column(c, run.row()[c]) for c in RUN_COLUMNS] for run in runs]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO sweeps VALUES ({', '.join('?' * len(row))})", row)
+            conn.executemany(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                run_rows,
+            )
+
+        self.store._write(work)
+
+    # -- reading -----------------------------------------------------------------
+    def get(self, sweep_id: str) -> Sweep:
+        sweep = self.sweeps.get(sweep_id)
+        if sweep is None:
+            raise SweepNotFound(sweep_id)
+        return sweep
+
+    def all_sweeps(self) -> list[Sweep]:
+        return sorted(self.sweeps.values(), key=lambda s: s.created_at, reverse=True)
+
+    def runs(self, sweep: Sweep) -> list[Run]:
+        """The sweep's runs that still exist (a run may be deleted on its own)."""
+        return [self.manager.runs[r] for r in sweep.run_ids if r in self.manager.runs]
+
+    def status(self, sweep: Sweep) -> str:
+        """running, paused or queued while any run is unfinished; else finished (or empty)."""
+        statuses = {run.status for run in self.runs(sweep)}
+        for status in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.QUEUED):
+            if status in statuses:
+                return status.value
+        return "finished" if statuses else "empty"
+
+    def describe(self, sweep: Sweep, token: str | None = None) -> dict[str, Any]:
+        """The sweep as the API shows it: its runs with their grid points, and its groups."""
+        runs = self.runs(sweep)
+        rows = []
+        for run in runs:
+            point = {field: run.config.get(field) for field in sweep.grid}
+            ended = run.status.terminal and run.status is not RunStatus.FAILED
+            summary = run.summary if ended else {}
+            rows.append(
+                {
+                    **point,
+                    "accuracy": summary.get("accuracy"),
+                    "test_accuracy": summary.get("test_accuracy"),
+                    "fidelity": summary.get("fidelity", {}),
+                    "status": run.status.value,
+                }
+            )
+        return {
+            "id": sweep.id,
+            "name": sweep.name,
+            "status": self.status(sweep),
+            "created_at": sweep.created_at,
+            "config": sweep.config,
+            "grid": sweep.grid,
+            "runs": [
+                {**run.public(), "point": {k: row[k] for k in sweep.grid}}
+                for run, row in zip(runs, rows, strict=True)
+            ],
+            "groups": summarize(rows, sweep.grid),
+            "can_control": self.manager.access.can_control(sweep.owner_hash, token),
+        }
+
+    # -- controls ----------------------------------------------------------------
+    def control(self, sweep_id: str, action: str, token: str | None) -> Sweep:
+        """Pause, resume or stop every unfinished run of the sweep (owner or admin).
+
+        Runs the action does not apply to (a queued run asked to pause, say) are
+        left as they are.
+        """
+        sweep = self.get(sweep_id)
+        self.manager.access.authorize(sweep.owner_hash, token)
+        act = {"pause": self.manager.pause, "resume": self.manager.resume}.get(
+            action, self.manager.stop
+        )
+        for run in self.runs(sweep):
+            if run.status in ACTIVE:
+                with contextlib.suppress(Conflict):  # not one this action applies to
+                    act(run.id, token, 0.0)
+        return sweep
+
+    def delete(self, sweep_id: str, token: str | None) -> None:
+        """Delete the sweep and every run of it (owner or admin)."""
+        sweep = self.get(sweep_id)
+        self.manager.access.authorize(sweep.owner_hash, token)
+        for run in self.runs(sweep):
+            self.manager.delete(run.id, token)
+        self.store._write(lambda conn: conn.execute("DELETE FROM sweeps WHERE id = ?", (sweep.id,)))
+        del self.sweeps[sweep.id]
+        log.info("sweep %s deleted", sweep.id)
+
+
+def _column(column: str, value: Any) -> Any:
+    return json.dumps(value) if column in ("config", "summary") else value
