@@ -235,9 +235,9 @@ def _csv(records: Iterator[Record], columns: list[str]) -> Iterator[str]:
     def pieces() -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([_cell(c) for c in columns])
+        writer.writerow([csv_cell(c) for c in columns])
         for record in records:
-            writer.writerow([_cell(record.get(c)) for c in columns])
+            writer.writerow([csv_cell(record.get(c)) for c in columns])
             if out.tell() >= CHUNK_CHARS:
                 yield out.getvalue()
                 out.seek(0)
@@ -247,7 +247,7 @@ def _csv(records: Iterator[Record], columns: list[str]) -> Iterator[str]:
     return pieces()
 
 
-def _cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """A CSV cell: lists as JSON text, null empty, text that a spreadsheet runs defused."""
     if value is None:
         return ""

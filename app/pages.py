@@ -182,5 +182,14 @@ def compare_page(request: Request, manager: Manager, runs: str = "") -> HTMLResp
     return page(request, "compare.html", runs=found, missing=missing)
 
 
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
+    sweeps = request.app.state.sweeps
+    sweep = sweeps.sweeps.get(sweep_id)
+    if sweep is None:
+        return page(request, "not_found.html", status_code=404, missing=[sweep_id], kind="sweep")
+    return page(request, "sweep.html", sweep=sweeps.describe(sweep))
+
+
 def mount_static(app: Any) -> None:
     app.mount("/static", StaticFiles(directory=str(asset_dir("static"))), name="static")

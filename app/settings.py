@@ -101,19 +101,14 @@ class Settings:
     ws_send_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.flush_interval <= 1.0:
-            raise ValueError("flush_interval: must be > 0 and <= 1 second")
+        for name in ("flush_interval", "pipe_slice", "ray_slice"):
+            if not 0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be > 0 and <= 1 second")
         if self.max_concurrent_runs < 0:
             raise ValueError("max_concurrent_runs: must be >= 0")
         if not 0 < self.port < 65536:
             raise ValueError("port: must be between 1 and 65535")
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}")
-        if self.executor == "ray" and not ray_available():
-            raise ValueError(f"executor: {RAY_MISSING}")
-        for name in ("pipe_slice", "ray_slice"):
-            if not 0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: must be > 0 and <= 1 second")
+        self._check_executor()
         if self.stream_backlog < 10:
             raise ValueError("stream_backlog: must be >= 10 records")
         for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
@@ -126,6 +121,12 @@ class Settings:
             _ = self.admin  # a missing or empty file stops the server at once, saying so
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+
+    def _check_executor(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}")
+        if self.executor == "ray" and not ray_available():
+            raise ValueError(f"executor: {RAY_MISSING}")
 
     @property
     def admin(self) -> str | None:

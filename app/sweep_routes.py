@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from .api import CONTROL, CREATE, set_owner_cookie
 from .deps import Token
+from .metrics import csv_cell
 from .schemas import CreatedSweep, CreateSweep, SweepOut
-from .sweeps import Sweeps
+from .sweeps import Sweeps, markdown, results_table
 
 router = APIRouter()
 
@@ -53,6 +57,33 @@ def list_sweeps(sweeps: SweepBook, token: Token) -> list[dict[str, Any]]:
 def get_sweep(sweep_id: str, sweeps: SweepBook, token: Token) -> dict[str, Any]:
     """A sweep: its runs (each with its grid point) and its groups (mean, min, max over seeds)."""
     return sweeps.describe(sweeps.get(sweep_id), token)
+
+
+@router.get(
+    "/api/sweeps/{sweep_id}/results",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/csv": {}, "text/markdown": {}}, "description": "the table"},
+        **ONE_SWEEP,
+    },
+)
+def sweep_results(
+    sweep_id: str,
+    sweeps: SweepBook,
+    format: Annotated[Literal["csv", "markdown"], Query()] = "csv",
+) -> Response:
+    """The groups' results table (train and held-out accuracy, fidelity) as CSV or Markdown."""
+    described = sweeps.describe(sweeps.get(sweep_id))
+    if format == "markdown":
+        text, media, suffix = markdown(described), "text/markdown", "md"
+    else:
+        out = io.StringIO()
+        header, rows = results_table(described)
+        table = [[csv_cell(cell) for cell in row] for row in [header, *rows]]
+        csv.writer(out, lineterminator="\n").writerows(table)
+        text, media, suffix = out.getvalue(), "text/csv", "csv"
+    disposition = f'attachment; filename="sweep-{sweep_id}.{suffix}"'
+    return Response(text, media_type=media, headers={"Content-Disposition": disposition})
 
 
 @router.post("/api/sweeps/{sweep_id}/{action}", response_model=SweepOut, responses=SWEEP_CONTROL)

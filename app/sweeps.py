@@ -225,5 +225,42 @@ class Sweeps:
         log.info("sweep %s deleted", sweep.id)
 
 
+def results_table(described: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The sweep's groups as docs/results.md shows them: header, rows of values (None: none)."""
+    keys = [k for k in described["grid"] if k != "seed"]
+    fidelity = sorted({k for g in described["groups"] for k in g["fidelity"]}, key=_layer_order)
+    header = [*keys, "runs", "train accuracy mean", "min", "max"]
+    header += ["held-out accuracy mean", "min", "max", *(f"{k}, last epoch" for k in fidelity)]
+    rows = []
+    for g in described["groups"]:
+        row = [_cell(g[k]) for k in keys] + [f"{g['done']}/{g['n']}"]
+        for field in ("accuracy", "test_accuracy"):
+            row += [g[f"{field}_{part}"] for part in ("mean", "min", "max")]
+        rows.append(row + [g["fidelity"].get(k) for k in fidelity])
+    return header, rows
+
+
+def markdown(described: dict[str, Any]) -> str:
+    header, rows = results_table(described)
+    lines = [f"# {described['name']}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for row in rows:
+        cells = (_number(c) if not isinstance(c, str) else c.replace("|", "\\|") for c in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _layer_order(key: str) -> tuple[int, str]:
+    return int(key.rsplit("_h", 1)[1]), key
+
+
+def _cell(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
 def _column(column: str, value: Any) -> Any:
     return json.dumps(value) if column in ("config", "summary") else value

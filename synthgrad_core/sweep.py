@@ -124,23 +124,24 @@ def summarize(runs: list[dict[str, Any]], grid: dict[str, list[Any]]) -> list[di
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(json.dumps([run[k] for k in keys]), []).append(run)
-    out = []
-    for members in groups.values():
-        ended = [m for m in members if m.get("test_accuracy") is not None]
-        group: dict[str, Any] = {k: members[0][k] for k in keys}
-        group |= {"n": len(members), "done": len(ended)}
-        for field in ("test_accuracy", "accuracy"):
-            values = [m[field] for m in ended if m.get(field) is not None]
-            group[f"{field}_mean"] = statistics.fmean(values) if values else None
-            group[f"{field}_min"] = min(values, default=None)
-            group[f"{field}_max"] = max(values, default=None)
-        fidelity: dict[str, list[float]] = {}
-        for m in ended:
-            for key, value in (m.get("fidelity") or {}).items():
-                fidelity.setdefault(key, []).append(value)
-        group["fidelity"] = {k: statistics.fmean(v) for k, v in sorted(fidelity.items())}
-        out.append(group)
-    return out
+    return [{k: members[0][k] for k in keys} | _numbers(members) for members in groups.values()]
+
+
+def _numbers(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """A group's n, done, accuracy mean/min/max and mean fidelity over its ended runs."""
+    ended = [m for m in members if m.get("test_accuracy") is not None]
+    group: dict[str, Any] = {"n": len(members), "done": len(ended)}
+    for field in ("test_accuracy", "accuracy"):
+        values = [m[field] for m in ended if m.get(field) is not None]
+        group[f"{field}_mean"] = statistics.fmean(values) if values else None
+        group[f"{field}_min"] = min(values, default=None)
+        group[f"{field}_max"] = max(values, default=None)
+    fidelity: dict[str, list[float]] = {}
+    for m in ended:
+        for key, value in (m.get("fidelity") or {}).items():
+            fidelity.setdefault(key, []).append(value)
+    group["fidelity"] = {k: statistics.fmean(v) for k, v in sorted(fidelity.items())}
+    return group
 
 
 def sweep(args: argparse.Namespace) -> int:

@@ -14,7 +14,28 @@ function cell(row, text, label) {
   return td;
 }
 
+async function refreshSweeps() {
+  const sweeps = await (await fetch("/api/sweeps")).json();
+  document.getElementById("sweeps-section").hidden = sweeps.length === 0;
+  const body = document.querySelector("#sweeps-table tbody");
+  body.replaceChildren();
+  for (const sweep of sweeps) {
+    const row = body.insertRow();
+    const link = document.createElement("a");
+    link.href = `/sweeps/${encodeURIComponent(sweep.id)}`;
+    link.textContent = sweep.name;
+    const name = row.insertCell();
+    name.className = "run-name";
+    name.appendChild(link);
+    cell(row, Object.entries(sweep.grid).map(([f, v]) => `${f}: ${v.map(String).join(", ")}`).join(" × "), "Grid");
+    cell(row, String(sweep.runs.length), "Runs");
+    cell(row, sweep.status, "Status").className = `status status-${sweep.status}`;
+    cell(row, new Date(sweep.created_at * 1000).toLocaleString(), "Created");
+  }
+}
+
 async function refresh() {
+  refreshSweeps();
   const runs = await (await fetch("/api/runs")).json();
   document.getElementById("loading-runs").hidden = true;
   tbody.replaceChildren();
@@ -59,7 +80,16 @@ const startButton = document.getElementById("start-button");
 const presetNote = document.getElementById("preset-note");
 let pendingBatch = null; // a preset that starts several runs
 
-const inputs = () => [...form.elements].filter((el) => el.name);
+const inputs = () => [...form.elements].filter((el) => el.name && !el.dataset.sweep);
+const sweepMode = () => form.querySelector('[data-sweep="mode"]:checked').value === "sweep";
+// In sweep mode the rules and seeds come from the sweep's fields, not the single ones.
+function showMode() {
+  const sweep = sweepMode();
+  document.getElementById("sweep-fields").hidden = !sweep;
+  for (const name of ["method", "seed"]) field(name).closest(".field").hidden = sweep;
+  if (!pendingBatch) startButton.textContent = sweep ? "Start sweep" : "Start";
+}
+for (const radio of form.querySelectorAll('[data-sweep="mode"]')) radio.addEventListener("change", showMode);
 const field = (name) => form.elements.namedItem(name);
 
 // The dataset's own defaults, shown beside each field that depends on the dataset.
@@ -157,8 +187,10 @@ function showErrors(detail) {
   let first = null;
   for (const error of problems) {
     const loc = error.loc || [];
-    const name = String(loc[0] === "body" && loc[1] === "config" ? loc[2] : loc[1] ?? "");
-    const input = name ? field(name) : null;
+    const grid = loc[0] === "body" && loc[1] === "grid";
+    const name = grid ? ({ method: "sweep-method", seed: "sweep-seed" }[loc[2]] || "sweep-extra")
+      : String(loc[0] === "body" && loc[1] === "config" ? loc[2] : loc[1] ?? "");
+    const input = !name ? null : (grid ? form.querySelector(`[data-field="${name}"] input`) : field(name));
     const item = document.createElement("li");
     item.textContent = input ? `${labelOf(name)}: ${error.msg}` : error.msg;
     errorList.appendChild(item);
@@ -169,12 +201,28 @@ function showErrors(detail) {
       first = first || input;
     }
   }
+  document.getElementById("form-error-title").textContent = `The ${sweepMode() ? "sweep" : "run"} was not started:`;
   errorBox.hidden = false;
   (first || startButton).focus();
 }
 
-async function create(body) {
-  const response = await fetch("/api/runs", {
+// The sweep's grid from its fields: rules, seeds, and at most one more field's values.
+function readGrid() {
+  const grid = { method: [...form.querySelectorAll('[data-sweep="method"]:checked')].map((b) => b.value) };
+  grid.seed = document.getElementById("sweep-seeds").value.split(",").filter((v) => v.trim()).map((v) => Number(v.trim()));
+  const extra = document.getElementById("sweep-extra-field");
+  const text = document.getElementById("sweep-extra-values").value.trim();
+  if (extra.value && text) {
+    const kind = extra.selectedOptions[0].dataset.kind;
+    grid[extra.value] = kind === "widths"
+      ? text.split(";").map((w) => w.split(",").map((v) => Number(v.trim())))
+      : text.split(",").map((v) => v.trim()).filter(Boolean).map((v) => (kind === "int" || kind === "float" ? Number(v) : v));
+  }
+  return grid;
+}
+
+async function create(body, url = "/api/runs") {
+  const response = await fetch(url, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const data = await response.json();
@@ -186,6 +234,13 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.hidden = true;
   const body = readForm();
+  if (sweepMode() && !pendingBatch) {
+    delete body.config.method;
+    delete body.config.seed;
+    const sweep = await create({ ...body, grid: readGrid() }, "/api/sweeps");
+    if (sweep) location.href = `/sweeps/${encodeURIComponent(sweep.id)}`;
+    return;
+  }
   if (pendingBatch) {
     const ids = [];
     for (const preset of pendingBatch) {

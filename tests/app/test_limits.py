@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.guards import CSP, OncePerSecond
 from app.main import create_app
-from app.metrics import _cell
+from app.metrics import csv_cell
 from app.quotas import FairQueue, RateLimiter
 from app.settings import Settings
 
@@ -186,8 +186,8 @@ def test_unknown_fields_are_422_and_csv_cells_cannot_be_formulas(client: TestCli
             "fields",
         ]
     assert client.get(url, params={"fields": "loss,cos_h1"}).status_code == 200
-    assert _cell("=1+1") == "'=1+1" and _cell("@SUM(A1)") == "'@SUM(A1)"
-    assert _cell("-cmd") == "'-cmd" and _cell(-0.5) == -0.5 and _cell("plain") == "plain"
+    assert csv_cell("=1+1") == "'=1+1" and csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_cell("-cmd") == "'-cmd" and csv_cell(-0.5) == -0.5 and csv_cell("plain") == "plain"
 
 
 def test_data_path_stays_inside_the_data_root(settings: Settings, tmp_path: Path) -> None:

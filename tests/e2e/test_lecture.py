@@ -234,11 +234,20 @@ def test_pages_pass_an_accessibility_audit(page: Any, server: LiveServer) -> Non
 
     first = start(server, {"dataset": "digits", "method": "cdni", "epochs": 2}, "first")
     second = start(server, {"dataset": "digits", "epochs": 2}, "second")
+    sweep = httpx.post(
+        f"{server.url}/api/sweeps",
+        json={"config": {"dataset": "digits", "epochs": 2}, "grid": {"seed": [1, 2]}},
+    ).json()
     axe = Axe()
     found = {}
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
-        for path in ("/", f"/runs/{first['id']}", f"/compare?runs={first['id']},{second['id']}"):
+        for path in (
+            "/",
+            f"/runs/{first['id']}",
+            f"/compare?runs={first['id']},{second['id']}",
+            f"/sweeps/{sweep['id']}",
+        ):
             page.goto(server.url + path)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(1500)
