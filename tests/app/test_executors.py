@@ -211,3 +211,24 @@ def test_without_ray_the_ray_executor_says_how_to_install_it() -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [f"synthgrad serve: error: executor: {RAY_MISSING}"]
+
+
+def test_a_ray_actor_trains_the_next_run_once_its_run_ends(
+    tmp_path: Path, ray_instance: None
+) -> None:
+    """A new actor costs a worker process; a finished run's actor takes the next run."""
+    from app.ray_executor import RaySession
+
+    settings = Settings(db=str(tmp_path / "p.sqlite3"), executor="ray", max_concurrent_runs=1)
+    manager = RunManager(settings)
+    try:
+        first, _ = manager.create(CONFIG)
+        second, _ = manager.create({**CONFIG, "seed": 6})
+        assert manager.wait(first.id, timeout=60).status is RunStatus.FINISHED
+        assert isinstance(first.session, RaySession)
+        worker = first.session.pid()
+        assert manager.wait(second.id, timeout=60).status is RunStatus.FINISHED
+        assert isinstance(second.session, RaySession) and second.session.pid() == worker
+        assert manager.store.count_records(second.id) == second.total_steps
+    finally:
+        manager.close()
