@@ -30,6 +30,8 @@ class Run:
     error: str | None = None
     #: the sweep the run belongs to, if any
     sweep_id: str | None = None
+    #: a queued run of a paused sweep: it does not start until the sweep resumes
+    held: bool = False
     #: records the training thread made and the recorder has not stored yet
     outbox: deque[Entry] = field(default_factory=deque, repr=False)
     #: what the owner asked for, read by the training thread at each step boundary

@@ -191,17 +191,21 @@ class RunManager(Controls, History, Broadcaster):
 
     def _start_queued(self) -> None:
         with self._lock:
-            while self._queue and len(self._active) < self.slots:
-                if self._closing.is_set():
-                    return
+            held: list[Run] = []  # runs of paused sweeps: back in the queue afterwards
+            while self._queue and len(self._active) < self.slots and not self._closing.is_set():
                 run = self.runs.get(self._queue.pop() or "")
                 if run is None or run.status is not RunStatus.QUEUED:
+                    continue
+                if run.held:
+                    held.append(run)
                     continue
                 self._active.add(run.id)
                 run.thread = threading.Thread(
                     target=self._train, args=(run,), name=f"synthgrad-run-{run.id}", daemon=True
                 )
                 run.thread.start()
+            for run in held:
+                self._queue.push(run.owner_hash, run.id)
 
     def _transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
         """Change status: check the move, flush the records, store it, then tell listeners.

@@ -200,18 +200,24 @@ class Sweeps:
     def control(self, sweep_id: str, action: str, token: str | None) -> Sweep:
         """Pause, resume or stop every unfinished run of the sweep (owner or admin).
 
-        Runs the action does not apply to (a queued run asked to pause, say) are
-        left as they are.
+        Pausing also holds its queued runs (they start once the sweep resumes; a
+        restart of the server releases them). Stop ends queued runs too.
         """
         sweep = self.get(sweep_id)
         self.manager.access.authorize(sweep.owner_hash, token)
         act = {"pause": self.manager.pause, "resume": self.manager.resume}.get(
             action, self.manager.stop
         )
+        with self.manager._lock:  # queued runs hold while the sweep is paused
+            for run in self.runs(sweep):
+                waiting = run.status is RunStatus.QUEUED and run.thread is None
+                run.held = action == "pause" and waiting
         for run in self.runs(sweep):
-            if run.status in ACTIVE:
+            if run.status in ACTIVE and not run.held:
                 with contextlib.suppress(Conflict):  # not one this action applies to
                     act(run.id, token, 0.0)
+        if action == "resume":
+            self.manager._start_queued()
         return sweep
 
     def delete(self, sweep_id: str, token: str | None) -> None:

@@ -1,7 +1,9 @@
 """Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
-DNI run on the article's task, four rules on digits compared, and presentation mode.
+DNI run on the article's task, four rules on digits compared, presentation mode, and a
+sweep of the four rules over three seeds on digits.
 
-Usage: python scripts/screenshots.py  (needs Debian's chromium and the playwright package)
+Usage: python scripts/screenshots.py [NAME ...]  (only those: runs, run-dni-addition,
+compare-digits, present, sweep; needs Debian's chromium and the playwright package)
 """
 
 from __future__ import annotations
@@ -54,18 +56,33 @@ def main() -> None:
             create(f"Digits: {m}", {"dataset": "digits", "method": m, "epochs": 50})
             for m in ("backprop", "dni", "cdni", "feedback_alignment")
         ]
+        sweep = httpx.post(
+            f"{server.url}/api/sweeps",
+            json={
+                "name": "Digits: four rules, three seeds",
+                "config": {"dataset": "digits", "epochs": 20},
+                "grid": {
+                    "method": ["backprop", "dni", "cdni", "feedback_alignment"],
+                    "seed": [1, 2, 3],
+                },
+            },
+        ).json()["id"]
         time.sleep(6)
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
         time.sleep(4)
+        while httpx.get(f"{server.url}/api/sweeps/{sweep}").json()["status"] != "finished":
+            time.sleep(1)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pages = {
             "runs": "/",
             "run-dni-addition": f"/runs/{dni}",
             "compare-digits": f"/compare?runs={','.join(digits)}",
             "present": f"/runs/{dni}?present=1&chart=fidelity",
+            "sweep": f"/sweeps/{sweep}",
         }
+        pages = {k: v for k, v in pages.items() if not sys.argv[1:] or k in sys.argv[1:]}
         for suffix, width in WIDTHS.items():
             page = browser.new_page(viewport={"width": width, "height": 900})
             for name, path in pages.items():

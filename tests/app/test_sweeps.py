@@ -13,7 +13,7 @@ from app.main import create_app
 from app.settings import Settings
 
 from .conftest import SAME_ORIGIN
-from .test_api import create
+from .test_api import create, wait_status
 
 FAST = {"dataset": "digits", "hidden": [32], "epochs": 2}
 GRID = {"method": ["backprop", "cdni"], "seed": [1, 2, 3]}
@@ -165,3 +165,30 @@ def test_a_sweep_and_its_runs_survive_a_restart_and_delete_together(settings: Se
         assert client.get(f"/api/sweeps/{created['id']}").status_code == 404
         for run in created["runs"]:
             assert client.get(f"/api/runs/{run['id']}").status_code == 404
+
+
+def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Settings) -> None:
+    one_at_a_time = dataclasses.replace(settings, max_concurrent_runs=1)
+    with TestClient(create_app(one_at_a_time), headers=SAME_ORIGIN) as client:
+        created = create_sweep(client, {**FAST, "epochs": 30}, {"seed": [1, 2, 3]})
+        sweep_id = created["id"]
+        wait_sweep(client, sweep_id, "running")
+        client.post(f"/api/sweeps/{sweep_id}/pause")
+        sweep = wait_sweep(client, sweep_id, "paused")
+        deadline = time.monotonic() + 30
+        while "running" in {r["status"] for r in sweep["runs"]}:
+            assert time.monotonic() < deadline
+            sweep = client.get(f"/api/sweeps/{sweep_id}").json()
+        # Someone else's run ends meanwhile and frees the only slot: the sweep's queued
+        # runs must not take it while the sweep is paused.
+        other = create(client, {**FAST, "epochs": 1})
+        paused = next(r for r in sweep["runs"] if r["status"] == "paused")
+        owner = {"authorization": f"Bearer {created['owner_token']}"}
+        client.post(f"/api/runs/{paused['id']}/stop", headers=owner)  # frees the slot
+        wait_status(client, other["id"], {"finished"})
+        time.sleep(0.5)
+        statuses = [r["status"] for r in client.get(f"/api/sweeps/{sweep_id}").json()["runs"]]
+        assert sorted(statuses) == ["queued", "queued", "stopped"]
+        client.post(f"/api/sweeps/{sweep_id}/resume")
+        done = wait_sweep(client, sweep_id, "finished")
+        assert sorted(r["status"] for r in done["runs"]) == ["finished", "finished", "stopped"]
