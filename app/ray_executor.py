@@ -38,8 +38,8 @@ LOCAL_OBJECT_STORE = 100 * 2**20
 class TrainerActor:
     """Lives in a Ray worker: builds a run's trainer, then trains slice by slice on request.
 
-    One actor trains one run at a time and then the next (`load`): a new actor costs
-    a new worker process (~1.3 s here), a reused one a method call.
+    One actor trains one run at a time and then the next (`load`): with an actor per
+    run a run waited 1.3 s for its first record here, with reuse 0.06 s.
     """
 
     def __init__(self, slice_seconds: float) -> None:

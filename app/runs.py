@@ -276,6 +276,9 @@ class RunManager(Controls, History, Broadcaster):
         return True
 
     def _finish(self, run: Run, session: Session) -> None:
+        # The last records first: storing them sets the summary to the last batch's numbers,
+        # which the final ones (the whole training split) must replace, not the other way.
+        self.flush()  # and if the store cannot take them, the run failed
         summary = session.summary()
         run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
         for flag in (
@@ -288,7 +291,6 @@ class RunManager(Controls, History, Broadcaster):
             if summary.get(flag) is not None:
                 run.summary[flag] = summary[flag]
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
-        self.flush()  # the last records: if the store cannot take them, the run failed
         final = RunStatus.FAILED if run.control is Control.FAIL else final
         self._transition(run, final)
 

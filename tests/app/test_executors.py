@@ -56,13 +56,14 @@ def test_records_equal_the_engine_with_a_pause_in_the_middle(manager: RunManager
     manager.resume(run.id, token)
     assert manager.wait(run.id, timeout=60).status is RunStatus.FINISHED
     stored = [strict_json(text) for text in manager.records(run.id)]
-    engine = [
-        strict_json(__import__("synthgrad_core").dumps(r))
-        for r in Trainer(TrainConfig.from_dict(CONFIG))
-    ]
+    trainer = Trainer(TrainConfig.from_dict(CONFIG))
+    engine = [strict_json(__import__("synthgrad_core").dumps(r)) for r in trainer]
     assert [without_timing(r) for r in stored] == [without_timing(r) for r in engine]
     assert run.public()["steps_per_second"] > 0
     assert run.summary["test_accuracy"] == engine[-1]["test_accuracy"]
+    # the final numbers on the whole training split, not the last batch's
+    assert run.summary["accuracy"] == trainer.summary()["accuracy"]
+    assert manager.store.load_runs()[-1]["summary"]["accuracy"] == run.summary["accuracy"]
 
 
 def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
