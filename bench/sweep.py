@@ -10,11 +10,14 @@ of the same round). Reported per executor:
 - total wall time, from creating the 24 runs to the last one ending;
 - peak resident memory of this process and all its descendants (the fork server
   and its training processes; Ray's raylet, GCS, and worker processes), summed;
+- one run alone (addition, dni, 60 epochs), steps/s through each executor, three
+  alternations: what an executor costs without contention;
 - per-run overhead, start to first record: `open` plus the first slice, timed
   for 6 runs one after another (the process executor starts a process for each;
   the Ray executor starts an actor for the first and reuses it for the next).
 
-Usage: python -m bench.sweep [--rounds 1] [--quick]   (--quick: 2 epochs each, a smoke test)
+Usage: python -m bench.sweep [--rounds 1] [--quick] [--parts sweep alone first]
+(--quick: 2 epochs per run, a smoke test)
 """
 
 from __future__ import annotations
@@ -133,11 +136,50 @@ def first_record(executor: str, samples: int = 6) -> list[float]:
         made.shutdown()
 
 
+def alone(executor: str) -> float:
+    """Steps per second of one run trained alone through `executor` (after its first slice)."""
+    made = make_executor(executor, 0.05 if executor == "ray" else 0.01)
+    try:
+        session = made.open({"dataset": "addition", "method": "dni", "epochs": 60, "seed": 1})
+        session.advance()
+        start, steps = time.perf_counter(), 0
+        while not session.done:
+            steps += len(session.advance())
+        rate = steps / (time.perf_counter() - start)
+        session.close()
+        return rate
+    finally:
+        made.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 epochs per run (smoke test)")
+    parser.add_argument("--parts", nargs="+", default=["sweep", "alone", "first"])
     args = parser.parse_args(argv)
+    if "sweep" in args.parts:
+        compare_sweeps(args)
+    if "alone" in args.parts:
+        rates: dict[str, list[float]] = {"process": [], "ray": []}
+        for _ in range(3):  # alternating
+            for executor in rates:
+                rates[executor].append(alone(executor))
+        for executor, values in rates.items():
+            print(
+                f"{executor:>7}: one run alone: median {statistics.median(values):,.0f} steps/s "
+                f"({', '.join(f'{v:,.0f}' for v in values)})"
+            )
+    if "first" in args.parts:
+        for executor in ("process", "ray"):
+            times = first_record(executor)
+            print(
+                f"{executor:>7}: start to first record: first run {times[0]:.3f} s, "
+                f"next 5 median {statistics.median(times[1:]):.3f} s (one after another)"
+            )
+
+
+def compare_sweeps(args: argparse.Namespace) -> None:
     configs = reference(args.quick)
     print(f"{len(configs)} runs, {os.cpu_count()} cores, {'quick' if args.quick else 'reference'}")
     results: dict[str, list[dict[str, float]]] = {"process": [], "ray": []}
@@ -159,12 +201,6 @@ def main(argv: list[str] | None = None) -> None:
         peak = statistics.median(r["peak"] for r in rows)
         print(f"{executor:>7}: median wall {wall:.1f} s, peak memory {peak / 2**20:.0f} MiB")
     print(f"Ray / process wall time: median {statistics.median(ratios):.2f} (target <= 1.25)")
-    for executor in ("process", "ray"):
-        times = first_record(executor)
-        print(
-            f"{executor:>7}: start to first record: first run {times[0]:.3f} s, "
-            f"next 5 median {statistics.median(times[1:]):.3f} s (one after another)"
-        )
 
 
 if __name__ == "__main__":

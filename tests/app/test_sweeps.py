@@ -82,7 +82,7 @@ def test_viewers_cannot_control_a_sweep_or_its_runs(client: TestClient) -> None:
 
 
 def test_pause_holds_every_run_and_resume_finishes_them(client: TestClient) -> None:
-    created = create_sweep(client, {**FAST, "epochs": 30}, {"seed": [1, 2]})
+    created = create_sweep(client, {**FAST, "epochs": 100}, {"seed": [1, 2]})
     deadline = time.monotonic() + 30
     while client.get(f"/api/sweeps/{created['id']}").json()["status"] != "running":
         assert time.monotonic() < deadline
@@ -170,7 +170,7 @@ def test_a_sweep_and_its_runs_survive_a_restart_and_delete_together(settings: Se
 def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Settings) -> None:
     one_at_a_time = dataclasses.replace(settings, max_concurrent_runs=1)
     with TestClient(create_app(one_at_a_time), headers=SAME_ORIGIN) as client:
-        created = create_sweep(client, {**FAST, "epochs": 30}, {"seed": [1, 2, 3]})
+        created = create_sweep(client, {**FAST, "epochs": 100}, {"seed": [1, 2, 3]})
         sweep_id = created["id"]
         wait_sweep(client, sweep_id, "running")
         client.post(f"/api/sweeps/{sweep_id}/pause")
