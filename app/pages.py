@@ -188,7 +188,8 @@ def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
     sweep = sweeps.sweeps.get(sweep_id)
     if sweep is None:
         return page(request, "not_found.html", status_code=404, missing=[sweep_id], kind="sweep")
-    return page(request, "sweep.html", sweep=sweeps.describe(sweep))
+    # The grid's fields in order: tojson sorts object keys.
+    return page(request, "sweep.html", sweep=sweeps.describe(sweep), fields=list(sweep.grid))
 
 
 def mount_static(app: Any) -> None:

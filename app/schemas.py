@@ -142,11 +142,11 @@ class SweepRun(RunOut):
 
 
 class SweepGroup(BaseModel):
-    """A grid point without the seed: its runs' final numbers (runs that ended, not failed)."""
+    """A grid point without the seed: final numbers of its runs that finished (or diverged)."""
 
     model_config = ConfigDict(extra="allow")  # plus the point's values of the grid's fields
     n: int = Field(description="runs in the group")
-    done: int = Field(description="runs with final numbers (ended, not failed)")
+    done: int = Field(description="runs with final numbers: finished or diverged")
     test_accuracy_mean: float | None
     test_accuracy_min: float | None
     test_accuracy_max: float | None
@@ -161,7 +161,10 @@ class SweepGroup(BaseModel):
 class SweepOut(BaseModel):
     id: str
     name: str
-    status: str = Field(description="running, paused or queued while a run is; else finished")
+    status: str = Field(
+        description="running, paused or queued while a run is; then finished (every run "
+        "trained to the end) or ended (some stopped, interrupted or failed); empty"
+    )
     created_at: float
     config: dict[str, Any] = Field(description="the base config every run shares")
     grid: dict[str, list[Any]]

@@ -157,12 +157,15 @@ class Sweeps:
         return [self.manager.runs[r] for r in sweep.run_ids if r in self.manager.runs]
 
     def status(self, sweep: Sweep) -> str:
-        """running, paused or queued while any run is unfinished; else finished (or empty)."""
+        """running, paused or queued while any run is unfinished; then finished when every
+        run trained to the end (finished or diverged), else ended (some stopped, failed...)."""
         statuses = {run.status for run in self.runs(sweep)}
         for status in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.QUEUED):
             if status in statuses:
                 return status.value
-        return "finished" if statuses else "empty"
+        if not statuses:
+            return "empty"
+        return "finished" if statuses <= {RunStatus.FINISHED, RunStatus.DIVERGED} else "ended"
 
     def describe(self, sweep: Sweep, token: str | None = None) -> dict[str, Any]:
         """The sweep as the API shows it: its runs with their grid points, and its groups."""
@@ -170,7 +173,9 @@ class Sweeps:
         rows = []
         for run in runs:
             point = {field: run.config.get(field) for field in sweep.grid}
-            ended = run.status.terminal and run.status is not RunStatus.FAILED
+            # Final numbers: of runs that trained to the end (a stopped or interrupted
+            # run's are partial, a failed one's missing).
+            ended = run.status in (RunStatus.FINISHED, RunStatus.DIVERGED)
             summary = run.summary if ended else {}
             rows.append(
                 {

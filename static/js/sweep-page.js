@@ -10,11 +10,12 @@ const BINS = 120; // step ranges per group: each run's points in a range are ave
 const REDRAW_MS = 1000;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"];
-let sweep = JSON.parse(document.getElementById("sweep-data").textContent);
+const embedded = JSON.parse(document.getElementById("sweep-data").textContent);
+let sweep = embedded.sweep;
 const params = new URLSearchParams(location.search);
 let layer = Number(params.get("layer")) || 1;
 
-const fields = Object.keys(sweep.grid).filter((f) => f !== "seed");
+const fields = embedded.fields.filter((f) => f !== "seed"); // in the grid's order
 const show = (v) => (Array.isArray(v) ? v.join(",") : String(v));
 const groupKey = (point) => JSON.stringify(fields.map((f) => point[f]));
 const groupLabel = (point) => fields.map((f) => (f === "method" ? show(point[f]) : `${f} ${show(point[f])}`)).join(", ") || "all runs";
@@ -174,7 +175,7 @@ function drawResults() {
     swatch.style.background = group ? group.color : "transparent";
     const name = document.createElement("span");
     name.append(swatch, group ? group.label : groupLabel(g));
-    const cells = [[name, "Group"], [`${g.done} of ${g.n} ended`, "Runs"],
+    const cells = [[name, "Group"], [`${g.done} of ${g.n} done`, "Runs"],
                    [spread(g, "accuracy"), "Train accuracy"], [spread(g, "test_accuracy"), "Held-out accuracy"]];
     if (cos.length) {
       cells.push([cos.map((k) => formatNumber(g.fidelity[k], 2)).join(" / "), "Cosine"]);
@@ -201,7 +202,7 @@ function drawRuns() {
 
 function render() {
   document.getElementById("status").textContent = sweep.status;
-  document.getElementById("controls").hidden = !sweep.can_control || ["finished", "empty"].includes(sweep.status);
+  document.getElementById("controls").hidden = !sweep.can_control || ["finished", "ended", "empty"].includes(sweep.status);
   drawResults();
   drawRuns();
 }
@@ -214,7 +215,8 @@ async function refresh() {
 }
 render();
 refresh(); // the embedded copy cannot know whether this visitor owns the sweep
-const timer = setInterval(() => { if (sweep.status === "finished") clearInterval(timer); else refresh(); }, 2000);
+const over = () => ["finished", "ended", "empty"].includes(sweep.status);
+const timer = setInterval(() => { if (over()) clearInterval(timer); else refresh(); }, 2000);
 
 for (const button of document.querySelectorAll("#controls [data-action]")) {
   button.addEventListener("click", async () => {

@@ -77,8 +77,13 @@ def test_viewers_cannot_control_a_sweep_or_its_runs(client: TestClient) -> None:
     owner = {"authorization": f"Bearer {created['owner_token']}"}
     stopped = client.post(f"/api/sweeps/{created['id']}/stop", headers=owner)
     assert stopped.status_code == 200
-    sweep = wait_sweep(client, created["id"], "finished")
+    sweep = wait_sweep(client, created["id"], "ended")  # not "finished": some were stopped
     assert {r["status"] for r in sweep["runs"]} <= {"stopped", "finished"}
+    assert "stopped" in {r["status"] for r in sweep["runs"]}
+    for group in sweep["groups"]:  # a stopped run's numbers are partial: not in the means
+        members = [r for r in sweep["runs"] if r["point"]["method"] == group["method"]]
+        assert group["done"] == sum(r["status"] == "finished" for r in members)
+        assert group["n"] == 3
 
 
 def test_pause_holds_every_run_and_resume_finishes_them(client: TestClient) -> None:
@@ -190,5 +195,5 @@ def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Setting
         statuses = [r["status"] for r in client.get(f"/api/sweeps/{sweep_id}").json()["runs"]]
         assert sorted(statuses) == ["queued", "queued", "stopped"]
         client.post(f"/api/sweeps/{sweep_id}/resume")
-        done = wait_sweep(client, sweep_id, "finished")
+        done = wait_sweep(client, sweep_id, "ended")
         assert sorted(r["status"] for r in done["runs"]) == ["finished", "finished", "stopped"]

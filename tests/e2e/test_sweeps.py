@@ -55,7 +55,7 @@ def test_the_form_starts_a_sweep_whose_page_shows_each_group_with_a_band(
     assert all(g["fill"] == "tonexty" and g["band"] for g in groups)  # min <= mean <= max
     rows = page.locator("#results-table tbody tr")
     assert rows.count() == 2
-    assert "3 of 3 ended" in rows.nth(0).inner_text()
+    assert "3 of 3 done" in rows.nth(0).inner_text()
     assert page.locator("#sweep-runs tbody tr").count() == 6
     csv = httpx.get(page.url.replace("/sweeps/", "/api/sweeps/") + "/results?format=csv").text
     assert csv.splitlines()[0].startswith("method,runs,train accuracy mean")
@@ -77,6 +77,6 @@ def test_owner_stops_a_sweep_from_its_page_and_a_viewer_sees_no_controls(
     assert viewer.is_hidden("#controls")
     viewer.context.close()
     page.click("#controls [data-action=stop]")
-    wait_for(lambda: page.inner_text("#status") == "finished", timeout=30, what="stopped runs")
+    wait_for(lambda: page.inner_text("#status") == "ended", timeout=30, what="stopped runs")
     statuses = page.locator("#sweep-runs tbody tr td.status").all_inner_texts()
     assert len(statuses) == 4 and set(statuses) == {"stopped"}
