@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from synthgrad_core import ConfigError, TrainConfig, Trainer
@@ -90,6 +92,22 @@ def _death(exc: Exception) -> str:
             return line.removeprefix("The actor is dead because").strip().rstrip(".")
     first = str(exc).strip().splitlines()
     return first[0].rstrip(".") if first else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Keep the process's SIGTERM and SIGINT handlers: `ray.init` replaces them with one
+    that exits at once, which would cut the server's graceful shutdown short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 class RaySession:
@@ -197,17 +215,19 @@ class RayExecutor:
         self.slice_seconds = slice_seconds
         self._owns = not ray.is_initialized()
         if self._owns:
-            if address:
-                log.info("joining the Ray cluster at %s", address)
-                ray.init(address=address, log_to_driver=False)
-            else:
-                log.info("starting a local Ray instance (%d CPUs)", os.cpu_count() or 1)
-                ray.init(
-                    num_cpus=os.cpu_count() or 1,
-                    include_dashboard=False,
-                    object_store_memory=LOCAL_OBJECT_STORE,
-                    log_to_driver=False,
-                )
+            with _signals_kept():
+                if address:
+                    log.info("joining the Ray cluster at %s", address)
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    log.info("starting a local Ray instance (%d CPUs)", os.cpu_count() or 1)
+                    ray.init(
+                        address="local",  # a new instance, even if a cluster runs here
+                        num_cpus=os.cpu_count() or 1,
+                        include_dashboard=False,
+                        object_store_memory=LOCAL_OBJECT_STORE,
+                        log_to_driver=False,
+                    )
         self._actor_class = ray.remote(TrainerActor)
         self._idle: dict[int, list[Any]] = {}  # actors between runs, by the CPUs they hold
         self._lock = threading.Lock()

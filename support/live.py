@@ -58,19 +58,25 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 @contextlib.contextmanager
 def server_process(
-    db: str, *extra: str, env: dict[str, str] | None = None, cwd: str | None = None
+    db: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`synthgrad serve` as a real subprocess on a free port; yields its URL and the process.
 
-    `cwd` outside the source tree (with the package on PYTHONPATH) serves an installed copy.
+    `cwd` outside the source tree (with the package on PYTHONPATH) serves an installed copy;
+    `log` is a file that gets the server's output (else it is discarded).
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    output = log.open("wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--db", db, *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
@@ -95,6 +101,8 @@ def server_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 def descendants(pid: int) -> set[int]:

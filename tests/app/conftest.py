@@ -86,6 +86,7 @@ def ray_instance() -> Iterator[None]:
     from app.ray_executor import LOCAL_OBJECT_STORE
 
     ray.init(
+        address="local",  # never a cluster that happens to run on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=LOCAL_OBJECT_STORE,

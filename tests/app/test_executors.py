@@ -11,6 +11,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.events import Event, MetricsEvent
@@ -233,3 +234,66 @@ def test_a_ray_actor_trains_the_next_run_once_its_run_ends(
         assert manager.store.count_records(second.id) == second.total_steps
     finally:
         manager.close()
+
+
+HEAD_OPTIONS = ("--include-dashboard=false", "--block")
+
+
+def test_a_server_joins_a_ray_cluster_by_address_and_shuts_down_gracefully(
+    tmp_path: Path, ray_instance: None
+) -> None:
+    """SYNTHGRAD_RAY_ADDRESS: a real second Ray cluster (`ray start --head`), token auth on.
+
+    SIGTERM must still reach the server's graceful shutdown: `ray.init` installs a handler
+    that exits at once, leaving the training run `running` in the store.
+    """
+    import secrets
+    import socket
+    import subprocess
+    import sys
+
+    from support.live import server_process
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", *HEAD_OPTIONS],
+        env={**os.environ, **auth},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, timeout=60)
+        env = {**auth, "SYNTHGRAD_EXECUTOR": "ray", "SYNTHGRAD_RAY_ADDRESS": f"127.0.0.1:{port}"}
+        db = str(tmp_path / "cluster.sqlite3")
+        log = tmp_path / "server.log"
+        with server_process(db, env=env, log=log) as (url, process):
+            assert httpx.get(f"{url}/api/health").json()["executor"] == "ray"
+            done = httpx.post(f"{url}/api/runs", json={"config": CONFIG}).json()
+            wait_for(
+                lambda: httpx.get(f"{url}/api/runs/{done['id']}").json()["status"] == "finished",
+                timeout=60,
+            )
+            long = httpx.post(f"{url}/api/runs", json={"config": {**CONFIG, "epochs": 5000}})
+            run_id = long.json()["id"]
+            wait_for(lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["step"] > 0)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        store = Store(db)
+        rows = {row["id"]: row for row in store.load_runs()}
+        store.close()
+        assert rows[done["id"]]["status"] == "finished"
+        assert rows[run_id]["status"] == "interrupted"  # by the server's own shutdown
+        assert "Traceback" not in log.read_text()  # Ray's handler: SystemExit mid-loop
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
