@@ -57,8 +57,7 @@ class Sweep:
 
 def _label(point: dict[str, Any]) -> str:
     """'method dni, seed 1': a grid point in words, for run names."""
-    show = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
-    return ", ".join(f"{key} {show(value)}" for key, value in point.items())
+    return ", ".join(f"{key} {_cell(value)}" for key, value in point.items())
 
 
 class Sweeps:
