@@ -72,6 +72,53 @@ def build_trainer(config: dict[str, Any]) -> Trainer:
     return make_trainer(TrainConfig.from_dict(config))
 
 
+def train_slice(trainer: Trainer, slice_seconds: float) -> Slice:
+    """One step, then more until `slice_seconds` pass or the run ends.
+
+    Records are encoded here, where the trainer lives, in parallel with the server.
+    """
+    records = [entry(trainer.step())]
+    deadline = time.perf_counter() + slice_seconds
+    while not trainer.done and time.perf_counter() < deadline:
+        records.append(entry(trainer.step()))
+    return Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at)
+
+
+class SliceSession:
+    """A session whose trainer lives elsewhere: what it knows is the last slice's figures."""
+
+    total_steps: int
+    _elapsed: float = 0.0
+    _status: str = "running"
+    _diverged_at: int | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return self._elapsed
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def diverged_at(self) -> int | None:
+        return self._diverged_at
+
+    @property
+    def done(self) -> bool:
+        return self._status != "running"
+
+    def _took(self, reply: Reply) -> list[Entry]:
+        """The slice's records, its figures kept."""
+        assert isinstance(reply, Slice)
+        self._elapsed, self._status, self._diverged_at = (
+            reply.elapsed,
+            reply.status,
+            reply.diverged_at,
+        )
+        return reply.records
+
+
 def _serve_trainer(
     conn: Connection,
     config: dict[str, Any],
@@ -93,12 +140,7 @@ def _serve_trainer(
         while True:
             request = conn.recv()
             if request == "advance":
-                # Encoded here, in parallel with the server, not in the server's writer.
-                records = [entry(trainer.step())]
-                deadline = time.perf_counter() + slice_seconds
-                while not trainer.done and time.perf_counter() < deadline:
-                    records.append(entry(trainer.step()))
-                conn.send(Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at))
+                conn.send(train_slice(trainer, slice_seconds))
             elif request == "summary":
                 conn.send(Summary(trainer.summary()))
             else:  # "close"
@@ -122,7 +164,7 @@ def _death(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-class ProcessSession:
+class ProcessSession(SliceSession):
     """A trainer in a child process, driven in lockstep over a pipe."""
 
     def __init__(
@@ -143,22 +185,7 @@ class ProcessSession:
             self.close()
             raise reply.error()
         assert isinstance(reply, Ready)
-        self.total_steps: int = reply.total_steps
-        self._elapsed = 0.0
-        self._status = "running"
-        self._diverged_at: int | None = None
-
-    @property
-    def elapsed(self) -> float:
-        return self._elapsed
-
-    @property
-    def status(self) -> str:
-        return self._status
-
-    @property
-    def diverged_at(self) -> int | None:
-        return self._diverged_at
+        self.total_steps = reply.total_steps
 
     def _receive(self) -> Reply:
         try:
@@ -170,20 +197,9 @@ class ProcessSession:
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
 
-    @property
-    def done(self) -> bool:
-        return self._status != "running"
-
     def advance(self) -> list[Entry]:
         self._conn.send("advance")
-        reply = self._receive()
-        assert isinstance(reply, Slice)
-        self._elapsed, self._status, self._diverged_at = (
-            reply.elapsed,
-            reply.status,
-            reply.diverged_at,
-        )
-        return reply.records
+        return self._took(self._receive())
 
     def summary(self) -> dict[str, Any]:
         self._conn.send("summary")

@@ -28,8 +28,8 @@ from typing import Any
 from synthgrad_core import ConfigError, TrainConfig, Trainer
 from synthgrad_core.pipeline import make_trainer
 
-from .executors import RAY_MISSING, TRAINING_NICENESS, Session, TrainingFailed, entry
-from .process import Failed, Invalid, Ready, Slice, _refusal
+from .executors import RAY_MISSING, TRAINING_NICENESS, Entry, Session, TrainingFailed
+from .process import Failed, Invalid, Ready, Slice, SliceSession, _refusal, train_slice
 
 log = logging.getLogger("synthgrad.executors")
 
@@ -58,18 +58,11 @@ class TrainerActor:
         return Ready(self.trainer.total_steps)
 
     def advance(self) -> Slice | Failed:
-        import time
-
-        trainer = self.trainer
-        assert trainer is not None
+        assert self.trainer is not None
         try:
-            records = [entry(trainer.step())]
-            deadline = time.perf_counter() + self.slice_seconds
-            while not trainer.done and time.perf_counter() < deadline:
-                records.append(entry(trainer.step()))
+            return train_slice(self.trainer, self.slice_seconds)
         except Exception as exc:
             return Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at)
 
     def summary(self) -> dict[str, Any]:
         assert self.trainer is not None
@@ -110,7 +103,7 @@ def _signals_kept() -> Iterator[None]:
                 signal.signal(signum, handler)
 
 
-class RaySession:
+class RaySession(SliceSession):
     """A trainer in a Ray actor, driven in lockstep like a process session."""
 
     def __init__(self, executor: RayExecutor, config: dict[str, Any]) -> None:
@@ -131,10 +124,7 @@ class RaySession:
             self.close()
             raise reply.error()
         assert isinstance(reply, Ready)
-        self.total_steps: int = reply.total_steps
-        self._elapsed = 0.0
-        self._status = "running"
-        self._diverged_at: int | None = None
+        self.total_steps = reply.total_steps
 
     def _get(self, ref: Any) -> Any:
         from ray.exceptions import RayActorError, RayError
@@ -149,31 +139,8 @@ class RaySession:
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
 
-    @property
-    def elapsed(self) -> float:
-        return self._elapsed
-
-    @property
-    def status(self) -> str:
-        return self._status
-
-    @property
-    def diverged_at(self) -> int | None:
-        return self._diverged_at
-
-    @property
-    def done(self) -> bool:
-        return self._status != "running"
-
-    def advance(self) -> list[Any]:
-        reply = self._get(self._actor.advance.remote())
-        assert isinstance(reply, Slice)
-        self._elapsed, self._status, self._diverged_at = (
-            reply.elapsed,
-            reply.status,
-            reply.diverged_at,
-        )
-        return reply.records
+    def advance(self) -> list[Entry]:
+        return self._took(self._get(self._actor.advance.remote()))
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = self._get(self._actor.summary.remote())

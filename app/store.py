@@ -183,7 +183,7 @@ class Store:
                 raise StoreError(self.failure) from exc
 
     def insert_run(self, row: dict[str, Any]) -> None:
-        values = [_encode(col, row.get(col)) for col in RUN_COLUMNS]
+        values = [encode_column(col, row.get(col)) for col in RUN_COLUMNS]
         self._write(
             lambda conn: conn.execute(
                 f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
@@ -195,7 +195,7 @@ class Store:
     def update_run(self, run_id: str, **fields: Any) -> None:
         assert fields and set(fields) <= set(RUN_COLUMNS)
         sets = ", ".join(f"{k} = ?" for k in fields)
-        values = [*(_encode(k, v) for k, v in fields.items()), run_id]
+        values = [*(encode_column(k, v) for k, v in fields.items()), run_id]
         self._write(lambda conn: conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", values))
 
     def delete_run(self, run_id: str) -> None:
@@ -268,7 +268,7 @@ class Store:
                 sets = ", ".join(f"{k} = ?" for k in fields)
                 conn.execute(
                     f"UPDATE runs SET {sets} WHERE id = ?",
-                    [*(_encode(k, v) for k, v in fields.items()), run_id],
+                    [*(encode_column(k, v) for k, v in fields.items()), run_id],
                 )
 
         self._write(work)  # a success does not clear `failure`: only a probe does
@@ -335,7 +335,8 @@ class Store:
             raise StoreError(cause) from exc
 
 
-def _encode(column: str, value: Any) -> Any:
+def encode_column(column: str, value: Any) -> Any:
+    """A run column's value as the table holds it (JSON text for config and summary)."""
     return json.dumps(value) if column in JSON_COLUMNS else value
 
 

@@ -27,7 +27,7 @@ from .access import new_run_id
 from .run import Run
 from .runs import RunManager
 from .status import ACTIVE, Conflict, RunStatus
-from .store import RUN_COLUMNS, Store
+from .store import RUN_COLUMNS, Store, encode_column
 
 log = logging.getLogger("synthgrad.sweeps")
 
@@ -129,7 +129,7 @@ class Sweeps:
         """The sweep and its runs in one transaction: all stored, or none."""
         row = [getattr(sweep, c) for c in SWEEP_COLUMNS]
         row[4], row[5] = json.dumps(sweep.config), json.dumps(sweep.grid)
-        run_rows = [[_column(c, run.row()[c]) for c in RUN_COLUMNS] for run in runs]
+        run_rows = [[encode_column(c, run.row()[c]) for c in RUN_COLUMNS] for run in runs]
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(f"INSERT INTO sweeps VALUES ({', '.join('?' * len(row))})", row)
@@ -270,7 +270,3 @@ def _cell(value: Any) -> str:
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _column(column: str, value: Any) -> Any:
-    return json.dumps(value) if column in ("config", "summary") else value

@@ -1,7 +1,7 @@
 // One live figure: traces keyed by (run, record key); points arrive in batches and
 // redraws are shared out by one scheduler, so the page never spends a frame on more
 // than one chart and never on a chart that is off screen.
-import { CHART_CONFIG } from "./plotly-config.js";
+import { CHART_CONFIG, PALETTE } from "./plotly-config.js";
 
 const MAX_POINTS = 5000; // per trace; older points are thinned by min/max buckets
 const MIN_REDRAW_MS = 250; // a chart redraws at most 4 times a second on a live run
@@ -9,9 +9,6 @@ const MIN_REDRAW_MS = 250; // a chart redraws at most 4 times a second on a live
 // first prediction is exactly zero), or a number that overflowed (a diverging run).
 export const UNDEFINED = "no value (zero signal or not finite)";
 
-// Plotly's default colour cycle, set explicitly so a smoothed line and its raw line match.
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf"];
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();

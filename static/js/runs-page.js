@@ -14,6 +14,15 @@ function cell(row, text, label) {
   return td;
 }
 
+function nameCell(row, href, text) {
+  const link = document.createElement("a");
+  link.href = href;
+  link.textContent = text; // a name is text, never HTML
+  const td = row.insertCell();
+  td.className = "run-name";
+  td.appendChild(link);
+}
+
 async function refreshSweeps() {
   const sweeps = await (await fetch("/api/sweeps")).json();
   document.getElementById("sweeps-section").hidden = sweeps.length === 0;
@@ -21,12 +30,7 @@ async function refreshSweeps() {
   body.replaceChildren();
   for (const sweep of sweeps) {
     const row = body.insertRow();
-    const link = document.createElement("a");
-    link.href = `/sweeps/${encodeURIComponent(sweep.id)}`;
-    link.textContent = sweep.name;
-    const name = row.insertCell();
-    name.className = "run-name";
-    name.appendChild(link);
+    nameCell(row, `/sweeps/${encodeURIComponent(sweep.id)}`, sweep.name);
     cell(row, Object.entries(sweep.grid).map(([f, v]) => `${f}: ${v.map(String).join(", ")}`).join(" × "), "Grid");
     cell(row, String(sweep.runs.length), "Runs");
     cell(row, sweep.status, "Status").className = `status status-${sweep.status}`;
@@ -53,12 +57,7 @@ async function refresh() {
       compareButton.disabled = selected.size < 2;
     });
     row.insertCell().appendChild(box);
-    const link = document.createElement("a");
-    link.href = `/runs/${encodeURIComponent(run.id)}`;
-    link.textContent = run.name;
-    const name = row.insertCell();
-    name.className = "run-name";
-    name.appendChild(link);
+    nameCell(row, `/runs/${encodeURIComponent(run.id)}`, run.name);
     cell(row, run.config.method, "Rule");
     cell(row, run.config.dataset, "Dataset");
     cell(row, run.status, "Status").className = `status status-${run.status}`;

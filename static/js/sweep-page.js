@@ -3,13 +3,11 @@
 // results table; the runs; controls that act on every unfinished run.
 import { CHARTS } from "./chart-specs.js";
 import { formatNumber } from "./controls.js";
-import { CHART_CONFIG } from "./plotly-config.js";
+import { CHART_CONFIG, PALETTE } from "./plotly-config.js";
 import { RunStream } from "./run-stream.js";
 
 const BINS = 120; // step ranges per group: each run's points in a range are averaged first
 const REDRAW_MS = 1000;
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf"];
 const embedded = JSON.parse(document.getElementById("sweep-data").textContent);
 let sweep = embedded.sweep;
 const params = new URLSearchParams(location.search);
