@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 Array = np.ndarray
+#: Arrays of a pass by layer index: activations h_k, gradients or deltas.
+Activations = dict[int, Array]
 
 
 # Each hidden activation next to its derivative, written in terms of the output h.
@@ -153,36 +155,50 @@ class Network:
     def depth(self) -> int:
         return len(self.weights)
 
-    def forward(
-        self, x: Array, layer_times: list[float] | None = None
-    ) -> tuple[list[Array], Array, Array]:
-        """Hidden activations [h_0 = x, h_1, ..., h_{L-1}], output logits a_L and output p.
+    def weight_segment(self, lo: int, hi: int) -> tuple[Array, Array]:
+        """The flat weights of layers lo..hi-1 and each layer's start within that slice."""
+        starts = self.weight_starts
+        begin = int(starts[lo])
+        end = int(starts[hi]) if hi < len(starts) else self.flat_weights.size
+        return self.flat_weights[begin:end], starts[lo:hi] - begin
 
-        With `layer_times`, appends each layer's forward time in seconds to it.
+    def forward(
+        self,
+        h: Array,
+        lo: int = 0,
+        hi: int | None = None,
+        layer_times: list[float] | None = None,
+    ) -> tuple[Activations, Array | None, Array | None]:
+        """Layers lo..hi-1 on their input h = h_lo (the whole net by default).
+
+        Returns the activations by layer index, {lo: h_lo, ..., h_hi} (h_hi only when
+        layer hi-1 is hidden), and the output logits a_L and output p when the range
+        ends at the output layer (else None, None). With `layer_times`, appends each
+        layer's forward time in seconds to it.
         """
-        hs = [x]
-        h = x
-        if layer_times is None:  # the every-step path: no timing branches
-            f = self.f
-            for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-                h = f(h @ w + b)
-                hs.append(h)
-            a = h @ self.weights[-1] + self.biases[-1]
+        depth = self.depth
+        hi = depth if hi is None else hi
+        hs: Activations = {lo: h}
+        f, weights, biases = self.f, self.weights, self.biases
+        if layer_times is None:  # the every-step path: no timing
+            for k in range(lo, min(hi, depth - 1)):
+                h = f(h @ weights[k] + biases[k])
+                hs[k + 1] = h
+            if hi < depth:
+                return hs, None, None
+            a = h @ weights[-1] + biases[-1]
             return hs, a, self.out.output(a)
-        last = self.depth - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            t0 = time.perf_counter() if layer_times is not None else 0.0
-            a = h @ w + b
-            if i == last:
-                p = self.out.output(a)
-                if layer_times is not None:
-                    layer_times.append(time.perf_counter() - t0)
-                return hs, a, p
-            h = self.f(a)
-            hs.append(h)
-            if layer_times is not None:
-                layer_times.append(time.perf_counter() - t0)
-        raise AssertionError("unreachable")
+        logits = out = None
+        for k in range(lo, hi):
+            t0 = time.perf_counter()
+            a = h @ weights[k] + biases[k]
+            if k == depth - 1:
+                logits, out = a, self.out.output(a)
+            else:
+                h = f(a)
+                hs[k + 1] = h
+            layer_times.append(time.perf_counter() - t0)
+        return hs, logits, out
 
     def logits(self, x: Array) -> Array:
         """The output layer's pre-activations a_L, nothing kept (for evaluation)."""
@@ -193,29 +209,49 @@ class Network:
 
     def loss(self, x: Array, y: Array) -> float:
         _, a, p = self.forward(x)
+        assert a is not None and p is not None
         return self.out.loss(a, p, y)
 
-    def true_backward(self, hs: list[Array], top_delta: Array) -> tuple[list[Array], list[Array]]:
-        """Backprop from the per-example output delta.
+    def true_backward(
+        self,
+        hs: Activations,
+        top_delta: Array | None,
+        lo: int = 0,
+        hi: int | None = None,
+        top_gradient: Array | None = None,
+        weights: Mapping[int, Array] | None = None,
+    ) -> tuple[Activations, Activations]:
+        """Backprop through layers lo..hi-1 (the whole net by default).
 
-        Returns the per-example gradients G_i = B dLoss/dh_i for every hidden
-        layer (index i-1 for h_i) and the per-example pre-activation deltas
-        for every layer (index i-1 for layer i).
+        Starts from the per-example output delta `top_delta` when the range ends at the
+        output layer, else from `top_gradient` = B dLoss/dh_hi arriving from above.
+        Returns the per-example gradients G_k = B dLoss/dh_{k+1} by hidden index k
+        (down to the range's input h_lo, when it is hidden) and the per-example
+        pre-activation deltas by layer index k (layer k+1 in spec terms).
+        `weights` replaces the network's weights of the range (pre-update copies).
         """
-        depth = self.depth
-        deltas: list[Array] = [top_delta] * depth
-        grads_h: list[Array] = [top_delta] * (depth - 1)
-        delta = top_delta
-        for i in range(depth - 1, 0, -1):
-            g = delta @ self.weights[i].T
+        hi = self.depth if hi is None else hi
+        w = self.weights if weights is None else weights
+        f_grad = self.f_grad
+        grads_h: Activations = {}
+        if top_delta is not None:
+            delta = top_delta
+        else:
+            assert top_gradient is not None, "a range below the top needs top_gradient"
+            grads_h[hi - 1] = top_gradient
+            delta = top_gradient * f_grad(hs[hi])
+        deltas: Activations = {hi - 1: delta}
+        for i in range(hi - 1, max(lo, 1) - 1, -1):
+            g = delta @ w[i].T
             grads_h[i - 1] = g
-            delta = g * self.f_grad(hs[i])
-            deltas[i - 1] = delta
+            if i > lo:
+                delta = g * f_grad(hs[i])
+                deltas[i - 1] = delta
         return grads_h, deltas
 
     def parameter_gradients(
-        self, hs: list[Array], deltas: list[Array]
+        self, hs: Activations, deltas: Activations
     ) -> list[tuple[Array, Array]]:
-        """dLoss/dW_i, dLoss/db_i from per-example deltas (mean over the batch)."""
+        """dLoss/dW_k, dLoss/db_k from per-example deltas (mean over the batch), by layer."""
         n = len(hs[0])
-        return [(h.T @ d / n, d.sum(axis=0) / n) for h, d in zip(hs, deltas, strict=True)]
+        return [(hs[k].T @ deltas[k] / n, deltas[k].sum(axis=0) / n) for k in sorted(deltas)]

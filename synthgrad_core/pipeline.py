@@ -47,10 +47,11 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Dataset
-from .diagnostics import fidelity, layer_stats, saturation, square_sums
-from .rules import SyntheticGradients
+from .diagnostics import square_sums
+from .nn import Activations
+from .rules import Applies, Backward, SyntheticGradients
 from .synthetic import module_loss
-from .trainer import Record, Trainer
+from .trainer import Record, Trainer, fill_fidelity
 
 Array = np.ndarray
 #: Batches in flight per stage: one keeps every stage busy, and each module's targets
@@ -74,25 +75,14 @@ class Stage:
 @dataclass
 class _Pending:
     prediction: Array
-    context: tuple[Array | None, Array | None]
+    context: Any
     applies: bool
     diagnose: bool
     fragment: dict[str, Any]
-    hs: dict[int, Array] = field(default_factory=dict)  # inputs of each layer
-    weights: dict[int, Array] = field(default_factory=dict)  # pre-update copies
-    signals: dict[int, Array] = field(default_factory=dict)
+    hs: Activations = field(default_factory=dict)  # inputs of each layer
+    weights: Activations = field(default_factory=dict)  # pre-update copies
+    signals: Activations = field(default_factory=dict)
     target_in: bool = False
-
-
-@dataclass
-class _Work:
-    """A stage's synthetic-gradient pass over one batch, by layer index."""
-
-    predictions: dict[int, Array] = field(default_factory=dict)
-    contexts: dict[int, tuple[Array | None, Array | None]] = field(default_factory=dict)
-    signals: dict[int, Array] = field(default_factory=dict)
-    deltas: dict[int, Array] = field(default_factory=dict)
-    targets: dict[int, Array] = field(default_factory=dict)
 
 
 def plan_stages(costs: list[float], workers: int) -> list[tuple[int, int]]:
@@ -278,213 +268,114 @@ class PipelinedTrainer(Trainer):
         position: int,
         x: Array,
         y: Array,
-        applies: list[bool] | None,
+        applies: Applies,
         diagnose: bool,
         h_in: Array | None = None,
     ) -> None:
-        """One batch through one stage: forward, synthetic gradients, updates, hand on."""
-        net = self.net
+        """One batch through one stage: the sequential engine's step on the stage's layers
+        (Network.forward, the rule's backward and learn, Trainer._apply), then hand on."""
+        net, rule = self.net, self.rule
         lo, hi, depth = stage.lo, stage.hi, net.depth
         top = hi == depth
         fragment: dict[str, Any] = {}
-        hs, forward_times, logits, out = self._forward(stage, x if lo == 0 else h_in)
+        forward_times: list[float] | None = [] if diagnose else None
+        t0 = time.perf_counter()
+        h = x if h_in is None else h_in
+        hs, logits, out = net.forward(h, lo, hi, forward_times)
+        self._log(stage.index, "f", t0, time.perf_counter())
         top_delta = None
         if top:
-            top_delta = self._loss(fragment, step, logits, out, y)
-            if top_delta is None:  # diverged
-                self._submit(stage, step, fragment)
+            top_delta = self._top_output(stage, step, fragment, (logits, out), y)
+            if top_delta is None:
                 return
-        work = self._synthetic(stage, hs, y, top_delta)
+        t0 = time.perf_counter()
+        work = rule.backward(net, hs, top_delta, y, None, lo, hi)
+        self._log(stage.index, "s", t0, time.perf_counter())
         if lo > 0:  # the module below learns from it as soon as it gets there
             self.stages[stage.index - 1].inbox.put(("target", step, work.targets[lo - 1]))
         truth, kept, before = self._before_update(stage, hs, top_delta, diagnose)
-        updates, update_times = self._update_stage(stage, hs, work.deltas, applies)
-        if top or lo + 1 < hi:
-            self._learn_inner(stage, work, applies, fragment if diagnose else None)
-        if diagnose:
-            self._stage_stats(stage, fragment, hs, updates, before, forward_times, update_times)
-        if top:
-            self._fidelity(fragment, work.signals, truth)
+        updates, starts, update_times = self._apply(hs, work.deltas, applies, lo, hi, timed=True)
+        for t0, took, update in zip(starts, update_times, updates, strict=True):
+            self._log(stage.index, "x" if update is None else "u", t0, t0 + took)
+        t0 = time.perf_counter()
+        errors = rule.learn(work, applies, range(lo, hi))  # inner modules: as sequentially
+        self._log(stage.index, "m", t0, time.perf_counter())
+        if forward_times is not None:  # a diagnosed batch
+            self._layer_diagnostics(
+                fragment, hs, errors, (updates, before), (forward_times, update_times), lo, hi
+            )
+        batch = (step, position, x, y, applies, diagnose)
+        self._hand_on(stage, batch, hs, work, fragment, (truth, kept))
+
+    def _hand_on(
+        self,
+        stage: Stage,
+        batch: tuple[int, int, Array, Array, Applies, bool],
+        hs: Activations,
+        work: Backward,
+        fragment: dict[str, Any],
+        diagnosis: tuple[Activations, Activations],
+    ) -> None:
+        """The top stage completes its fragment; any other keeps what its top module's late
+        target and true gradient will need, and hands its output to the stage above."""
+        step, _position, _x, _y, applies, diagnose = batch
+        truth, kept = diagnosis  # the top stage's true gradients; other stages' weight copies
+        lo, hi = stage.lo, stage.hi
+        if hi == self.net.depth:
+            fill_fidelity(fragment, work.signals, truth)
             if lo > 0 and diagnose:
                 self.stages[stage.index - 1].inbox.put(("truth", step, truth[lo - 1]))
             self._submit(stage, step, fragment)
             return
         k = hi - 1  # the stage's top hidden layer: its target comes from above, later
+        applied = bool(applies is None or applies[k])
         stage.pending[step] = _Pending(
             work.predictions[k],
             work.contexts[k],
-            bool(applies is None or applies[k]),
+            applied,
             diagnose,
             fragment,
             hs,
             kept,
             work.signals,
         )
-        nxt = self.stages[stage.index + 1]
-        nxt.inbox.put(("batch", step, position, x, y, applies, diagnose, hs[hi]))
+        self.stages[stage.index + 1].inbox.put(("batch", *batch, hs[hi]))
+
+    def _top_output(
+        self, stage: Stage, step: int, fragment: dict[str, Any], out: tuple[Any, Any], y: Array
+    ) -> Array | None:
+        """The top stage's loss, accuracy and output delta; None when it diverged (the
+        fragment is then submitted: the run ends with this step)."""
+        fragment.update({"step": step, "epoch": step / self.steps_per_epoch})
+        top_delta = self._output(fragment, *out, y)
+        if top_delta is None:
+            fragment["_diverged"] = True
+            self._submit(stage, step, fragment)
+        return top_delta
 
     def _before_update(
-        self, stage: Stage, hs: dict[int, Array], top_delta: Array | None, diagnose: bool
-    ) -> tuple[dict[int, Array], dict[int, Array], list[float]]:
+        self, stage: Stage, hs: Activations, top_delta: Array | None, diagnose: bool
+    ) -> tuple[Activations, Activations, list[float]]:
         """For a diagnosed batch: the true gradient (top stage) or a copy of the weights the
         late true gradient will need (other stages), and the weights' square sums."""
         if not diagnose:
             return {}, {}, []
-        lo, hi = stage.lo, stage.hi
+        lo, hi, net = stage.lo, stage.hi, self.net
         if top_delta is not None:
-            truth, kept = self._truth_down(hs, top_delta, lo, hi), {}
+            truth, kept = net.true_backward(hs, top_delta, lo, hi)[0], {}
         else:
-            truth, kept = {}, {k: self.net.weights[k].copy() for k in range(lo, hi)}
-        return truth, kept, square_sums(*self._segment(lo, hi))
-
-    def _loss(
-        self, fragment: dict[str, Any], step: int, logits: Array | None, out: Array | None, y: Array
-    ) -> Array | None:
-        """The top stage's loss and accuracy into `fragment`; the output delta, None if the
-        loss is not finite (the run diverged)."""
-        net = self.net
-        assert logits is not None and out is not None
-        loss = net.out.loss(logits, out, y)
-        fragment.update({"step": step, "epoch": step / self.steps_per_epoch, "loss": loss})
-        fragment.update(self._batch_accuracy(logits, y))
-        if not math.isfinite(loss):
-            fragment["_diverged"] = True
-            return None
-        delta: Array = net.out.delta(logits, out, y)
-        return delta
-
-    def _learn_inner(
-        self,
-        stage: Stage,
-        work: _Work,
-        applies: list[bool] | None,
-        fragment: dict[str, Any] | None,
-    ) -> None:
-        """Inner modules (and the top module of the top stage) learn now, as sequentially."""
-        t0 = time.perf_counter()
-        for k in range(stage.lo, min(stage.hi - 1, self.net.depth - 1)):
-            error = self._learn(k, work.predictions[k], work.targets[k], applies, work.contexts[k])
-            if fragment is not None:
-                fragment[f"module_loss_h{k + 1}"] = module_loss(error)
-        self._log(stage.index, "m", t0, time.perf_counter())
-
-    def _forward(
-        self, stage: Stage, h: Array | None
-    ) -> tuple[dict[int, Array], list[float], Array | None, Array | None]:
-        """The stage's layers on its input: inputs of each layer, times, top logits/output."""
-        net = self.net
-        assert h is not None
-        hs: dict[int, Array] = {stage.lo: h}
-        times = []
-        logits = out = None
-        started = time.perf_counter()
-        for k in range(stage.lo, stage.hi):
-            t0 = time.perf_counter()
-            a = h @ net.weights[k] + net.biases[k]
-            if k == net.depth - 1:
-                logits, out = a, net.out.output(a)
-            else:
-                h = net.f(a)
-                hs[k + 1] = h
-            times.append(time.perf_counter() - t0)
-        self._log(stage.index, "f", started, time.perf_counter())
-        return hs, times, logits, out
-
-    def _synthetic(
-        self, stage: Stage, hs: dict[int, Array], y: Array, top_delta: Array | None
-    ) -> _Work:
-        """Each hidden layer's module predicts its gradient; deltas; targets (pre-update)."""
-        net, rule = self.net, self.rule
-        assert isinstance(rule, SyntheticGradients)
-        depth = net.depth
-        t0 = time.perf_counter()
-        work = _Work()
-        estimates: dict[int, Array] = {}
-        for k in range(stage.lo, min(stage.hi, depth - 1)):
-            module = rule.modules[k]
-            prediction = module.predict(hs[k + 1], y)
-            work.predictions[k] = prediction
-            work.contexts[k] = module.context() if hasattr(module, "context") else (None, None)
-            estimate = prediction * net.f_grad(hs[k + 1])
-            estimates[k] = estimate
-            if rule.scale != 1.0:
-                work.signals[k], work.deltas[k] = prediction * rule.scale, estimate * rule.scale
-            else:
-                work.signals[k], work.deltas[k] = prediction, estimate
-        if top_delta is not None:
-            work.deltas[depth - 1] = top_delta
-        for k in range(max(stage.lo, 1), stage.hi):
-            source = estimates[k] if k < depth - 1 else top_delta
-            assert source is not None
-            work.targets[k - 1] = source @ net.weights[k].T
-        self._log(stage.index, "s", t0, time.perf_counter())
-        return work
-
-    def _update_stage(
-        self,
-        stage: Stage,
-        hs: dict[int, Array],
-        deltas: dict[int, Array],
-        applies: list[bool] | None,
-    ) -> tuple[list[Array | None], list[float]]:
-        updates: list[Array | None] = []
-        times: list[float] = []
-        for k in range(stage.lo, stage.hi):
-            t0 = time.perf_counter()
-            if applies is None or applies[k]:
-                updates.append(self.optimizer.step_dense(2 * k, hs[k], deltas[k]))
-                kind = "u"
-            else:
-                updates.append(None)
-                kind = "x"  # a skipped update (update_probability < 1)
-            end = time.perf_counter()
-            times.append(end - t0)
-            self._log(stage.index, kind, t0, end)
-        return updates, times
-
-    def _stage_stats(
-        self,
-        stage: Stage,
-        fragment: dict[str, Any],
-        hs: dict[int, Array],
-        updates: list[Array | None],
-        before: list[float],
-        forward_times: list[float],
-        update_times: list[float],
-    ) -> None:
-        stats = layer_stats(*self._segment(stage.lo, stage.hi), updates, before)
-        names = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio")
-        for i, k in enumerate(range(stage.lo, stage.hi)):
-            for name, value in zip(names, stats[i], strict=True):
-                fragment[f"{name}_l{k + 1}"] = value
-            fragment[f"t_forward_l{k + 1}"] = forward_times[i]
-            fragment[f"t_update_l{k + 1}"] = update_times[i]
-        activation = self.net.activation_name
-        for k in range(stage.lo, min(stage.hi, self.net.depth - 1)):
-            fragment[f"saturated_h{k + 1}"] = saturation(hs[k + 1], activation)
-
-    def _learn(
-        self,
-        k: int,
-        prediction: Array,
-        target: Array,
-        applies: list[bool] | bool | None,
-        context: tuple[Array | None, Array | None],
-    ) -> Array:
-        module = self.rule.modules[k]  # type: ignore[attr-defined]
-        applied = applies if isinstance(applies, bool) else applies is None or applies[k]
-        if not applied:
-            return prediction - target
-        if context[0] is None:
-            return module.update(prediction, target)  # type: ignore[no-any-return]
-        return module.update(prediction, target, context)  # type: ignore[no-any-return]
+            truth, kept = {}, {k: net.weights[k].copy() for k in range(lo, hi)}
+        return truth, kept, square_sums(*net.weight_segment(lo, hi))
 
     def _receive(self, stage: Stage, kind: str, step: int, value: Array) -> None:
+        """A late target for the stage's top module, or the true gradient at its output."""
         pending = stage.pending[step]
         k = stage.hi - 1
         if kind == "target":
             t0 = time.perf_counter()
-            error = self._learn(k, pending.prediction, value, pending.applies, pending.context)
+            error = self.rule.learn_one(  # type: ignore[attr-defined]
+                k, pending.prediction, value, pending.applies, pending.context
+            )
             self._log(stage.index, "m", t0, time.perf_counter())
             if pending.diagnose:
                 pending.fragment[f"module_loss_h{k + 1}"] = module_loss(error)
@@ -494,55 +385,14 @@ class PipelinedTrainer(Trainer):
             self._submit(stage, step, pending.fragment)
             return
         # The true gradient at this stage's output, for a diagnosed batch.
-        truth = self._truth_down(pending.hs, None, stage.lo, stage.hi, value, pending.weights)
-        self._fidelity(pending.fragment, pending.signals, truth)
+        truth, _ = self.net.true_backward(
+            pending.hs, None, stage.lo, stage.hi, top_gradient=value, weights=pending.weights
+        )
+        fill_fidelity(pending.fragment, pending.signals, truth)
         if stage.lo > 0:
             self.stages[stage.index - 1].inbox.put(("truth", step, truth[stage.lo - 1]))
         del stage.pending[step]
         self._submit(stage, step, pending.fragment)
-
-    def _truth_down(
-        self,
-        hs: dict[int, Array],
-        top_delta: Array | None,
-        lo: int,
-        hi: int,
-        g_top: Array | None = None,
-        weights: dict[int, Array] | None = None,
-    ) -> dict[int, Array]:
-        """True dLoss/dh per hidden layer of the stage (and at its input), pre-update weights."""
-        net = self.net
-        w = weights if weights is not None else {k: net.weights[k] for k in range(lo, hi)}
-        grads: dict[int, Array] = {}
-        if top_delta is not None:
-            delta = top_delta
-        else:
-            assert g_top is not None
-            grads[hi - 1] = g_top
-            delta = g_top * net.f_grad(hs[hi])
-        for i in range(hi - 1, max(lo, 1) - 1, -1):
-            g = delta @ w[i].T
-            grads[i - 1] = g
-            if i > lo:
-                delta = g * net.f_grad(hs[i])
-        return grads
-
-    def _fidelity(
-        self, fragment: dict[str, Any], signals: dict[int, Array], truth: dict[int, Array]
-    ) -> None:
-        for k, signal in signals.items():
-            if k in truth:
-                cos, rel, ratio = fidelity(signal, truth[k])
-                fragment[f"cos_h{k + 1}"] = cos
-                fragment[f"rel_err_h{k + 1}"] = rel
-                fragment[f"norm_ratio_h{k + 1}"] = ratio
-
-    def _segment(self, lo: int, hi: int) -> tuple[Array, Array]:
-        """The flat weights of layers [lo, hi) and their starts within that slice."""
-        starts = self.net.weight_starts
-        begin = int(starts[lo])
-        end = int(starts[hi]) if hi < len(starts) else self.net.flat_weights.size
-        return self.net.flat_weights[begin:end], starts[lo:hi] - begin
 
     # -- records -----------------------------------------------------------------
     def _submit(self, stage: Stage, step: int, fragment: dict[str, Any]) -> None:

@@ -19,13 +19,15 @@ optimiser turns into weight updates. A rule that learns something of its own
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from .nn import Network
+from .nn import Activations, Network
 
 Array = np.ndarray
+#: Which layers apply their update this step (None: all of them).
+Applies = list[bool] | None
 
 
 class GradientModule(Protocol):
@@ -33,30 +35,39 @@ class GradientModule(Protocol):
 
     def predict(self, h: Array, y: Array) -> Array: ...
 
-    def update(self, prediction: Array, target: Array) -> Array: ...
+    def context(self) -> Any:
+        """What `update` needs of the last `predict` (kept for a late target)."""
+        ...
+
+    def update(self, prediction: Array, target: Array, context: Any = None) -> Array: ...
 
 
 @dataclass
 class TrueGradient:
-    """The backprop pass at the pre-step weights: per-example dLoss/dh_i and deltas."""
+    """The backprop pass at the pre-step weights: per-example dLoss/dh by hidden index,
+    deltas by layer index (Network.true_backward)."""
 
-    gradients: list[Array]
-    deltas: list[Array]
+    gradients: Activations
+    deltas: Activations
 
 
 @dataclass
 class Backward:
-    """A rule's answer for one batch.
+    """A rule's answer for one batch over a range of layers, by index.
 
-    `signals[i]` stands where dLoss/dh_{i+1} stands in backprop; `deltas[k]` is the
+    `signals[k]` stands where dLoss/dh_{k+1} stands in backprop; `deltas[k]` is the
     per-example dLoss/da_{k+1} the optimiser uses for layer k+1. Synthetic-gradient
-    rules also keep each module's prediction and the target it will learn from.
+    rules also keep each module's prediction, what its update needs of the
+    prediction (`contexts`), and the target it will learn from: `targets[k]` for
+    module k is sent by layer k+1, so the top module of a range gets its target
+    from above, later.
     """
 
-    signals: list[Array]
-    deltas: list[Array]
-    predictions: list[Array] = field(default_factory=list)
-    targets: list[Array] = field(default_factory=list)
+    signals: Activations
+    deltas: Activations
+    predictions: Activations = field(default_factory=dict)
+    contexts: dict[int, Any] = field(default_factory=dict)
+    targets: Activations = field(default_factory=dict)
 
 
 class Rule(Protocol):
@@ -65,11 +76,23 @@ class Rule(Protocol):
     needs_true_gradient: bool
 
     def backward(
-        self, net: Network, hs: list[Array], top_delta: Array, y: Array, truth: TrueGradient | None
-    ) -> Backward: ...
+        self,
+        net: Network,
+        hs: Activations,
+        top_delta: Array | None,
+        y: Array,
+        truth: TrueGradient | None,
+        lo: int = 0,
+        hi: int | None = None,
+    ) -> Backward:
+        """The signals and deltas of layers lo..hi-1 (the whole net by default)."""
+        ...
 
-    def learn(self, backward: Backward, applies: list[bool] | None) -> list[Array]:
-        """Train whatever the rule learns itself; returns each module's error (or nothing)."""
+    def learn(
+        self, backward: Backward, applies: Applies, layers: range | None = None
+    ) -> Activations:
+        """Train what the rule learns itself (for the modules of `layers`, default all);
+        returns each module's error by index (or nothing)."""
         ...
 
 
@@ -78,13 +101,22 @@ class Backprop:
     needs_true_gradient = True
 
     def backward(
-        self, net: Network, hs: list[Array], top_delta: Array, y: Array, truth: TrueGradient | None
+        self,
+        net: Network,
+        hs: Activations,
+        top_delta: Array | None,
+        y: Array,
+        truth: TrueGradient | None,
+        lo: int = 0,
+        hi: int | None = None,
     ) -> Backward:
         assert truth is not None
         return Backward(truth.gradients, truth.deltas)
 
-    def learn(self, backward: Backward, applies: list[bool] | None) -> list[Array]:
-        return []
+    def learn(
+        self, backward: Backward, applies: Applies, layers: range | None = None
+    ) -> Activations:
+        return {}
 
 
 class FeedbackAlignment:
@@ -97,10 +129,20 @@ class FeedbackAlignment:
         self.feedback = feedback  # feedback[k] stands where weights[k].T stands
 
     def backward(
-        self, net: Network, hs: list[Array], top_delta: Array, y: Array, truth: TrueGradient | None
+        self,
+        net: Network,
+        hs: Activations,
+        top_delta: Array | None,
+        y: Array,
+        truth: TrueGradient | None,
+        lo: int = 0,
+        hi: int | None = None,
     ) -> Backward:
+        # Only the whole net: the error comes from the top (a locked rule).
+        assert top_delta is not None and lo == 0 and hi in (None, net.depth)
         depth = net.depth
-        signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
+        signals: Activations = {}
+        deltas: Activations = {depth - 1: top_delta}
         delta = top_delta
         for k in range(depth - 1, 0, -1):
             signal = delta @ self.feedback[k]
@@ -109,8 +151,10 @@ class FeedbackAlignment:
             deltas[k - 1] = delta
         return Backward(signals, deltas)
 
-    def learn(self, backward: Backward, applies: list[bool] | None) -> list[Array]:
-        return []
+    def learn(
+        self, backward: Backward, applies: Applies, layers: range | None = None
+    ) -> Activations:
+        return {}
 
 
 class SyntheticGradients:
@@ -121,6 +165,9 @@ class SyntheticGradients:
     is built from its unscaled delta. So every hidden layer uses exactly
     `scale` x (its module's estimate), at any depth; building the targets from the
     scaled signal would compound to scale^(L-i) at hidden layer i.
+
+    The step works on any range of layers lo..hi-1, so a pipelined stage runs exactly
+    this code on its own layers (synthgrad_core.pipeline).
     """
 
     needs_true_gradient = False
@@ -131,33 +178,58 @@ class SyntheticGradients:
         self.name = "cdni" if conditioned else "dni"
 
     def backward(
-        self, net: Network, hs: list[Array], top_delta: Array, y: Array, truth: TrueGradient | None
+        self,
+        net: Network,
+        hs: Activations,
+        top_delta: Array | None,
+        y: Array,
+        truth: TrueGradient | None,
+        lo: int = 0,
+        hi: int | None = None,
     ) -> Backward:
+        """Each hidden layer's module predicts its gradient; the deltas; and the targets
+        layers lo+1..hi-1 send down through their pre-update weights (the output layer's,
+        from the true loss: `top_delta`, when the range ends at the top)."""
         depth = net.depth
-        scale = self.scale
-        signals, deltas = [top_delta] * (depth - 1), [top_delta] * depth
-        targets = [top_delta] * (depth - 1)
-        predictions = []
-        for k, module in enumerate(self.modules):
+        hi = depth if hi is None else hi
+        scale, f_grad, weights = self.scale, net.f_grad, net.weights
+        out = Backward({}, {})
+        for k in range(lo, min(hi, depth - 1)):
+            module = self.modules[k]
             prediction = module.predict(hs[k + 1], y)
-            predictions.append(prediction)
-            estimate = prediction * net.f_grad(hs[k + 1])
-            if scale != 1.0:
-                signals[k], deltas[k] = prediction * scale, estimate * scale
-            else:
-                signals[k], deltas[k] = prediction, estimate
+            out.predictions[k] = prediction
+            out.contexts[k] = module.context()
+            estimate = prediction * f_grad(hs[k + 1])
             if k > 0:  # what layer k+1 sends back to module k-1 through its pre-update weights
-                targets[k - 1] = estimate @ net.weights[k].T
-        targets[depth - 2] = top_delta @ net.weights[depth - 1].T  # the top module: true loss
-        return Backward(signals, deltas, predictions, targets)
+                out.targets[k - 1] = estimate @ weights[k].T
+            if scale != 1.0:
+                out.signals[k], out.deltas[k] = prediction * scale, estimate * scale
+            else:
+                out.signals[k], out.deltas[k] = prediction, estimate
+        if hi == depth:  # the top module learns from the true loss
+            assert top_delta is not None
+            out.deltas[depth - 1] = top_delta
+            out.targets[depth - 2] = top_delta @ weights[depth - 1].T
+        return out
 
-    def learn(self, backward: Backward, applies: list[bool] | None) -> list[Array]:
-        """Each module regresses its target; a layer that skipped its update skips it too."""
-        return [
-            module.update(prediction, target)
-            if applies is None or applies[k]
-            else prediction - target
-            for k, (module, prediction, target) in enumerate(
-                zip(self.modules, backward.predictions, backward.targets, strict=True)
+    def learn(
+        self, backward: Backward, applies: Applies, layers: range | None = None
+    ) -> Activations:
+        """Each module of `layers` with its target in `backward` regresses it."""
+        keys = backward.targets if layers is None else [k for k in layers if k in backward.targets]
+        return {
+            k: self.learn_one(
+                k, backward.predictions[k], backward.targets[k], applies, backward.contexts[k]
             )
-        ]
+            for k in keys
+        }
+
+    def learn_one(
+        self, k: int, prediction: Array, target: Array, applies: Applies | bool, context: Any
+    ) -> Array:
+        """Module k regresses `target` from the inputs of its prediction; a layer that
+        skipped its update skips it too. Returns the prediction's error."""
+        applied = applies if isinstance(applies, bool) else applies is None or applies[k]
+        if not applied:
+            return prediction - target
+        return self.modules[k].update(prediction, target, context)

@@ -27,10 +27,11 @@ import numpy as np
 from .config import ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
-from .nn import Network, init_weights
+from .nn import Activations, Network, init_weights
 from .optim import make_optimizer
 from .records import EpochFidelity
 from .rules import (
+    Applies,
     Backprop,
     FeedbackAlignment,
     GradientModule,
@@ -41,8 +42,6 @@ from .rules import (
 from .synthetic import SyntheticGradientModule, module_loss
 
 Record = dict[str, Any]
-#: Which layers apply their update this step (None: all of them).
-Applies = list[bool] | None
 
 #: Keys of a record that measure time and so differ between otherwise identical runs.
 TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_", "timeline")
@@ -99,14 +98,12 @@ class Trainer:
         self._epoch_loss = 0.0
         self.elapsed = 0.0
         self._origin = time.perf_counter()
-        self._update_starts: list[float] = []
-        self._applied: list[bool] = []
         self._events: list[list[Any]] = []
         self._window: list[float] = []
         #: what the user should know about how this run trains (shown by the CLI, the page)
         self.notes: list[str] = []
         self.epoch_fidelity = EpochFidelity()  # the summary's last-epoch fidelity means
-        self.true_gradients: list[np.ndarray] = []
+        self.true_gradients: Activations = {}
         self._order = np.arange(len(self.data.x_train))
         # Record keys of the diagnostics, built once (they are the same every step).
         self._keys = (
@@ -151,18 +148,11 @@ class Trainer:
 
         forward_times: list[float] | None = [] if diagnose else None
         step_start = time.perf_counter()
-        hs, logits, out = net.forward(x, forward_times)
-        loss = net.out.loss(logits, out, y)
-        record: Record = {
-            "step": step,
-            "epoch": step / self.steps_per_epoch,
-            "wall_time": 0.0,
-            "loss": loss,
-        }
-        record.update(self._batch_accuracy(logits, y))
-        if not math.isfinite(loss):
+        hs, logits, out = net.forward(x, layer_times=forward_times)
+        record: Record = {"step": step, "epoch": step / self.steps_per_epoch, "wall_time": 0.0}
+        top_delta = self._output(record, logits, out, y)
+        if top_delta is None:
             return self._diverge(record)
-        top_delta = net.out.delta(logits, out, y)
 
         truth = None
         if diagnose or self.rule.needs_true_gradient:
@@ -170,30 +160,39 @@ class Trainer:
             self.true_gradients = truth.gradients
         backward = self.rule.backward(net, hs, top_delta, y, truth)
         applies = self._layers_that_update(net.depth)
-        if diagnose:
-            assert truth is not None and forward_times is not None
-            before_square_sums = square_sums(net.flat_weights, net.weight_starts)
-            updates, update_times = self._update_timed(hs, backward.deltas, applies)
-            errors = self.rule.learn(backward, applies)
-            self._applied = [u is not None for u in updates]
-            self._timeline(step_start, forward_times, update_times, time.perf_counter())
-            self._diagnostics(
-                record,
-                hs,
-                backward.signals,
-                truth.gradients,
-                errors,
-                (updates, before_square_sums),
-                forward_times,
-                update_times,
-            )
-            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(net.depth)):
-                return self._diverge(record)
-        else:
-            self._update(hs, backward.deltas, applies)
+        if not diagnose:
+            self._apply(hs, backward.deltas, applies)
             self.rule.learn(backward, applies)
+            self._periodic(record, step, position)
+            return self._check_end(record)
+        assert truth is not None and forward_times is not None
+        before = square_sums(*net.weight_segment(0, net.depth))
+        updates, starts, update_times = self._apply(hs, backward.deltas, applies, timed=True)
+        errors = self.rule.learn(backward, applies)
+        self._timeline(step_start, forward_times, starts, update_times, updates)
+        fill_fidelity(record, backward.signals, truth.gradients)
+        self._layer_diagnostics(
+            record, hs, errors, (updates, before), (forward_times, update_times), 0, net.depth
+        )
+        if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(net.depth)):
+            return self._diverge(record)
         self._periodic(record, step, position)
         return self._check_end(record)
+
+    def _output(
+        self, record: Record, logits: np.ndarray | None, out: np.ndarray | None, y: np.ndarray
+    ) -> np.ndarray | None:
+        """A batch's loss and accuracy into `record`; the per-example output delta, or None
+        when the loss is not finite (the run diverged)."""
+        net = self.net
+        assert logits is not None and out is not None
+        loss = net.out.loss(logits, out, y)
+        record["loss"] = loss
+        record.update(self._batch_accuracy(logits, y))
+        if not math.isfinite(loss):
+            return None
+        delta: np.ndarray = net.out.delta(logits, out, y)
+        return delta
 
     def _next_batch(self) -> tuple[np.ndarray, np.ndarray, int]:
         """The next batch (a fresh order each epoch) and its position in the epoch."""
@@ -204,30 +203,44 @@ class Trainer:
         self.step_count += 1
         return self.data.x_train[batch], self.data.y_train[batch], position
 
-    def _update(self, hs: list[np.ndarray], deltas: list[np.ndarray], applies: Applies) -> None:
-        for k in range(self.net.depth):
-            if applies is None or applies[k]:
-                self.optimizer.step_dense(2 * k, hs[k], deltas[k])
+    def _apply(
+        self,
+        hs: Activations,
+        deltas: Activations,
+        applies: Applies,
+        lo: int = 0,
+        hi: int | None = None,
+        timed: bool = False,
+    ) -> tuple[list[np.ndarray | None], list[float], list[float]]:
+        """The optimiser's update of layers lo..hi-1 (those that apply it this step).
 
-    def _update_timed(
-        self, hs: list[np.ndarray], deltas: list[np.ndarray], applies: Applies
-    ) -> tuple[list[np.ndarray | None], list[float]]:
-        """The update of each layer, with what it changed and how long it took."""
+        Timed: what each layer's update subtracted (None: skipped), when it started and
+        how long it took; untimed, three empty lists.
+        """
+        hi = self.net.depth if hi is None else hi
+        step_dense = self.optimizer.step_dense
         updates: list[np.ndarray | None] = []
-        update_times: list[float] = []
-        self._update_starts = []
-        for k in range(self.net.depth):
+        starts: list[float] = []
+        times: list[float] = []
+        for k in range(lo, hi):
+            applied = applies is None or applies[k]
+            if not timed:
+                if applied:
+                    step_dense(2 * k, hs[k], deltas[k])
+                continue
             t0 = time.perf_counter()
-            self._update_starts.append(t0)
-            if applies is None or applies[k]:
-                updates.append(self.optimizer.step_dense(2 * k, hs[k], deltas[k]))
-            else:
-                updates.append(None)
-            update_times.append(time.perf_counter() - t0)
-        return updates, update_times
+            updates.append(step_dense(2 * k, hs[k], deltas[k]) if applied else None)
+            starts.append(t0)
+            times.append(time.perf_counter() - t0)
+        return updates, starts, times
 
     def _timeline(
-        self, start: float, forward_times: list[float], update_times: list[float], end: float
+        self,
+        start: float,
+        forward_times: list[float],
+        update_starts: list[float],
+        update_times: list[float],
+        updates: list[np.ndarray | None],
     ) -> None:
         """The step's work as timeline events: a lane per layer, one after another (locked),
         and the shared backward work (backward pass or synthetic gradients, module updates)
@@ -239,11 +252,12 @@ class Trainer:
         for k, duration in enumerate(forward_times):
             events.append([k, "f", round(t - o, 6), round(t + duration - o, 6)])
             t += duration
-        first_update = self._update_starts[0]
+        end = time.perf_counter()
+        first_update = update_starts[0]
         events.append([depth, "b", round(t - o, 6), round(first_update - o, 6)])
         last = first_update
-        for k, (t0, duration) in enumerate(zip(self._update_starts, update_times, strict=True)):
-            kind = "u" if self._applied[k] else "x"
+        for k, (t0, duration) in enumerate(zip(update_starts, update_times, strict=True)):
+            kind = "x" if updates[k] is None else "u"
             events.append([k, kind, round(t0 - o, 6), round(t0 + duration - o, 6)])
             last = t0 + duration
         events.append([depth, "m", round(last - o, 6), round(end - o, 6)])
@@ -321,31 +335,31 @@ class Trainer:
         result.update(self._batch_accuracy(logits, y))
         return result
 
-    def _diagnostics(
+    def _layer_diagnostics(
         self,
         record: Record,
-        hs: list[np.ndarray],
-        signals: list[np.ndarray],
-        true_gradients: list[np.ndarray],
-        errors: list[np.ndarray],
+        hs: Activations,
+        errors: Activations,
         updates: tuple[list[np.ndarray | None], list[float]],
-        forward_times: list[float],
-        update_times: list[float],
+        times: tuple[list[float], list[float]],
+        lo: int,
+        hi: int,
     ) -> None:
+        """Saturation and module loss of the hidden layers of lo..hi-1, weight statistics
+        and times of its layers (`updates`: what each subtracted, square sums before)."""
         hidden_keys, layer_keys = self._keys
         activation = self.net.activation_name
-        for k, (signal, truth) in enumerate(zip(signals, true_gradients, strict=True)):
-            cos_key, rel_key, ratio_key, saturated_key, module_key = hidden_keys[k]
-            record[cos_key], record[rel_key], record[ratio_key] = fidelity(signal, truth)
-            record[saturated_key] = saturation(hs[k + 1], activation)
-            if k < len(errors):
-                record[module_key] = module_loss(errors[k])
+        for k in range(lo, min(hi, self.net.depth - 1)):
+            record[hidden_keys[k][3]] = saturation(hs[k + 1], activation)
+            if k in errors:
+                record[hidden_keys[k][4]] = module_loss(errors[k])
         applied, before_square_sums = updates
-        stats = layer_stats(
-            self.net.flat_weights, self.net.weight_starts, applied, before_square_sums
-        )
-        for k, layer_values in enumerate(stats):
-            mean_key, std_key, norm_key, max_key, ratio_key, forward_key, update_key = layer_keys[k]
+        stats = layer_stats(*self.net.weight_segment(lo, hi), applied, before_square_sums)
+        forward_times, update_times = times
+        for i, layer_values in enumerate(stats):
+            mean_key, std_key, norm_key, max_key, ratio_key, forward_key, update_key = layer_keys[
+                lo + i
+            ]
             (
                 record[mean_key],
                 record[std_key],
@@ -353,8 +367,8 @@ class Trainer:
                 record[max_key],
                 record[ratio_key],
             ) = layer_values
-            record[forward_key] = forward_times[k]
-            record[update_key] = update_times[k]
+            record[forward_key] = forward_times[i]
+            record[update_key] = update_times[i]
 
     def summary(self) -> dict[str, Any]:
         """Final numbers on the whole training and held-out splits."""
@@ -404,6 +418,17 @@ def record_keys(cfg: ResolvedConfig) -> list[str]:
     if cfg.diagnostics_every or cfg.execution == "pipelined":
         keys += ["timeline", "timeline_window"]
     return keys
+
+
+def fill_fidelity(record: Record, signals: Activations, true_gradients: Activations) -> None:
+    """Cosine, relative error and norm ratio of each signal against the true gradient."""
+    for k, signal in signals.items():
+        if k in true_gradients:
+            (
+                record[f"cos_h{k + 1}"],
+                record[f"rel_err_h{k + 1}"],
+                record[f"norm_ratio_h{k + 1}"],
+            ) = fidelity(signal, true_gradients[k])
 
 
 def without_timing(record: Record) -> Record:

@@ -15,9 +15,10 @@ DEEP = TrainConfig(
 )
 
 
-def first_batch(trainer: Trainer) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+def first_batch(trainer: Trainer) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
     x, y, _ = trainer._next_batch()
     hs, logits, out = trainer.net.forward(x)
+    assert logits is not None and out is not None
     return hs, trainer.net.out.delta(logits, out, y), y
 
 
@@ -47,7 +48,7 @@ def test_feedback_alignment_sends_the_error_through_fixed_matrices() -> None:
     hs, top_delta, y = first_batch(trainer)
     backward = rule.backward(trainer.net, hs, top_delta, y, None)
     expected = top_delta @ rule.feedback[-1]
-    np.testing.assert_array_equal(backward.signals[-1], expected)
+    np.testing.assert_array_equal(backward.signals[len(backward.signals) - 1], expected)
     assert not np.allclose(expected, top_delta @ trainer.net.weights[-1].T)
 
 

@@ -24,7 +24,10 @@ class OracleModule:
     def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.trainer.true_gradients[self.layer]
 
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def context(self) -> None:
+        return None
+
+    def update(self, prediction: np.ndarray, target: np.ndarray, context: object) -> np.ndarray:
         return prediction - target
 
 
