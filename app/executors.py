@@ -27,7 +27,8 @@ import logging
 import os
 from typing import Any, NamedTuple, Protocol
 
-from synthgrad_core import TrainConfig, Trainer, dumps
+from synthgrad_core import Trainer, dumps
+from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
 
 Record = dict[str, Any]
@@ -125,7 +126,7 @@ class Session(Protocol):
 class Executor(Protocol):
     name: str
 
-    def open(self, config: dict[str, Any]) -> Session:
+    def open(self, config: ResolvedConfig) -> Session:
         """Build the run's trainer; raises ConfigError, OSError or ValueError for a bad config."""
         ...
 
@@ -176,8 +177,8 @@ class ThreadSession:
 class ThreadExecutor:
     name = "thread"
 
-    def open(self, config: dict[str, Any]) -> Session:
-        return ThreadSession(make_trainer(TrainConfig.from_dict(config)))
+    def open(self, config: ResolvedConfig) -> Session:
+        return ThreadSession(make_trainer(config))
 
     def capacity(self) -> int:
         return os.cpu_count() or 1

@@ -5,7 +5,6 @@ A mixin of RunManager: both flush the recorder first, so nothing recorded is mis
 
 from __future__ import annotations
 
-from synthgrad_core import TrainConfig
 from synthgrad_core.trainer import record_keys
 
 from .metrics import Export, export, parse_fields
@@ -38,7 +37,7 @@ class History:
         """The run's stored history as JSON or CSV text chunks, read as they are sent."""
         run = self.get(run_id)
         self.flush()
-        columns = record_keys(TrainConfig.from_dict(run.config).resolve())
+        columns = record_keys(run.config)
         wanted = parse_fields(fields, columns)  # InvalidQuery for a field the run lacks
         count = self.store.count_records(run_id)
         texts = (text for _, text in self.store.iter_records(run_id, limit=count))

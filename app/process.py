@@ -19,7 +19,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
-from synthgrad_core import ConfigError, TrainConfig, Trainer
+from synthgrad_core import ConfigError, Trainer
+from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
 
 from .executors import TRAINING_NICENESS, Entry, Session, TrainingFailed, entry
@@ -68,8 +69,8 @@ def _refusal(exc: Exception) -> Invalid:
     return Invalid(type(exc).__name__ if isinstance(exc, ValueError) else "OSError", "", str(exc))
 
 
-def build_trainer(config: dict[str, Any]) -> Trainer:
-    return make_trainer(TrainConfig.from_dict(config))
+def build_trainer(config: ResolvedConfig) -> Trainer:
+    return make_trainer(config)
 
 
 def train_slice(trainer: Trainer, slice_seconds: float) -> Slice:
@@ -121,9 +122,9 @@ class SliceSession:
 
 def _serve_trainer(
     conn: Connection,
-    config: dict[str, Any],
+    config: ResolvedConfig,
     slice_seconds: float,
-    build: Callable[[dict[str, Any]], Trainer],
+    build: Callable[[ResolvedConfig], Trainer],
 ) -> None:
     """The child process: build the trainer, then answer the parent's requests until `close`."""
     # Training is batch work: the server process (event loop, store writer) comes first
@@ -170,9 +171,9 @@ class ProcessSession(SliceSession):
     def __init__(
         self,
         ctx: Any,
-        config: dict[str, Any],
+        config: ResolvedConfig,
         slice_seconds: float,
-        build: Callable[[dict[str, Any]], Trainer] = build_trainer,
+        build: Callable[[ResolvedConfig], Trainer] = build_trainer,
     ) -> None:
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
@@ -228,7 +229,7 @@ class ProcessExecutor:
     def __init__(
         self,
         slice_seconds: float = 0.01,
-        build: Callable[[dict[str, Any]], Trainer] = build_trainer,
+        build: Callable[[ResolvedConfig], Trainer] = build_trainer,
     ) -> None:
         """`build` makes the trainer in the child (a module-level function: it is pickled)."""
         self.slice_seconds = slice_seconds
@@ -237,7 +238,7 @@ class ProcessExecutor:
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
-    def open(self, config: dict[str, Any]) -> Session:
+    def open(self, config: ResolvedConfig) -> Session:
         return ProcessSession(self._ctx, config, self.slice_seconds, self.build)
 
     def capacity(self) -> int:

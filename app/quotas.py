@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -185,11 +186,11 @@ class Admission:
             raise ConfigError("data_path", f"the server's data folder has no folder {data_path!r}")
         return target
 
-    def runnable(self, config: dict[str, Any]) -> dict[str, Any]:
+    def runnable(self, config: ResolvedConfig) -> ResolvedConfig:
         """The config a trainer gets: an mnist data_path made absolute inside the data root."""
-        if config.get("data_path") is None:
+        if config.data_path is None:
             return config
-        return {**config, "data_path": str(self.confine(config["data_path"]))}
+        return dataclasses.replace(config, data_path=str(self.confine(config.data_path)))
 
     def scrub(self, message: str) -> str:
         """An error message without the data root's absolute path."""

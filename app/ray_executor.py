@@ -25,7 +25,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from synthgrad_core import ConfigError, TrainConfig, Trainer
+from synthgrad_core import ConfigError, Trainer
+from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
 
 from .executors import RAY_MISSING, TRAINING_NICENESS, Entry, Session, TrainingFailed
@@ -50,9 +51,9 @@ class TrainerActor:
         self.slice_seconds = slice_seconds
         self.trainer: Trainer | None = None
 
-    def load(self, config: dict[str, Any]) -> Ready | Invalid:
+    def load(self, config: ResolvedConfig) -> Ready | Invalid:
         try:
-            self.trainer = make_trainer(TrainConfig.from_dict(config))
+            self.trainer = make_trainer(config)
         except (ConfigError, OSError, ValueError) as exc:
             return _refusal(exc)
         return Ready(self.trainer.total_steps)
@@ -106,14 +107,13 @@ def _signals_kept() -> Iterator[None]:
 class RaySession(SliceSession):
     """A trainer in a Ray actor, driven in lockstep like a process session."""
 
-    def __init__(self, executor: RayExecutor, config: dict[str, Any]) -> None:
+    def __init__(self, executor: RayExecutor, config: ResolvedConfig) -> None:
         import ray
 
         self._ray = ray
         self._executor = executor
-        cfg = TrainConfig.from_dict(config).resolve()
-        pipelined = cfg.execution == "pipelined" and cfg.method in ("dni", "cdni")
-        self.cpus = cfg.workers if pipelined else 1  # a CPU per thread that trains
+        pipelined = config.execution == "pipelined" and config.method in ("dni", "cdni")
+        self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
         try:
             reply = self._get(self._actor.load.remote(config))
@@ -228,7 +228,7 @@ class RayExecutor:
         with contextlib.suppress(Exception):
             self._ray.kill(actor, no_restart=True)
 
-    def open(self, config: dict[str, Any]) -> Session:
+    def open(self, config: ResolvedConfig) -> Session:
         return RaySession(self, config)
 
     def shutdown(self) -> None:

@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthgrad_core.config import ResolvedConfig
+
 from .executors import Entry, Session
 from .status import Control, RunStatus
 
@@ -18,7 +20,7 @@ SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
 class Run:
     id: str
     name: str
-    config: dict[str, Any]
+    config: ResolvedConfig
     owner_hash: str
     total_steps: int
     created_at: float
@@ -47,7 +49,8 @@ class Run:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
-        return cls(**{**row, "status": RunStatus(row["status"])})
+        config = ResolvedConfig.from_stored(row["config"])
+        return cls(**{**row, "config": config, "status": RunStatus(row["status"])})
 
     def row(self) -> dict[str, Any]:
         """The run as the store keeps it."""
@@ -55,7 +58,7 @@ class Run:
             "id": self.id,
             "name": self.name,
             "status": self.status.value,
-            "config": self.config,
+            "config": self.config.as_dict(),
             "owner_hash": self.owner_hash,
             "created_at": self.created_at,
             "started_at": self.started_at,

@@ -160,7 +160,7 @@ class RunManager(Controls, History, Broadcaster):
                 Run(
                     id=new_run_id(),
                     name=name or f"{cfg.method} on {cfg.dataset}",
-                    config=cfg.as_dict(),
+                    config=cfg,
                     owner_hash=owner_hash,
                     total_steps=planned_steps(cfg),
                     created_at=time.time(),

@@ -55,6 +55,23 @@ class Sweep:
     run_ids: list[str]
 
 
+def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid's points, each checked with the base config: a GridError names the point."""
+    try:
+        check_grid(grid)
+    except ConfigError as exc:
+        raise GridError(exc.field, exc.message) from None
+    todo = points(config, grid)
+    for point in todo:
+        try:
+            TrainConfig.from_dict({**config, **point}).resolve()
+        except ConfigError as exc:
+            if exc.field not in grid:
+                raise
+            raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
+    return todo
+
+
 def _label(point: dict[str, Any]) -> str:
     """'method dni, seed 1': a grid point in words, for run names."""
     return ", ".join(f"{key} {_cell(value)}" for key, value in point.items())
@@ -93,18 +110,7 @@ class Sweeps:
         """
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
-        try:
-            check_grid(grid)
-        except ConfigError as exc:
-            raise GridError(exc.field, exc.message) from None
-        todo = points(config, grid)
-        for point in todo:
-            try:
-                TrainConfig.from_dict({**config, **point}).resolve()
-            except ConfigError as exc:
-                if exc.field not in grid:
-                    raise
-                raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
+        todo = checked_points(config, grid)
         name = name or f"sweep of {', '.join(grid) or 'one run'}"
         sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])
 
@@ -171,7 +177,7 @@ class Sweeps:
         runs = self.runs(sweep)
         rows = []
         for run in runs:
-            point = {field: run.config.get(field) for field in sweep.grid}
+            point = {field: run.config.as_dict().get(field) for field in sweep.grid}
             # Final numbers: of runs that trained to the end (a stopped or interrupted
             # run's are partial, a failed one's missing).
             ended = run.status in (RunStatus.FINISHED, RunStatus.DIVERGED)

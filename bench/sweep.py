@@ -37,6 +37,7 @@ from typing import Any
 from app.executors import make_executor
 from app.runs import RunManager
 from app.settings import Settings
+from synthgrad_core import TrainConfig
 
 TASKS = {"addition": 300, "digits": 50}
 METHODS = ("backprop", "dni", "cdni", "feedback_alignment")
@@ -127,7 +128,7 @@ def first_record(executor: str, samples: int = 6) -> list[float]:
         times = []
         for seed in range(samples):
             start = time.perf_counter()
-            session = made.open({"dataset": "digits", "method": "dni", "seed": seed})
+            session = made.open(TrainConfig(dataset="digits", method="dni", seed=seed).resolve())
             session.advance()
             times.append(time.perf_counter() - start)
             session.close()
@@ -140,7 +141,9 @@ def alone(executor: str) -> float:
     """Steps per second of one run trained alone through `executor` (after its first slice)."""
     made = make_executor(executor, 0.05 if executor == "ray" else 0.01)
     try:
-        session = made.open({"dataset": "addition", "method": "dni", "epochs": 60, "seed": 1})
+        session = made.open(
+            TrainConfig(dataset="addition", method="dni", epochs=60, seed=1).resolve()
+        )
         session.advance()
         start, steps = time.perf_counter(), 0
         while not session.done:

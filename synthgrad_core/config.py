@@ -394,6 +394,21 @@ class ResolvedConfig(TrainConfig):
     learning_rate: float = 0.0
     sg_learning_rate: float = 0.0
 
+    def resolve(self) -> ResolvedConfig:
+        """Already resolved: itself (a config is resolved once, where it enters)."""
+        return self
+
+    @classmethod
+    def from_stored(cls, values: dict[str, Any]) -> ResolvedConfig:
+        """A config that was resolved when it was stored (as_dict), read back as it is:
+        bounds may have changed since, and a stored run must still load."""
+        values = {
+            f.name: v for f in dataclasses.fields(cls) if (v := values.get(f.name)) is not None
+        }
+        if "hidden" in values:
+            values["hidden"] = tuple(values["hidden"])
+        return cls(**values)
+
     def _validate_dataset(self) -> None:
         """The checks that tie fields together."""
         if self.dataset == "addition":

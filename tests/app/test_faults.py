@@ -22,7 +22,8 @@ from app.status import RunStatus, Unavailable
 from app.store import Store, StoreCorrupt, StoreError
 from support.live import server_process
 from support.load import stored_run
-from synthgrad_core import TrainConfig, Trainer
+from synthgrad_core import Trainer
+from synthgrad_core.config import ResolvedConfig
 
 from .test_executors import wait_for
 
@@ -40,8 +41,8 @@ class SlowTrainer(Trainer):
         return super().step()
 
 
-def build_slow(config: dict[str, Any]) -> Trainer:
-    return SlowTrainer(TrainConfig.from_dict(config))
+def build_slow(config: ResolvedConfig) -> Trainer:
+    return SlowTrainer(config)
 
 
 @pytest.fixture

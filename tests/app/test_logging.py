@@ -12,7 +12,8 @@ from app.process import ProcessExecutor
 from app.runs import RunManager
 from app.settings import Settings
 from app.status import RunStatus
-from synthgrad_core import TrainConfig, Trainer
+from synthgrad_core import Trainer
+from synthgrad_core.config import ResolvedConfig
 
 CONFIG = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 50}
 
@@ -26,8 +27,8 @@ class BrokenTrainer(Trainer):
         return super().step()
 
 
-def build_broken(config: dict[str, Any]) -> Trainer:
-    return BrokenTrainer(TrainConfig.from_dict(config))
+def build_broken(config: ResolvedConfig) -> Trainer:
+    return BrokenTrainer(config)
 
 
 def test_a_failing_training_process_logs_its_traceback(
