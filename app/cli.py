@@ -13,7 +13,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 
-from synthgrad_core.cli import OneLineParser, add_train_command, run_command, train
+from synthgrad_core.cli import add_train_command, run_command, train
+from synthgrad_core.flags import OneLineParser
 from synthgrad_core.sweep import add_sweep_command, sweep
 
 

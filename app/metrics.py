@@ -162,20 +162,24 @@ def export(
     downsampled = max_points is not None and count > max_points
     if fmt == "json" and fields is None and not downsampled:
         return Export("application/json", _json_verbatim(run_id, texts, count))
-    records = (json.loads(t) for t in texts)
-    if downsampled:
-        assert max_points is not None
-        head = [json.loads(t) for t in _take(texts, KEY_SAMPLE)]
-        keys = fields or numeric_keys(head)
-        chosen: Iterable[Record] = (
-            r for _, r in select(_chain(head, records), count, max_points, keys)
-        )
-    else:
-        chosen = records
+    records: Iterable[Record] = (json.loads(t) for t in texts)
+    chosen = _downsampled(texts, count, max_points, fields) if downsampled else records
     trimmed = (select_fields(r, fields) for r in chosen)
     if fmt == "csv":
         return Export("text/csv", _csv(trimmed, ["step", *(fields or columns[1:])]))
     return Export("application/json", _json(run_id, trimmed, downsampled))
+
+
+def _downsampled(
+    texts: Iterator[str], count: int, max_points: int | None, fields: list[str] | None
+) -> Iterator[Record]:
+    """At most `max_points` of the `count` records, min/max per bucket of `fields` (or of
+    every numeric key of the first records)."""
+    assert max_points is not None
+    head = [json.loads(t) for t in _take(texts, KEY_SAMPLE)]
+    keys = fields or numeric_keys(head)
+    rest = (json.loads(t) for t in texts)
+    return (r for _, r in select(_chain(head, rest), count, max_points, keys))
 
 
 def _take(texts: Iterator[str], n: int) -> list[str]:

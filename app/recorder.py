@@ -18,6 +18,11 @@ from .executors import Entry
 from .run import Run
 from .store import Store, StoreError
 
+#: A record as the store takes it: run id, step, streamed (0/1), encoded text.
+Row = tuple[str, int, int, str]
+#: A run row's changed columns.
+Update = tuple[str, dict[str, Any]]
+
 log = logging.getLogger("synthgrad.recorder")
 
 
@@ -75,25 +80,7 @@ class Recorder:
         """
         failure: tuple[str, dict[str, int]] | None = None
         with self._lock:
-            rows: list[tuple[str, int, int, str]] = []
-            updates: list[tuple[str, dict[str, Any]]] = []
-            events: list[MetricsEvent] = []
-            now = time.monotonic()
-            for run in list(self._runs()):
-                pending = len(run.outbox)
-                if not pending:
-                    continue
-                batch = [run.outbox.popleft() for _ in range(pending)]
-                streamed = sorted(self.choose_streamed(run, batch, now))
-                live = set(streamed)
-                rows.extend((run.id, e.step, int(i in live), e.text) for i, e in enumerate(batch))
-                _summarize(run, batch)
-                updates.append((run.id, {"step": batch[-1].step, "summary": run.summary}))
-                events.append(
-                    MetricsEvent(
-                        run.id, [batch[i].text for i in streamed], [batch[i].step for i in streamed]
-                    )
-                )
+            rows, updates, events = self._take_pending(time.monotonic())
             # Viewers first, then the store: the write (~20 ms for ~1,000 records under
             # load) no longer delays the live stream. Replays stay exact: they read
             # through flush() first and so wait for this lock, i.e. for the write.
@@ -112,6 +99,29 @@ class Recorder:
                     failure = (str(exc), lost)
         if failure is not None:
             self._on_failure(*failure)
+
+    def _take_pending(
+        self, now: float
+    ) -> tuple[
+        list[tuple[str, int, int, str]], list[tuple[str, dict[str, Any]]], list[MetricsEvent]
+    ]:
+        """Every run's pending records as store rows, run-row updates and live events."""
+        rows: list[tuple[str, int, int, str]] = []
+        updates: list[tuple[str, dict[str, Any]]] = []
+        events: list[MetricsEvent] = []
+        for run in list(self._runs()):
+            pending = len(run.outbox)
+            if not pending:
+                continue
+            batch = [run.outbox.popleft() for _ in range(pending)]
+            streamed = sorted(self.choose_streamed(run, batch, now))
+            live = set(streamed)
+            rows.extend((run.id, e.step, int(i in live), e.text) for i, e in enumerate(batch))
+            _summarize(run, batch)
+            updates.append((run.id, {"step": batch[-1].step, "summary": run.summary}))
+            texts, steps = [batch[i].text for i in streamed], [batch[i].step for i in streamed]
+            events.append(MetricsEvent(run.id, texts, steps))
+        return rows, updates, events
 
     def choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.

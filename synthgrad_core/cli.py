@@ -7,43 +7,14 @@ import dataclasses
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
+from .flags import FLAG_TYPES, OneLineParser, flag_name
 from .pipeline import make_trainer
 from .records import dumps
 from .sweep import add_sweep_command, sweep
-from .trainer import EXPLOSION_FACTOR
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line on stderr and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers like 128,64; got {text!r}"
-        ) from None
-
-
-#: How the command line reads each kind of config field.
-_FLAG_TYPES: dict[str, Any] = {
-    "int": int,
-    "float": float,
-    "choice": str,
-    "path": str,
-    "widths": _widths,
-}
+from .trainer import EXPLOSION_FACTOR, Trainer
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +23,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         shown = "dataset default" if default is None else default
         bounds = spec.bounds_text()
         parser.add_argument(
-            _flag(name),
+            flag_name(name),
             dest=name,
-            type=_FLAG_TYPES[spec.kind],
+            type=FLAG_TYPES[spec.kind],
             default=None,
             choices=spec.choices,
             help=f"{spec.help} ({bounds + '; ' if bounds else ''}default: {shown})",
@@ -127,15 +98,7 @@ def train(args: argparse.Namespace) -> int:
     bar = ProgressBar(trainer.total_steps, sys.stderr) if show_bar else None
     records_file = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115
     try:
-        record: dict[str, Any] = {}
-        for record in trainer:
-            if records_file is not None:
-                records_file.write(dumps(record) + "\n")
-            if bar is not None:
-                bar.update(record["step"], record["loss"], record["accuracy"])
-        if bar is not None and record:
-            bar.update(record["step"], record["loss"], record["accuracy"], force=True)
-            bar.close()
+        _drive(trainer, bar, records_file)
     finally:
         if records_file is not None:
             records_file.close()
@@ -147,20 +110,35 @@ def train(args: argparse.Namespace) -> int:
             "the numbers below are not a trained network's (try a smaller learning rate)",
             file=sys.stderr,
         )
-    if args.json:
-        print(dumps(summary))
-    else:
-        line = (
-            f"{summary['method']} on {summary['dataset']}: {summary['status']} after "
-            f"{summary['steps']} steps in {summary['seconds']:.1f}s; train accuracy "
-            f"{summary['accuracy']:.4f}, held-out accuracy {summary['test_accuracy']:.4f}"
-        )
-        if trainer.diverged_at is not None:
-            line += f" (diverged at step {trainer.diverged_at})"
-        if trainer.exploded_at is not None:
-            line += f" (loss exploded at step {trainer.exploded_at})"
-        print(line)
+    print(dumps(summary) if args.json else summary_line(summary))
     return 0
+
+
+def _drive(trainer: Trainer, bar: ProgressBar | None, records_file: TextIO | None) -> None:
+    """Train to the end, writing each record and drawing the bar as asked."""
+    record: dict[str, Any] = {}
+    for record in trainer:
+        if records_file is not None:
+            records_file.write(dumps(record) + "\n")
+        if bar is not None:
+            bar.update(record["step"], record["loss"], record["accuracy"])
+    if bar is not None and record:
+        bar.update(record["step"], record["loss"], record["accuracy"], force=True)
+        bar.close()
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """A run's summary in one line of words."""
+    line = (
+        f"{summary['method']} on {summary['dataset']}: {summary['status']} after "
+        f"{summary['steps']} steps in {summary['seconds']:.1f}s; train accuracy "
+        f"{summary['accuracy']:.4f}, held-out accuracy {summary['test_accuracy']:.4f}"
+    )
+    if "diverged_at" in summary:
+        line += f" (diverged at step {summary['diverged_at']})"
+    if "exploded_at" in summary:
+        line += f" (loss exploded at step {summary['exploded_at']})"
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,7 +152,7 @@ def run_command(args: argparse.Namespace, commands: dict[str, Any]) -> int:
     try:
         return int(commands[args.command](args))
     except ConfigError as exc:
-        flag = _flag(exc.field)
+        flag = flag_name(exc.field)
         print(f"synthgrad {args.command}: error: {flag}: {exc.message}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. --records names a folder that does not exist

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from .config import FIELD_SPECS, ConfigError, TrainConfig
+from .flags import FLAG_TYPES
 
 #: Largest grid one sweep may run.
 MAX_RUNS = 96
@@ -61,14 +62,13 @@ def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 def _values(name: str, text: str) -> list[Any]:
     """A flag's distinct values, each read as its field's kind."""
-    from .cli import _FLAG_TYPES
 
     spec = FIELD_SPECS[name]
     separator = ";" if spec.kind == "widths" else ","
     values: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(separator) if p.strip()):
         try:
-            value = _FLAG_TYPES[spec.kind](part)
+            value = FLAG_TYPES[spec.kind](part)
         except (ValueError, argparse.ArgumentTypeError):
             raise ConfigError(name, f"cannot read {part!r}") from None
         value = list(value) if isinstance(value, tuple) else value

@@ -410,14 +410,19 @@ def record_keys(cfg: ResolvedConfig) -> list[str]:
     keys += ["exact_accuracy"] * bits + ["test_loss", "test_accuracy"]
     keys += ["test_exact_accuracy"] * bits
     if cfg.diagnostics_every:
-        hidden = [f for f in HIDDEN_FIELDS if f != "module_loss" or cfg.method in ("dni", "cdni")]
-        keys += [f"{f}_h{i}" for i in range(1, depth) for f in hidden]
-        keys += [f"{f}_l{i}" for i in range(1, depth + 1) for f in LAYER_FIELDS]
+        keys += diagnostics_keys(depth, modules=cfg.method in ("dni", "cdni"))
     if cfg.histogram_every:
         keys += [f"hist_l{i}" for i in range(1, depth + 1)]
     if cfg.diagnostics_every or cfg.execution == "pipelined":
         keys += ["timeline", "timeline_window"]
     return keys
+
+
+def diagnostics_keys(depth: int, modules: bool) -> list[str]:
+    """The keys of a diagnosed step's per-layer figures (module_loss only with modules)."""
+    hidden = [f for f in HIDDEN_FIELDS if f != "module_loss" or modules]
+    keys = [f"{f}_h{i}" for i in range(1, depth) for f in hidden]
+    return keys + [f"{f}_l{i}" for i in range(1, depth + 1) for f in LAYER_FIELDS]
 
 
 def fill_fidelity(record: Record, signals: Activations, true_gradients: Activations) -> None:

@@ -14,7 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_COMPLEXITY = 15
+MAX_COMPLEXITY = 12
 MAX_APP_MODULE_LINES = 350
 
 
