@@ -1,19 +1,21 @@
-"""The JSON messages the server sends: one way to splice already-encoded records into them.
+"""The websocket messages of the run stream, typed, and the close codes the page shares.
 
 Records are encoded once, where they are made (`synthgrad_core.records.dumps`:
 no NaN tokens); messages that carry them splice that text in rather than
-decoding and encoding it again.
+decoding and encoding it again. Each message type is a dataclass whose
+`encode()` gives the text sent; the protocol is in docs/api.md ("Live stream").
 """
 
 from __future__ import annotations
 
 import enum
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 
 class CloseCode(enum.IntEnum):
-    """Websocket close codes of the run stream."""
+    """Websocket close codes of the run stream (the page reads them from the vocabulary)."""
 
     NORMAL = 1000  # the run ended, or was deleted
     POLICY = 1008  # a cross-origin websocket was refused
@@ -38,16 +40,54 @@ def envelope(fields: dict[str, Any], **encoded: list[str] | str) -> str:
     return "".join(parts)
 
 
-def metrics_message(seq: int, record_texts: list[str], gap: bool = False) -> str:
-    """A `metrics` message: records after the client's last `seq`, oldest first."""
-    fields: dict[str, Any] = {"type": "metrics", "seq": seq}
-    if gap:
-        fields["gap"] = True
-    return envelope(fields, records=record_texts)
+@dataclass(frozen=True)
+class Snapshot:
+    """The first message: the run object and its (downsampled) history, pre-encoded."""
+
+    status: str
+    run: dict[str, Any]
+    seq: int
+    downsampled: bool
+    history: str  # comma-joined record texts
+
+    def encode(self) -> str:
+        fields = {
+            "type": "snapshot",
+            "status": self.status,
+            "run": self.run,
+            "seq": self.seq,
+            "downsampled": self.downsampled,
+        }
+        return envelope(fields, history=self.history)
 
 
-def status_message(status: str, step: int | None, **extra: Any) -> str:
-    """A `status` message; `extra` keys (error, diverged_at) only where they have a value."""
-    body = {"type": "status", "status": status, "step": step}
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return json.dumps(body)
+@dataclass(frozen=True)
+class Metrics:
+    """Records after the client's last `seq`, oldest first; `gap`: some were thinned out."""
+
+    seq: int
+    records: list[str]
+    gap: bool = False
+
+    def encode(self) -> str:
+        fields: dict[str, Any] = {"type": "metrics", "seq": self.seq}
+        if self.gap:
+            fields["gap"] = True
+        return envelope(fields, records=self.records)
+
+
+@dataclass(frozen=True)
+class Status:
+    """A status change; `extra` keys (error, diverged_at) only where they have a value."""
+
+    status: str
+    step: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        body = {"type": "status", "status": self.status, "step": self.step}
+        body.update({k: v for k, v in self.extra.items() if v is not None})
+        return json.dumps(body)
+
+
+Message = Snapshot | Metrics | Status

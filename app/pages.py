@@ -18,6 +18,7 @@ from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
 
 from .deps import Manager
+from .messages import CloseCode
 from .status import ACTIVE, TERMINAL
 
 router = APIRouter(include_in_schema=False)
@@ -86,6 +87,7 @@ VOCABULARY = {
         "active": sorted(ACTIVE),
     },
     "record_keys": {"hidden": list(HIDDEN_FIELDS), "layer": list(LAYER_FIELDS)},
+    "close_codes": {code.name: int(code) for code in CloseCode},
 }
 
 
@@ -164,7 +166,7 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
     run = manager.runs.get(run_id)
     if run is None:
         return page(request, "not_found.html", status_code=404, missing=[run_id])
-    inputs, outputs = io_sizes(TrainConfig.from_dict(run.config))
+    inputs, outputs = io_sizes(run.config)
     return page(request, "run.html", run=run.public(), shape={"inputs": inputs, "outputs": outputs})
 
 

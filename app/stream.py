@@ -19,7 +19,7 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .events import DeletedEvent, Event, MetricsEvent, StatusEvent
-from .messages import CloseCode, envelope, metrics_message, status_message
+from .messages import CloseCode, Metrics, Snapshot, Status
 from .metrics import HEADLINE_KEYS, downsample
 from .runs import RunManager
 from .status import RunNotFound, RunStatus
@@ -142,37 +142,11 @@ class StreamHub:
                 wait = self.interval / 2 - (time.monotonic() - last_send)
                 if wait > 0:
                     await asyncio.sleep(wait)
-                fresh = [
-                    (s, r)
-                    for s, r in zip(client.steps, client.records, strict=True)
-                    if s > last_step
-                ]
-                client.records, client.steps = [], []
-                if fresh:
-                    last_step = fresh[-1][0]
-                    await self._send(
-                        websocket, metrics_message(last_step, [r for _, r in fresh], gap=client.gap)
-                    )
-                    client.gap = False
+                sent, last_step = await self._send_fresh(websocket, client, last_step)
+                if sent:
                     last_send = time.monotonic()
-                statuses, client.statuses = client.statuses, []
-                for status in statuses:
-                    if isinstance(status, DeletedEvent):
-                        await self._send(websocket, status_message("deleted", None))
-                        await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
-                        return
-                    await self._send(
-                        websocket,
-                        status_message(
-                            status.status,
-                            status.step,
-                            error=status.error,
-                            diverged_at=status.diverged_at,
-                        ),
-                    )
-                    if RunStatus(status.status).terminal:
-                        await websocket.close(code=CloseCode.NORMAL)
-                        return
+                if await self._send_statuses(websocket, client):
+                    return
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away; nothing to clean but our own registration
         except TimeoutError:
@@ -182,6 +156,36 @@ class StreamHub:
             watcher.cancel()
             self.clients.get(run_id, set()).discard(client)
             self.dropped_by_departed += client.dropped
+
+    async def _send_fresh(
+        self, websocket: WebSocket, client: Client, last_step: int
+    ) -> tuple[bool, int]:
+        """Send the client's pending records after `last_step`: whether any were sent, and
+        the last step sent."""
+        fresh = [(s, r) for s, r in zip(client.steps, client.records, strict=True) if s > last_step]
+        client.records, client.steps = [], []
+        if not fresh:
+            return False, last_step
+        last_step = fresh[-1][0]
+        message = Metrics(last_step, [r for _, r in fresh], gap=client.gap)
+        await self._send(websocket, message.encode())
+        client.gap = False
+        return True, last_step
+
+    async def _send_statuses(self, websocket: WebSocket, client: Client) -> bool:
+        """Send the client's pending status events; True when the stream has ended."""
+        statuses, client.statuses = client.statuses, []
+        for event in statuses:
+            if isinstance(event, DeletedEvent):
+                await self._send(websocket, Status("deleted", None).encode())
+                await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
+                return True
+            extra = {"error": event.error, "diverged_at": event.diverged_at}
+            await self._send(websocket, Status(event.status, event.step, extra).encode())
+            if RunStatus(event.status).terminal:
+                await websocket.close(code=CloseCode.NORMAL)
+                return True
+        return False
 
     async def _send_start(self, websocket: WebSocket, run_id: str, after: int | None) -> int:
         """Send the snapshot (or, with `after`, the missed records); returns the last step sent."""
@@ -195,10 +199,10 @@ class StreamHub:
                 limit=REPLAY_LIMIT + 1,
             )
             if len(texts) <= REPLAY_LIMIT:
-                await self._send(websocket, status_message(run.status.value, run.step))
+                await self._send(websocket, Status(run.status.value, run.step).encode())
                 if texts:
                     last = json.loads(texts[-1])["step"]
-                    await self._send(websocket, metrics_message(last, texts))
+                    await self._send(websocket, Metrics(last, texts).encode())
                     return int(last)
                 return after
         seq, text = await asyncio.to_thread(self._snapshot, run_id)
@@ -209,7 +213,7 @@ class StreamHub:
         )
         if texts:
             last = int(json.loads(texts[-1])["step"])
-            await self._send(websocket, metrics_message(last, texts))
+            await self._send(websocket, Metrics(last, texts).encode())
             return last
         return seq
 
@@ -242,18 +246,13 @@ class StreamHub:
                 )
                 self._histories[run_id] = cached
         _, seq, downsampled, history = cached
-        fields = {
-            "type": "snapshot",
-            "status": status,
-            "run": public,
-            "seq": seq,
-            "downsampled": downsampled,
-        }
-        return seq, envelope(fields, history=history)
+        return seq, Snapshot(status, public, seq, downsampled, history).encode()
 
     async def _finish(self, websocket: WebSocket, run_id: str) -> None:
         run = self.manager.get(run_id)
-        await self._send(websocket, status_message(run.status.value, run.step, error=run.error))
+        await self._send(
+            websocket, Status(run.status.value, run.step, {"error": run.error}).encode()
+        )
         await websocket.close(code=CloseCode.NORMAL)
 
 

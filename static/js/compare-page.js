@@ -2,7 +2,8 @@
 // config fields that differ.
 import { CHARTS } from "./chart-specs.js";
 import { bindControls } from "./controls.js";
-import { escapeText, LiveChart } from "./live-chart.js";
+import { escapeText } from "./chart-card.js";
+import { LiveChart } from "./live-chart.js";
 import { addExpand, expand, setupPresentation } from "./presentation.js";
 import { RunStream } from "./run-stream.js";
 import { laneNames, Timeline } from "./timeline.js";

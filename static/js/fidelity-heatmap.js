@@ -2,7 +2,7 @@
 // scale: which interface is lying, and since when. Steps are binned into at most MAX_COLUMNS
 // columns (the mean cosine of each bin), so a long run stays cheap to draw.
 import { COSINE_SCALE } from "./diverging.js";
-import { request, watch } from "./live-chart.js";
+import { request, watch } from "./draw-scheduler.js";
 import { CHART_CONFIG } from "./plotly-config.js";
 import { hiddenKey } from "./vocabulary.js";
 

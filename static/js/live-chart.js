@@ -1,10 +1,12 @@
 // One live figure: traces keyed by (run, record key); points arrive in batches and
-// redraws are shared out by one scheduler, so the page never spends a frame on more
-// than one chart and never on a chart that is off screen.
+// redraws are shared out by one scheduler (draw-scheduler.js), so the page never spends
+// a frame on more than one chart and never on a chart that is off screen.
+import { escapeText } from "./chart-card.js";
+import { request, watch } from "./draw-scheduler.js";
 import { CHART_CONFIG, PALETTE } from "./plotly-config.js";
+import { robustRange, smooth, thin } from "./series.js";
 
 const MAX_POINTS = 5000; // per trace; older points are thinned by min/max buckets
-const MIN_REDRAW_MS = 250; // a chart redraws at most 4 times a second on a live run
 // The legend entry of points with no value: a cosine with a zero signal (a DNI module's
 // first prediction is exactly zero), or a number that overflowed (a diverging run).
 export const UNDEFINED = "no value (zero signal or not finite)";
@@ -15,119 +17,6 @@ function cssVar(name) {
 }
 
 // Exponential moving average that accounts for uneven spacing (weight s per median step).
-export function smooth(xs, ys, s) {
-  if (!s || ys.length === 0) return ys;
-  const gaps = [];
-  for (let i = 1; i < xs.length && gaps.length < 100; i++) gaps.push(xs[i] - xs[i - 1]);
-  gaps.sort((a, b) => a - b);
-  const unit = gaps.length ? gaps[gaps.length >> 1] || 1 : 1;
-  const out = new Array(ys.length);
-  let value = null, lastX = null;
-  for (let i = 0; i < ys.length; i++) {
-    const y = ys[i];
-    if (y === null || !Number.isFinite(y)) { out[i] = null; continue; }
-    const decay = lastX === null ? 0 : Math.pow(s, (xs[i] - lastX) / unit);
-    value = value === null ? y : decay * value + (1 - decay) * y;
-    lastX = xs[i];
-    out[i] = value;
-  }
-  return out;
-}
-
-// Keep at most `limit` points: the newest half as is, older ones by min/max buckets.
-function thin(series, limit) {
-  const n = series.y.length;
-  if (n <= limit) return;
-  const keepRecent = limit >> 1, old = n - keepRecent, buckets = (limit - keepRecent) >> 1;
-  const idx = [];
-  for (let b = 0; b < buckets; b++) {
-    const lo = Math.floor((b * old) / buckets), hi = Math.floor(((b + 1) * old) / buckets);
-    let mn = lo, mx = lo;
-    for (let i = lo; i < hi; i++) {
-      if (series.y[i] < series.y[mn]) mn = i;
-      if (series.y[i] > series.y[mx]) mx = i;
-    }
-    if (mn <= mx) { idx.push(mn); if (mx !== mn) idx.push(mx); } else { idx.push(mx, mn); }
-  }
-  for (let i = old; i < n; i++) idx.push(i);
-  for (const key of ["step", "epoch", "wall_time", "y"]) series[key] = idx.map((i) => series[key][i]);
-}
-
-// The y range that the first epoch's spike (or one outlier) must not set: the range of
-// everything after the first epoch (or after the first 5% of points in a one-epoch run).
-export function robustRange(traces) {
-  let lo = Infinity, hi = -Infinity;
-  for (const t of traces) {
-    const lastEpoch = t.epoch.length ? t.epoch[t.epoch.length - 1] : 0;
-    const skip = lastEpoch > 1.5 ? t.epoch.findIndex((e) => e > 1) : Math.ceil(t.y.length * 0.05);
-    for (let i = Math.max(skip, 0); i < t.y.length; i++) {
-      const v = t.y[i];
-      if (v === null || !Number.isFinite(v)) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  if (!Number.isFinite(lo)) return null;
-  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-  return [Math.max(0, lo - pad), hi + pad];
-}
-
-// The scheduler: one chart per animation frame, each at most every MIN_REDRAW_MS, and all
-// of them together within DRAW_BUDGET of the main thread's time over the last second:
-// a Plotly redraw costs 30-50 ms on a loaded 2-core machine, so a page redrawing five
-// charts as often as data arrives spends most of its time in long tasks (bench/page.py).
-const DRAW_BUDGET = 0.2;
-const recent = []; // [end time, duration] of the redraws of the last second
-const queue = new Set();
-let frameRequested = false;
-// A chart here is anything with `visible`, `inFlight`, `lastDraw`, `dirty` and `draw()`.
-export function request(chart) {
-  queue.add(chart);
-  if (!frameRequested) { frameRequested = true; requestAnimationFrame(tick); }
-}
-function spent(now) {
-  while (recent.length && now - recent[0][0] > 1000) recent.shift();
-  return recent.reduce((sum, [, d]) => sum + d, 0);
-}
-async function tick() {
-  frameRequested = false;
-  const now = performance.now();
-  let next = null;
-  const withinBudget = spent(now) < DRAW_BUDGET * 1000;
-  for (const chart of queue) {
-    if (!chart.visible || chart.inFlight) continue;
-    // A chart's first drawing is never held back: a page should fill at once.
-    // A chart may ask for a longer pause between drawings (`minRedrawMs`: whole-run pictures).
-    const pause = Math.max(MIN_REDRAW_MS, chart.minRedrawMs || 0);
-    if (chart.drawn && (!withinBudget || now - chart.lastDraw < pause)) continue;
-    if (next === null || !chart.drawn || chart.lastDraw < next.lastDraw) next = chart;
-    if (!chart.drawn) break;
-  }
-  if (next) {
-    queue.delete(next);
-    const t0 = performance.now();
-    await next.draw();
-    recent.push([performance.now(), performance.now() - t0]);
-  }
-  if ([...queue].some((c) => c.visible)) {
-    frameRequested = true;
-    requestAnimationFrame(tick);
-  }
-}
-const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const entry of entries) {
-    const chart = entry.target.synthgradChart;
-    chart.visible = entry.isIntersecting;
-    if (chart.visible && chart.dirty) request(chart);
-  }
-}, { rootMargin: "200px" }) : null;
-
-// Draw `chart` only while `element` is on screen (or near it).
-export function watch(chart, element) {
-  chart.visible = observer === null;
-  element.synthgradChart = chart;
-  observer?.observe(element);
-}
 
 export class LiveChart {
   constructor(container, spec, view, layer) {
@@ -334,40 +223,3 @@ export class LiveChart {
 }
 
 export const color = (trace, i) => trace.style.color || PALETTE[(trace.style.colorIndex ?? i) % PALETTE.length];
-
-export function escapeText(text) {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-// A "?" control that shows a few plain sentences about what a chart measures.
-export function addHelp(card, id, title, text) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "help-toggle";
-  button.textContent = "?";
-  button.setAttribute("aria-label", `What is this? ${title}`);
-  button.setAttribute("aria-expanded", "false");
-  const help = document.createElement("p");
-  help.className = "help-text";
-  help.id = `help-${id}`;
-  help.hidden = true;
-  help.textContent = text;
-  button.setAttribute("aria-controls", help.id);
-  button.addEventListener("click", () => {
-    help.hidden = !help.hidden;
-    button.setAttribute("aria-expanded", String(!help.hidden));
-  });
-  tools(card).append(button);
-  card.append(help);
-}
-
-// The row of small controls at the top of a chart card ("Show large", "?").
-export function tools(card) {
-  let row = card.querySelector(":scope > .card-tools");
-  if (!row) {
-    row = document.createElement("div");
-    row.className = "card-tools";
-    card.prepend(row);
-  }
-  return row;
-}

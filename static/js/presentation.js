@@ -1,6 +1,6 @@
 // Presentation mode (big type, nothing but title, status and charts), one chart shown large,
 // keyboard shortcuts with their help, and a confirmation dialog for actions that cannot be undone.
-import { tools } from "./live-chart.js";
+import { tools } from "./chart-card.js";
 import { writeView } from "./view-state.js";
 
 const isTyping = (el) => el && (el.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName));

@@ -2,7 +2,8 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
-import { addHelp, LiveChart } from "./live-chart.js";
+import { addHelp } from "./chart-card.js";
+import { LiveChart } from "./live-chart.js";
 import { NetworkDiagram } from "./network-diagram.js";
 import { laneNames, Timeline } from "./timeline.js";
 import { addExpand, confirmAction, expand, setupPresentation } from "./presentation.js";

@@ -1,5 +1,5 @@
 // A websocket to one run that reconnects with ?after=<seq> and never shows a gap.
-import { TERMINAL } from "./vocabulary.js";
+import { FINAL_CLOSE_CODES, TERMINAL } from "./vocabulary.js";
 
 export class RunStream {
   constructor(runId, handlers) {
@@ -27,8 +27,8 @@ export class RunStream {
       }
     };
     ws.onclose = (event) => {
-      // 1000: the run ended or was deleted; 1008: refused; 4404: no such run.
-      if (this.closedForGood || [1000, 1008, 4404].includes(event.code)) {
+      // The run ended or was deleted, the socket was refused, or there is no such run.
+      if (this.closedForGood || FINAL_CLOSE_CODES.has(event.code)) {
         this.handlers.onConnection?.("closed");
         return;
       }

@@ -3,7 +3,7 @@
 // piece of work. Light grey is recorded time; where a lane has no bar in it, it waited.
 // Records carry their events (`timeline`) and the span those cover (`timeline_window`),
 // so thinned live streams leave white gaps (not recorded), never false idle time.
-import { request, watch } from "./live-chart.js";
+import { request, watch } from "./draw-scheduler.js";
 import { CHART_CONFIG } from "./plotly-config.js";
 
 const SPAN = 3; // seconds shown

@@ -7,3 +7,6 @@ export const HIDDEN_FIELDS = data.record_keys.hidden; // record keys `${field}_h
 export const LAYER_FIELDS = data.record_keys.layer; // record keys `${field}_l${i}`
 export const hiddenKey = (field, layer) => `${field}_h${layer}`;
 export const layerKey = (field, layer) => `${field}_l${layer}`;
+// Websocket close codes (app/messages.py CloseCode): after any of them, do not reconnect.
+export const CLOSE_CODES = data.close_codes;
+export const FINAL_CLOSE_CODES = new Set(Object.values(data.close_codes));
