@@ -19,8 +19,8 @@ from synthgrad_core.sweep import add_sweep_command, sweep
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .server import run_server
-    from .settings import Settings
+    from app.server import run_server
+    from app.settings import Settings
 
     overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     try:

@@ -12,21 +12,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.runs.branches import Branches
+from app.runs.manager import RunManager
+from app.runs.status import Conflict, Forbidden, RunNotFound, TooManyRuns, Unavailable
+from app.runs.sweeps import SweepNotFound, Sweeps
+from app.settings import Settings
+from app.storage.metrics import InvalidQuery
+from app.storage.store import StoreError
+from app.web.api import router as api_router
+from app.web.branch_routes import router as branch_router
+from app.web.guards import BodyLimit, SecurityHeaders
+from app.web.looplag import LoopLagMonitor
+from app.web.pages import mount_static
+from app.web.pages import router as pages_router
+from app.web.stream import StreamHub
+from app.web.sweep_routes import router as sweep_router
 from synthgrad_core import ConfigError
-
-from .api import router as api_router
-from .guards import BodyLimit, SecurityHeaders
-from .looplag import LoopLagMonitor
-from .metrics import InvalidQuery
-from .pages import mount_static
-from .pages import router as pages_router
-from .runs import RunManager
-from .settings import Settings
-from .status import Conflict, Forbidden, RunNotFound, TooManyRuns, Unavailable
-from .store import StoreError
-from .stream import StreamHub
-from .sweep_routes import router as sweep_router
-from .sweeps import SweepNotFound, Sweeps
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = RunManager(settings)
+        manager = RunManager(settings).start()
         hub = StreamHub(
             manager,
             asyncio.get_running_loop(),
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loop_lag.start()
         app.state.manager, app.state.hub, app.state.loop_lag = manager, hub, loop_lag
         app.state.sweeps = Sweeps(manager)
+        app.state.branches = Branches(manager)
         try:
             yield
         finally:
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: first
     app.include_router(api_router)
     app.include_router(sweep_router)
+    app.include_router(branch_router)
     app.include_router(pages_router)
     mount_static(app)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import uvicorn
 
-from .guards import guarded_protocol, install_log_guard
-from .main import create_app
-from .settings import Settings
+from app.main import create_app
+from app.settings import Settings
+from app.web.guards import guarded_protocol, install_log_guard
 
 #: The server's own log lines look like uvicorn's.
 LOG_FORMAT = "%(levelname)-9s %(name)s: %(message)s"

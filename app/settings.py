@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .executors import EXECUTORS, RAY_MISSING, ray_available
+from app.execution import EXECUTORS
+from app.execution.session import RAY_MISSING, ray_available
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: How an environment variable's text becomes each kind of setting.

@@ -19,9 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from app.runs import RunManager
+from app.runs.manager import RunManager
+from app.runs.status import RunStatus
 from app.settings import Settings
-from app.status import RunStatus
 
 ARTICLE = {
     "dataset": "addition",
@@ -38,7 +38,7 @@ def throughput(executor: str, runs: int, warmup: float, seconds: float) -> float
     """Total steps/s of `runs` runs training at once."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db=str(Path(tmp) / "c.db"), executor=executor, max_concurrent_runs=runs)
-        manager = RunManager(settings)
+        manager = RunManager(settings).start()
         try:
             created = [manager.create(ARTICLE)[0] for _ in range(runs)]
             deadline = time.monotonic() + 60

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from app.store import Store
+from app.storage.store import Store
 from support.live import descendants, rss_bytes, server_process
 from support.load import peak_rss, stored_run, training_peak_rss
 from synthgrad_core import TrainConfig, Trainer, dumps

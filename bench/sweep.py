@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.executors import make_executor
-from app.runs import RunManager
+from app.execution import make_executor
+from app.runs.manager import RunManager
 from app.settings import Settings
 from synthgrad_core import TrainConfig
 
@@ -106,12 +106,12 @@ def sweep_once(executor: str, configs: list[dict[str, Any]]) -> dict[str, float]
             admin_token=ADMIN,
             max_stored_runs=1000,
         )
-        manager = RunManager(settings)
+        manager = RunManager(settings).start()
         try:
             start = time.perf_counter()
             runs, _ = manager.create_many([(c, None) for c in configs], token=ADMIN)
             for run in runs:
-                manager.wait(run.id)
+                manager.controls.wait(run.id)
             wall = time.perf_counter() - start
             failed = [r.id for r in runs if r.status.value != "finished"]
             if failed:

@@ -1,9 +1,11 @@
 """Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
-DNI run on the article's task, four rules on digits compared, presentation mode, and a
-sweep of the four rules over three seeds on digits.
+DNI run on the article's task, four rules on digits compared, presentation mode, a
+sweep of the four rules over three seeds on digits, and a fork: DNI on the article's task
+paused, branched to backprop, both compared, and the branch's own page.
 
 Usage: python scripts/screenshots.py [NAME ...]  (only those: runs, run-dni-addition,
-compare-digits, present, sweep; needs Debian's chromium and the playwright package)
+compare-digits, present, sweep, fork-compare, fork-branch; needs Debian's chromium and the
+playwright package)
 """
 
 from __future__ import annotations
@@ -25,6 +27,26 @@ from support.browser import ARGS, CHROMIUM  # noqa: E402
 from support.live import live_server  # noqa: E402
 
 WIDTHS = {"": 1366, "-phone": 390}
+
+
+def fork(url: str) -> tuple[str, str]:
+    """DNI on the article's task, paused at step ~3000 and forked to backprop; both go on."""
+    body = {
+        "name": "The article's task: DNI",
+        "config": {"dataset": "addition", "method": "dni", "epochs": 120},
+    }
+    made = httpx.post(f"{url}/api/runs", json=body).json()
+    parent, owner = made["id"], {"Authorization": f"Bearer {made['owner_token']}"}
+    while httpx.get(f"{url}/api/runs/{parent}").json()["step"] < 3000:
+        time.sleep(0.2)
+    httpx.post(f"{url}/api/runs/{parent}/pause", headers=owner)
+    while httpx.get(f"{url}/api/runs/{parent}").json()["status"] != "paused":
+        time.sleep(0.1)
+    branch_body = {"name": "From here with backprop", "config": {"method": "backprop"}}
+    branch = httpx.post(f"{url}/api/runs/{parent}/fork", json=branch_body, headers=owner).json()
+    httpx.post(f"{url}/api/runs/{parent}/resume", headers=owner)
+    time.sleep(12)
+    return parent, str(branch["id"])
 
 
 def draw_everything(page: Any) -> None:
@@ -67,7 +89,7 @@ def main() -> None:
                 },
             },
         ).json()["id"]
-        time.sleep(6)
+        parent, branch = fork(server.url)
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
@@ -81,6 +103,8 @@ def main() -> None:
             "compare-digits": f"/compare?runs={','.join(digits)}",
             "present": f"/runs/{dni}?present=1&chart=fidelity",
             "sweep": f"/sweeps/{sweep}",
+            "fork-compare": f"/compare?runs={parent},{branch}&chart=loss",
+            "fork-branch": f"/runs/{branch}",
         }
         pages = {k: v for k, v in pages.items() if not sys.argv[1:] or k in sys.argv[1:]}
         for suffix, width in WIDTHS.items():

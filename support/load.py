@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.store import Store
+from app.storage.store import Store
 from synthgrad_core import TrainConfig, Trainer, dumps
 
 from .live import rss_bytes

@@ -13,6 +13,9 @@ from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
 from .flags import FLAG_TYPES, OneLineParser, flag_name
 from .pipeline import make_trainer
 from .records import dumps
+from .state import CaptureError, StateError
+from .state import load as load_state
+from .state import save as save_state
 from .sweep import add_sweep_command, sweep
 from .trainer import EXPLOSION_FACTOR, Trainer
 
@@ -45,6 +48,24 @@ def add_train_command(sub: Any) -> None:
         "--records", metavar="FILE", help="write every step record as JSON lines to FILE"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--save-state",
+        metavar="FILE",
+        help="write the trainer's complete state to FILE (.npz) when training ends",
+    )
+    train.add_argument(
+        "--save-every",
+        metavar="N",
+        type=int,
+        help="with --save-state, also write it every N steps (the file holds the latest)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="go on from a state saved with --save-state; its config, with the flags given "
+        "as changes (only the rule, learning rates, optimisers, knobs, epochs and cadences "
+        "may change); a pipelined run saves and resumes with one worker only",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,16 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ResolvedConfig:
+def config_from_args(
+    args: argparse.Namespace, base: ResolvedConfig | None = None
+) -> ResolvedConfig:
+    """The flags given, over `base` (a resumed state's config) or the defaults."""
     values = {name: getattr(args, name) for name in FIELD_SPECS if getattr(args, name) is not None}
+    if base is not None:
+        return dataclasses.replace(base, **values)
     return dataclasses.replace(TrainConfig(), **values).resolve()
+
+
+def trainer_from_args(args: argparse.Namespace) -> Trainer:
+    """The trainer the flags ask for: fresh, or going on from `--resume`'s state."""
+    if getattr(args, "resume", None) is None:
+        return make_trainer(config_from_args(args))
+    state = load_state(args.resume)
+    trainer = make_trainer(config_from_args(args, state.config))
+    trainer.restore(state)
+    return trainer
 
 
 class ProgressBar:
     """A one-line progress display: steps, loss, accuracy, steps/s, ETA."""
 
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.stream = total, stream
+    def __init__(self, total: int, stream: TextIO, first: int = 0) -> None:
+        self.total, self.stream, self.first = total, stream, first
         self.start = time.perf_counter()
         self.last_draw = 0.0
 
@@ -74,7 +110,7 @@ class ProgressBar:
             return
         self.last_draw = now
         elapsed = max(now - self.start, 1e-9)
-        rate = step / elapsed
+        rate = (step - self.first) / elapsed
         eta = (self.total - step) / rate if rate > 0 else 0.0
         filled = int(30 * step / self.total)
         bar = "#" * filled + "-" * (30 - filled)
@@ -90,15 +126,16 @@ class ProgressBar:
 
 
 def train(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    trainer = make_trainer(cfg)
+    if args.save_every is not None and (args.save_every < 1 or not args.save_state):
+        raise ConfigError("save_every", "needs --save-state FILE and a whole number >= 1")
+    trainer = trainer_from_args(args)
     for note in trainer.notes:
         print(f"synthgrad train: note: {note}", file=sys.stderr)
     show_bar = not args.quiet and sys.stderr.isatty()
-    bar = ProgressBar(trainer.total_steps, sys.stderr) if show_bar else None
+    bar = ProgressBar(trainer.total_steps, sys.stderr, trainer.step_count) if show_bar else None
     records_file = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115
     try:
-        _drive(trainer, bar, records_file)
+        _drive(trainer, bar, records_file, (args.save_state, args.save_every))
     finally:
         if records_file is not None:
             records_file.close()
@@ -114,14 +151,24 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drive(trainer: Trainer, bar: ProgressBar | None, records_file: TextIO | None) -> None:
-    """Train to the end, writing each record and drawing the bar as asked."""
+def _drive(
+    trainer: Trainer,
+    bar: ProgressBar | None,
+    records_file: TextIO | None,
+    saving: tuple[str | None, int | None],
+) -> None:
+    """Train to the end, writing each record, drawing the bar and saving the state as asked."""
+    path, every = saving
     record: dict[str, Any] = {}
     for record in trainer:
         if records_file is not None:
             records_file.write(dumps(record) + "\n")
         if bar is not None:
             bar.update(record["step"], record["loss"], record["accuracy"])
+        if path and every and record["step"] % every == 0 and not trainer.done:
+            save_state(trainer.capture(), path)
+    if path:
+        save_state(trainer.capture(), path)
     if bar is not None and record:
         bar.update(record["step"], record["loss"], record["accuracy"], force=True)
         bar.close()
@@ -154,6 +201,12 @@ def run_command(args: argparse.Namespace, commands: dict[str, Any]) -> int:
     except ConfigError as exc:
         flag = flag_name(exc.field)
         print(f"synthgrad {args.command}: error: {flag}: {exc.message}", file=sys.stderr)
+        return 2
+    except StateError as exc:
+        print(f"synthgrad {args.command}: error: --resume: {exc}", file=sys.stderr)
+        return 2
+    except CaptureError as exc:  # a pipelined run with batches in flight cannot be saved
+        print(f"synthgrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. --records names a folder that does not exist
         print(f"synthgrad {args.command}: error: {exc}", file=sys.stderr)

@@ -305,11 +305,7 @@ class TrainConfig:
         }
         if filled["hidden"] is not None:
             filled["hidden"] = tuple(filled["hidden"])
-        for name, value in filled.items():
-            _validate_field(name, value, self.dataset)
-        cfg = ResolvedConfig(**filled)
-        cfg._validate_dataset()
-        return cfg
+        return ResolvedConfig(**filled)  # which validates itself
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (lists, not tuples)."""
@@ -394,20 +390,35 @@ class ResolvedConfig(TrainConfig):
     learning_rate: float = 0.0
     sg_learning_rate: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Every way to make one validates it (resolve(), dataclasses.replace, from_dict),
+        # so a ResolvedConfig that exists is valid and nothing downstream checks again.
+        for f in dataclasses.fields(self):
+            _validate_field(f.name, getattr(self, f.name), self.dataset)
+        self._validate_dataset()
+
     def resolve(self) -> ResolvedConfig:
-        """Already resolved: itself (a config is resolved once, where it enters)."""
+        """Already resolved and valid: itself (a config is resolved once, where it enters)."""
         return self
 
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> ResolvedConfig:
-        """A config that was resolved when it was stored (as_dict), read back as it is:
-        bounds may have changed since, and a stored run must still load."""
-        values = {
-            f.name: v for f in dataclasses.fields(cls) if (v := values.get(f.name)) is not None
-        }
-        if "hidden" in values:
-            values["hidden"] = tuple(values["hidden"])
-        return cls(**values)
+        """A config that was resolved when it was stored (as_dict), read back.
+
+        A stored run must load even if today's bounds refuse its config (they were
+        different when it was admitted): then it is read back as it was, unchecked.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        known = {name: v for name in names if (v := values.get(name)) is not None}
+        if "hidden" in known:
+            known["hidden"] = tuple(known["hidden"])
+        try:
+            return cls(**known)
+        except (ConfigError, TypeError):
+            stored = object.__new__(cls)
+            for f in dataclasses.fields(cls):
+                object.__setattr__(stored, f.name, known.get(f.name, f.default))
+            return stored
 
     def _validate_dataset(self) -> None:
         """The checks that tie fields together."""

@@ -16,6 +16,20 @@ class Optimizer:
         """Apply one update to `params[index]`; returns the change subtracted from it."""
         raise NotImplementedError
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What the optimiser carries from step to step (moments), by name; copies."""
+        return {}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Take up `state()` of an optimiser of the same kind over parameters of the same shapes."""
+        for name, value in state.items():
+            kind, _, index = name.partition(".")
+            target = getattr(self, kind)
+            if index:
+                target[int(index)][...] = value
+            else:
+                target[:] = [int(v) for v in value]
+
     def step_dense(self, index: int, inputs: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """Update a dense layer's weights `params[index]` and bias `params[index + 1]`.
 
@@ -50,6 +64,9 @@ class Momentum(Optimizer):
         self.beta = beta
         self.velocity = [np.zeros_like(p) for p in params]
 
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"velocity.{i}": v.copy() for i, v in enumerate(self.velocity)}
+
     def step(self, index: int, grad: np.ndarray) -> np.ndarray:
         v = self.velocity[index]
         v *= self.beta
@@ -73,6 +90,12 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.t = [0] * len(params)
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {f"m.{i}": m.copy() for i, m in enumerate(self.m)}
+        out |= {f"v.{i}": v.copy() for i, v in enumerate(self.v)}
+        out["t"] = np.array(self.t, dtype=np.int64)
+        return out
 
     def step(self, index: int, grad: np.ndarray) -> np.ndarray:
         self.t[index] += 1

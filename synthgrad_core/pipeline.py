@@ -50,6 +50,7 @@ from .data import Dataset
 from .diagnostics import square_sums
 from .nn import Activations
 from .rules import Applies, Backward, SyntheticGradients
+from .state import CaptureError, TrainerState
 from .synthetic import module_loss
 from .trainer import Record, Trainer, fill_fidelity
 
@@ -117,7 +118,10 @@ class PipelinedTrainer(Trainer):
         ]
         self._out: queue.Queue[Record | BaseException] = queue.Queue()
         self.window = window or WINDOW_PER_STAGE * len(self.stages)
-        self._credit = self.window  # batches stage 0 may start; step() sends one more each
+        # Batches stage 0 may start beyond those asked for: step() sends one credit before it
+        # waits, so at most `window` batches are in flight while the reader reads and
+        # window - 1 when it does not (none with one batch in flight: nothing runs ahead).
+        self._credit = self.window - 1
         self._lock = threading.Lock()
         self._fragments: dict[int, list[dict[str, Any]]] = {}
         self._next = 1
@@ -138,17 +142,32 @@ class PipelinedTrainer(Trainer):
             raise RuntimeError(f"the run is {self.status}; no more steps")
         if not self._threads:
             self._start()
+        self.stages[0].inbox.put(("credit",))
         item = self._out.get()
         if isinstance(item, BaseException):
             self.close()
             raise item
         self._returned += 1
-        self.stages[0].inbox.put(("credit",))
+        self._mark_change(item)
         self.elapsed = time.perf_counter() - self._origin - self._stalled
         item["wall_time"] = self.elapsed
         item["unix_time"] = time.time()
         self.epoch_fidelity.add(item)
         return item
+
+    def capture(self) -> TrainerState:
+        """The state between two steps; only with one batch in flight (`window` 1, as with
+        one worker), where nothing runs ahead of the records read."""
+        if self.window != 1:
+            raise CaptureError(
+                f"a pipelined trainer with {self.window} batches in flight has no state between "
+                "two steps to capture; train it with one worker to branch or save it"
+            )
+        return super().capture()
+
+    def restore(self, state: TrainerState) -> None:
+        super().restore(state)
+        self._next = self.step_count + 1  # the next record to assemble
 
     def close(self) -> None:
         """Stop the workers (a stopped run; finished ones stop by themselves)."""

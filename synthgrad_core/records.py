@@ -60,5 +60,13 @@ class EpochFidelity:
                 tally[0] += value
                 tally[1] += 1
 
+    def state(self) -> dict[str, Any]:
+        """The tally so far, as JSON (a captured trainer's)."""
+        return {"epoch": self._epoch, "sums": {k: list(v) for k, v in self._sums.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._epoch = state["epoch"]
+        self._sums = {k: list(v) for k, v in state["sums"].items()}
+
     def means(self) -> dict[str, float]:
         return {key: total / count for key, (total, count) in sorted(self._sums.items())}

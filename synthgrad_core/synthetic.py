@@ -40,6 +40,19 @@ class SyntheticGradientModule:
         self._inputs: np.ndarray | None = None
         self._hidden_out: np.ndarray | None = None
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The module's parameters and its optimiser's moments, by name; copies."""
+        out = {f"param.{i}": p.copy() for i, p in enumerate(self.params)}
+        return out | {f"opt.{k}": v for k, v in self.optimizer.state().items()}
+
+    def load_state(self, state: dict[str, np.ndarray], with_optimizer: bool) -> None:
+        """Take up `state()` of a module of the same shape (and its optimiser's moments)."""
+        for i, p in enumerate(self.params):
+            p[...] = state[f"param.{i}"]
+        if with_optimizer:
+            moments = {k[4:]: v for k, v in state.items() if k.startswith("opt.")}
+            self.optimizer.load_state(moments)
+
     def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
         x = np.concatenate([h, y], axis=1) if self.conditioned else h

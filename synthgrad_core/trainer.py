@@ -17,6 +17,7 @@ with it (gradient fidelity), together with weight statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ResolvedConfig, TrainConfig
+from .config import ConfigError, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Activations, Network, init_weights
@@ -39,6 +40,7 @@ from .rules import (
     SyntheticGradients,
     TrueGradient,
 )
+from .state import TrainerState, check_branch
 from .synthetic import SyntheticGradientModule, module_loss
 
 Record = dict[str, Any]
@@ -49,6 +51,9 @@ TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_", "ti
 #: Per-hidden-layer and per-layer diagnostics fields (record keys add `_h<i>` / `_l<i>`).
 HIDDEN_FIELDS = ("cos", "rel_err", "norm_ratio", "saturated", "module_loss")
 LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward", "t_update")
+
+#: What a trainer may change in place while it trains (Trainer.configure).
+LIVE_KNOBS = ("learning_rate", "sg_learning_rate", "update_probability", "sg_scale")
 
 #: Rows per forward pass when evaluating a whole split.
 EVAL_CHUNK = 32
@@ -102,6 +107,7 @@ class Trainer:
         self._window: list[float] = []
         #: what the user should know about how this run trains (shown by the CLI, the page)
         self.notes: list[str] = []
+        self._change = ""  # live knob changes the next record reports
         self.epoch_fidelity = EpochFidelity()  # the summary's last-epoch fidelity means
         self.true_gradients: Activations = {}
         self._order = np.arange(len(self.data.x_train))
@@ -131,6 +137,7 @@ class Trainer:
         with np.errstate(all="ignore"):
             record = self._step()
         self.elapsed += time.perf_counter() - start
+        self._mark_change(record)
         record["wall_time"] = self.elapsed
         record["unix_time"] = time.time()  # when the step ended: for latency, absolute plots
         if self._events:  # diagnosed steps: when each layer worked (synthgrad_core.pipeline)
@@ -178,6 +185,35 @@ class Trainer:
             return self._diverge(record)
         self._periodic(record, step, position)
         return self._check_end(record)
+
+    def configure(self, **changes: Any) -> None:
+        """Change live knobs (LIVE_KNOBS) in place, between steps; the next record carries
+        `config_change` saying what changed. Raises ConfigError naming a field out of bounds
+        or not changeable while training."""
+        for name in changes:
+            if name not in LIVE_KNOBS:
+                raise ConfigError(
+                    name, f"cannot change while training; live knobs: {', '.join(LIVE_KNOBS)}"
+                )
+        new = dataclasses.replace(self.config, **changes)  # validates
+        said = [
+            f"{name} {getattr(self.config, name):g} → {value:g}"
+            for name, value in changes.items()
+            if getattr(self.config, name) != value
+        ]
+        self.config = new
+        self.optimizer.learning_rate = new.learning_rate
+        if isinstance(self.rule, SyntheticGradients):
+            self.rule.scale = new.sg_scale
+            for module in self.rule.modules:
+                if isinstance(module, SyntheticGradientModule):
+                    module.optimizer.learning_rate = new.sg_learning_rate
+        if said:
+            self._change = "; ".join(filter(None, [self._change, ", ".join(said)]))
+
+    def _mark_change(self, record: Record) -> None:
+        if self._change:
+            record["config_change"], self._change = self._change, ""
 
     def _output(
         self, record: Record, logits: np.ndarray | None, out: np.ndarray | None, y: np.ndarray
@@ -398,6 +434,86 @@ class Trainer:
             out["fidelity"] = fidelity_means
         return out
 
+    # -- state ---------------------------------------------------------------
+    def capture(self) -> TrainerState:
+        """The trainer's complete state between two steps (synthgrad_core.state): a trainer
+        restored from it and stepped with the same config makes the same records."""
+        net, rule = self.net, self.rule
+        arrays: dict[str, np.ndarray] = {"weights": net.flat_weights.copy()}
+        arrays |= {f"bias.{k}": b.copy() for k, b in enumerate(net.biases)}
+        arrays |= {f"opt.{k}": v for k, v in self.optimizer.state().items()}
+        if isinstance(rule, SyntheticGradients):
+            for k, module in enumerate(rule.modules):
+                if isinstance(module, SyntheticGradientModule):
+                    arrays |= {f"module.{k}.{n}": v for n, v in module.state().items()}
+        if isinstance(rule, FeedbackAlignment):
+            arrays |= {f"feedback.{k}": b.copy() for k, b in enumerate(rule.feedback)}
+        arrays["order"] = self._order.copy()
+        meta = {
+            "config": self.config.as_dict(),
+            "step": self.step_count,
+            "status": self.status,
+            "diverged_at": self.diverged_at,
+            "exploded_at": self.exploded_at,
+            "first_loss": self._first_loss,
+            "epoch_loss": self._epoch_loss,
+            "elapsed": self.elapsed,
+            "rng": {
+                "order": self._order_rng.bit_generator.state,
+                "async": self._async_rng.bit_generator.state,
+            },
+            "fidelity": self.epoch_fidelity.state(),
+        }
+        return TrainerState(meta, arrays)
+
+    def restore(self, state: TrainerState) -> None:
+        """Take up a captured state (before the first step). The config may differ from the
+        captured one only where a branch may (state.CHANGEABLE; ConfigError otherwise); parts
+        this config cannot use (another rule's modules, another optimiser's moments) are left
+        as a fresh trainer has them."""
+        if self.step_count:
+            raise RuntimeError("restore() comes before the first step")
+        captured = state.config
+        check_branch(captured, self.config, state.step)
+        net, meta = self.net, state.meta
+        net.flat_weights[...] = state.arrays["weights"]
+        for k, b in enumerate(net.biases):
+            b[...] = state.arrays[f"bias.{k}"]
+        if captured.optimizer == self.config.optimizer:
+            self.optimizer.load_state(state.part("opt"))
+        self._restore_rule(state, captured)
+        self._order = state.arrays["order"].copy()
+        self.step_count = state.step
+        # A run that finished its epochs goes on when the branch gives it more.
+        more = meta["status"] == "finished" and self.step_count < self.total_steps
+        self.status = "running" if more else meta["status"]
+        self.diverged_at, self.exploded_at = meta["diverged_at"], meta["exploded_at"]
+        self._first_loss, self._epoch_loss = meta["first_loss"], meta["epoch_loss"]
+        self.elapsed = meta["elapsed"]
+        self._order_rng.bit_generator.state = meta["rng"]["order"]
+        self._async_rng.bit_generator.state = meta["rng"]["async"]
+        self.epoch_fidelity.load_state(meta["fidelity"])
+
+    def _restore_rule(self, state: TrainerState, captured: ResolvedConfig) -> None:
+        rule = self.rule
+        if isinstance(rule, SyntheticGradients) and captured.method == self.method:
+            same_optimizer = captured.sg_optimizer == self.config.sg_optimizer
+            for k, module in enumerate(rule.modules):
+                if isinstance(module, SyntheticGradientModule):
+                    module.load_state(state.part(f"module.{k}"), same_optimizer)
+        elif isinstance(rule, FeedbackAlignment) and captured.method == self.method:
+            for k, b in enumerate(rule.feedback):
+                b[...] = state.arrays[f"feedback.{k}"]
+        elif self.method != captured.method:
+            self.notes.append(
+                f"branched from {captured.method} at step {state.step}: "
+                + (
+                    "fresh synthetic-gradient modules"
+                    if self.method in ("dni", "cdni")
+                    else "the weights as they were"
+                )
+            )
+
     def close(self) -> None:
         """Release what the trainer holds (worker threads of a pipelined one)."""
 
@@ -415,7 +531,7 @@ def record_keys(cfg: ResolvedConfig) -> list[str]:
         keys += [f"hist_l{i}" for i in range(1, depth + 1)]
     if cfg.diagnostics_every or cfg.execution == "pipelined":
         keys += ["timeline", "timeline_window"]
-    return keys
+    return [*keys, "config_change"]
 
 
 def diagnostics_keys(depth: int, modules: bool) -> list[str]:

@@ -40,6 +40,20 @@ for (const key of keys) {
 }
 
 const maxLayers = Math.max(1, ...runs.map((r) => r.config.hidden.length));
+// A branch beside its parent: the charts align on steps and mark where it forked.
+const forks = [];
+const forked = new Set();
+function markFork(r, history) {
+  const known = history.find((x) => x.step > 0);
+  if (!r.fork_of || !known || !runs.some((p) => p.id === r.fork_of.run) || forked.has(r.id)) return;
+  forked.add(r.id);
+  const step = r.fork_of.step;
+  const point = { step, epoch: (step * known.epoch) / known.step, wall_time: known.wall_time };
+  // One fork on the page: "fork at step N"; several: each says whose, briefly.
+  const whose = runs.filter((x) => x.fork_of).length > 1 ? `${r.name.slice(0, 18)}: ` : "";
+  forks.push([point, `${whose}fork at step ${step}`]);
+  charts.forEach((c) => c.addMarker(point, forks[forks.length - 1][1]));
+}
 function buildCharts() {
   container.replaceChildren();
   charts = CHARTS.filter((spec) => !spec.only || runs.some(spec.only)).map((spec) => {
@@ -56,6 +70,7 @@ function buildCharts() {
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
     for (const r of runs) chart.push(r.id, records[r.id]);
+    for (const [point, text] of forks) chart.addMarker(point, text);
     return chart;
   });
   window.synthgradCharts = charts;
@@ -81,6 +96,7 @@ for (const r of runs) {
   new RunStream(r.id, {
     onSnapshot(msg) {
       records[r.id] = msg.history;
+      markFork(r, msg.history);
       charts.forEach((c) => { c.reset(r.id); c.push(r.id, msg.history); });
       timelines[r.id].reset(); timelines[r.id].push(msg.history);
     },

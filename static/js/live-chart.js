@@ -1,7 +1,7 @@
 // One live figure: traces keyed by (run, record key); points arrive in batches and
 // redraws are shared out by one scheduler (draw-scheduler.js), so the page never spends
 // a frame on more than one chart and never on a chart that is off screen.
-import { escapeText } from "./chart-card.js";
+import { addHelp, escapeText } from "./chart-card.js";
 import { request, watch } from "./draw-scheduler.js";
 import { CHART_CONFIG, PALETTE } from "./plotly-config.js";
 import { robustRange, smooth, thin } from "./series.js";
@@ -39,10 +39,21 @@ export class LiveChart {
     this.lastDraw = 0;
     this.drawn = false;
     this.range = null;
+    this.markers = []; // {step, epoch, wall_time, text}: a fork, a knob changed
+    this.markersMoved = false;
     watch(this, this.div);
   }
 
-  // `style`: an optional {color, dash} (the compare page colours by run, dashes by statistic).
+  // A vertical line with its text at `record`'s x (a record of the run, or its parent's).
+  addMarker(record, text) {
+    if (this.markers.some((m) => m.step === record.step && m.text === text)) return;
+    this.markers.push({ step: record.step, epoch: record.epoch, wall_time: record.wall_time, text });
+    this.markersMoved = true;
+    this.schedule();
+  }
+
+  // `style`: an optional {color, colorIndex, dash, opacity, legend} (the compare page colours
+  // by run and dashes by statistic; a branch's page dims its parent's history, no legend).
   addTrace(run, key, name, axis = "y", style = {}) {
     this.traces.push({ run, key, name, axis, style, step: [], epoch: [], wall_time: [], y: [], received: 0, pending: [] });
   }
@@ -52,6 +63,8 @@ export class LiveChart {
       if (t.run !== runId) continue;
       for (const r of records) if (t.key in r) t.pending.push(r);
     }
+    // Live knob changes are records of the run's history: a marker with what changed.
+    for (const r of records) if (r.config_change) this.addMarker(r, r.config_change);
     this.schedule();
   }
 
@@ -107,8 +120,9 @@ export class LiveChart {
       const { extension, indices, needFull } = this.absorb();
       const range = this.spec.axes.y.robust && !this.view.fullRange ? robustRange(this.traces) : null;
       const rangeMoved = range && (!this.range || range[1] > this.range[1] || range[1] < this.range[1] * 0.7);
-      if (needFull || rangeMoved || (range === null) !== (this.range === null)) {
+      if (needFull || rangeMoved || this.markersMoved || (range === null) !== (this.range === null)) {
         this.range = range;
+        this.markersMoved = false;
         await Plotly.react(this.div, this.figure(), this.layout(), CHART_CONFIG);
         this.drawn = true;
       } else if (indices.length) {
@@ -149,6 +163,7 @@ export class LiveChart {
       const name = escapeText(t.name);
       data.push({ x: xs.slice(), y: ys.slice(), name, type: "scatter", mode: "lines",
                   line: { width: 2, color: color(t, i), dash: t.style.dash || "solid" }, legendgroup: name,
+                  opacity: t.style.opacity ?? 1, showlegend: t.style.legend !== false,
                   yaxis: t.axis === "y2" ? "y2" : "y" });
       t.y.forEach((v, j) => { if (v === null) { bad.x.push(xs[j]); bad.text.push(name); } });
     });
@@ -165,6 +180,18 @@ export class LiveChart {
                   hovertemplate: "%{text}: no value at %{x} (zero signal, or not a finite number)<extra></extra>" });
     }
     return data;
+  }
+
+  // Markers as dotted vertical lines, their text written up along them (escaped: Plotly
+  // renders pseudo-HTML in annotations).
+  markerLayout(layout) {
+    const x = this.view.x;
+    const shown = this.markers.filter((m) => Number.isFinite(m[x]));
+    layout.shapes = shown.map((m) => ({ type: "line", xref: "x", yref: "paper", x0: m[x], x1: m[x], y0: 0, y1: 1,
+                                         line: { dash: "dot", width: 1.5, color: cssVar("--fg") } }));
+    layout.annotations = shown.map((m) => ({ x: m[x], xref: "x", y: 1, yref: "paper", text: escapeText(m.text),
+                                              showarrow: false, textangle: -90, xanchor: "right", yanchor: "top",
+                                              font: { size: 11, color: cssVar("--fg") } }));
   }
 
   // Powers of ten between labelled ticks on a log axis, from the positive data it shows.
@@ -205,6 +232,7 @@ export class LiveChart {
     };
     if (this.range) { layout.yaxis.range = layout.yaxis.type === "log" ? this.range.map((v) => Math.log10(Math.max(v, 1e-12))) : this.range; layout.yaxis.autorange = false; }
     if (axes.y2) layout.yaxis2 = { ...this.axis(axes.y2, "y2"), overlaying: "y", side: "right", showgrid: false };
+    this.markerLayout(layout);
     layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = 70;
     return layout;
   }

@@ -2,6 +2,7 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
+import { setupFork } from "./fork-dialog.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
 import { NetworkDiagram } from "./network-diagram.js";
@@ -24,12 +25,32 @@ const container = document.getElementById("charts");
 const layers = run.config.hidden.map((_, i) => i + 1);
 let charts = [];
 let records = []; // everything received, to rebuild charts when the layer changes
+// A branch's charts start with its parent's history up to the fork, dimmed, and a marker.
+let parentRecords = [];
+const PARENT = "parent";
+
+// Where the fork step sits on each x axis (records give steps per epoch; time: the
+// parent's last record before the fork).
+function forkPoint(step) {
+  const known = [...parentRecords, ...records].find((r) => r.step > 0);
+  if (!known) return null;
+  const before = parentRecords[parentRecords.length - 1];
+  return { step, epoch: (step * known.epoch) / known.step, wall_time: before ? before.wall_time : undefined };
+}
 
 function buildCharts() {
   container.replaceChildren();
   charts = CHARTS.filter((spec) => !spec.only || spec.only(run)).map((spec) => {
     const chart = new LiveChart(container, spec, view, () => view.layer);
-    for (const trace of spec.traces(view.layer)) chart.addTrace(run.id, trace.key, trace.name, trace.axis);
+    const traces = spec.traces(view.layer);
+    traces.forEach((trace) => chart.addTrace(run.id, trace.key, trace.name, trace.axis));
+    if (parentRecords.length) {
+      traces.forEach((trace, k) => chart.addTrace(PARENT, trace.key, `${trace.name} (before the fork)`, trace.axis,
+        { colorIndex: k, opacity: 0.35, legend: false }));
+      chart.push(PARENT, parentRecords);
+    }
+    const fork = run.fork_of && forkPoint(run.fork_of.step);
+    if (fork) chart.addMarker(fork, `fork at step ${run.fork_of.step}`);
     chart.totalPoints = () => (lastRecord ? lastRecord.step : run.step);
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
@@ -137,6 +158,16 @@ function updateControls() {
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
+  document.getElementById("fork-button").disabled = run.status !== "paused";
+}
+setupFork(run);
+if (run.fork_of) {
+  fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)
+    .then((r) => (r.ok ? r.json() : { records: [] }))
+    .then((body) => {
+      parentRecords = body.records.filter((r) => r.step <= run.fork_of.step);
+      if (parentRecords.length) buildCharts();
+    });
 }
 fetch(`/api/runs/${encodeURIComponent(run.id)}`).then((r) => r.json()).then((fresh) => {
   canControl = Boolean(fresh.can_control);

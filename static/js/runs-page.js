@@ -14,13 +14,37 @@ function cell(row, text, label) {
   return td;
 }
 
-function nameCell(row, href, text) {
+function nameCell(row, href, text, note = "", depth = 0) {
   const link = document.createElement("a");
   link.href = href;
   link.textContent = text; // a name is text, never HTML
   const td = row.insertCell();
   td.className = "run-name";
   td.appendChild(link);
+  if (note) {
+    const small = document.createElement("small");
+    small.className = "fork-note";
+    small.textContent = note;
+    td.append(small);
+  }
+  if (depth) td.style.paddingLeft = `${0.5 + 1.25 * Math.min(depth, 4)}em`;
+}
+
+// Runs in families: each branch right after its parent (indented), newest first within.
+function families(runs) {
+  const present = new Set(runs.map((r) => r.id));
+  const children = new Map();
+  for (const r of runs) {
+    const parent = r.fork_of && present.has(r.fork_of.run) ? r.fork_of.run : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(r);
+  }
+  const out = [];
+  const visit = (parent, depth) => {
+    for (const r of children.get(parent) || []) { out.push([r, depth]); visit(r.id, depth + 1); }
+  };
+  visit(null, 0);
+  return out;
 }
 
 async function refreshSweeps() {
@@ -45,7 +69,8 @@ async function refresh() {
   tbody.replaceChildren();
   document.getElementById("no-runs").hidden = runs.length > 0;
   document.getElementById("runs-table").hidden = runs.length === 0;
-  for (const run of runs) {
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  for (const [run, depth] of families(runs)) {
     const row = tbody.insertRow();
     row.dataset.runId = run.id;
     const box = document.createElement("input");
@@ -57,7 +82,8 @@ async function refresh() {
       compareButton.disabled = selected.size < 2;
     });
     row.insertCell().appendChild(box);
-    nameCell(row, `/runs/${encodeURIComponent(run.id)}`, run.name);
+    const note = run.fork_of ? `fork of ${byId.get(run.fork_of.run)?.name ?? "a deleted run"} at step ${run.fork_of.step}` : "";
+    nameCell(row, `/runs/${encodeURIComponent(run.id)}`, run.name, note, depth);
     cell(row, run.config.method, "Rule");
     cell(row, run.config.dataset, "Dataset");
     cell(row, run.status, "Status").className = `status status-${run.status}`;

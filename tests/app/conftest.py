@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app import access
 from app.main import create_app
+from app.runs import access
 from app.settings import Settings
 
 ADMIN = "admin-secret-token-123"
@@ -83,7 +83,7 @@ def ray_instance() -> Iterator[None]:
         if os.environ.get("SYNTHGRAD_REQUIRE_RAY"):
             raise
         pytest.skip("Ray is not installed (pip install '.[ray]')")
-    from app.ray_executor import LOCAL_OBJECT_STORE
+    from app.execution.ray_executor import LOCAL_OBJECT_STORE
 
     ray.init(
         address="local",  # never a cluster that happens to run on this machine

@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.events import Event, MetricsEvent
-from app.executors import RAY_MISSING
-from app.process import ProcessSession
-from app.runs import RunManager
+from app.execution.process import ProcessSession
+from app.execution.session import RAY_MISSING
+from app.runs.events import Event, MetricsEvent
+from app.runs.manager import RunManager
+from app.runs.status import RunStatus
 from app.settings import Settings
-from app.status import RunStatus
-from app.store import Store
+from app.storage.store import Store
 from support.live import strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
 
@@ -34,7 +34,7 @@ def manager(request: pytest.FixtureRequest, tmp_path: Path) -> RunManager:
     settings = Settings(
         db=str(tmp_path / "x.sqlite3"), executor=request.param, data_root=str(tmp_path)
     )
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     request.addfinalizer(manager.close)
     return manager
 
@@ -50,13 +50,13 @@ def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped
 def test_records_equal_the_engine_with_a_pause_in_the_middle(manager: RunManager) -> None:
     run, token = manager.create(CONFIG)
     wait_for(lambda: run.step > 200)
-    manager.pause(run.id, token)
+    manager.controls.pause(run.id, token)
     held = run.step
     time.sleep(0.3)
     assert run.status is RunStatus.PAUSED and run.step == held  # nothing trains while paused
-    manager.resume(run.id, token)
-    assert manager.wait(run.id, timeout=60).status is RunStatus.FINISHED
-    stored = [strict_json(text) for text in manager.records(run.id)]
+    manager.controls.resume(run.id, token)
+    assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
+    stored = [strict_json(text) for text in manager.history.records(run.id)]
     trainer = Trainer(TrainConfig.from_dict(CONFIG))
     engine = [strict_json(__import__("synthgrad_core").dumps(r)) for r in trainer]
     assert [without_timing(r) for r in stored] == [without_timing(r) for r in engine]
@@ -72,7 +72,7 @@ def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
     stopped, token = manager.create(long)
     cut, _ = manager.create(long)
     wait_for(lambda: stopped.step > 0 and cut.step > 0)
-    manager.stop(stopped.id, token)
+    manager.controls.stop(stopped.id, token)
     assert stopped.status is RunStatus.STOPPED
     assert manager.store.count_records(stopped.id) == stopped.step
     manager.close()
@@ -87,7 +87,7 @@ def test_a_config_the_trainer_refuses_fails_the_run_with_its_reason(
 ) -> None:
     (tmp_path / "no-mnist-here").mkdir()  # a folder in the data root, without the files
     run, _ = manager.create({"dataset": "mnist", "data_path": "no-mnist-here", "epochs": 1})
-    assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
+    assert manager.controls.wait(run.id, timeout=30).status is RunStatus.FAILED
     assert run.error and "no-mnist-here" in run.error
     assert str(tmp_path) not in run.error  # the server's own paths stay its own
 
@@ -95,23 +95,23 @@ def test_a_config_the_trainer_refuses_fails_the_run_with_its_reason(
 def test_diverged_run_reports_its_step(manager: RunManager) -> None:
     config = {"dataset": "digits", "hidden": [128, 128, 64], "learning_rate": 1e4, "epochs": 2}
     run, _ = manager.create(config)
-    assert manager.wait(run.id, timeout=60).status is RunStatus.DIVERGED
+    assert manager.controls.wait(run.id, timeout=60).status is RunStatus.DIVERGED
     assert run.summary["diverged_at"] == run.step
 
 
 def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Path) -> None:
-    manager = RunManager(Settings(db=str(tmp_path / "k.sqlite3"), executor="process"))
+    manager = RunManager(Settings(db=str(tmp_path / "k.sqlite3"), executor="process")).start()
     try:
         run, _ = manager.create({**CONFIG, "epochs": 5000})
         wait_for(lambda: run.step > 0)
         session = run.session
         assert isinstance(session, ProcessSession)
         os.kill(session._process.pid, signal.SIGKILL)
-        assert manager.wait(run.id, timeout=30).status is RunStatus.FAILED
+        assert manager.controls.wait(run.id, timeout=30).status is RunStatus.FAILED
         assert run.error == "the training process was killed by SIGKILL"  # not "exit code None"
         assert manager.store.count_records(run.id) == run.step > 0  # what it recorded is kept
         again, _ = manager.create(CONFIG)  # the server still trains
-        assert manager.wait(again.id, timeout=60).status is RunStatus.FINISHED
+        assert manager.controls.wait(again.id, timeout=60).status is RunStatus.FINISHED
     finally:
         manager.close()
 
@@ -125,13 +125,15 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
     """Events go out before the store write; a replay issued at once must still see them."""
     import threading
 
-    manager = RunManager(Settings(db=str(tmp_path / "o.sqlite3"), executor="thread"))
+    manager = RunManager(Settings(db=str(tmp_path / "o.sqlite3"), executor="thread")).start()
     misses: list[int] = []
     checked: list[int] = []
     readers: list[threading.Thread] = []
 
     def check(steps: list[int], run_id: str) -> None:
-        stored = {strict_json(t)["step"] for t in manager.records(run_id, streamed_only=True)}
+        stored = {
+            strict_json(t)["step"] for t in manager.history.records(run_id, streamed_only=True)
+        }
         checked.append(len(steps))
         misses.extend(s for s in steps if s not in stored)
 
@@ -141,10 +143,10 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
             readers.append(reader)
             reader.start()
 
-    manager.add_listener(listener)
+    manager.events.add_listener(listener)
     try:
         run, _ = manager.create(CONFIG)
-        assert manager.wait(run.id, timeout=60).status is RunStatus.FINISHED
+        assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
         for reader in readers:
             reader.join(timeout=30)
     finally:
@@ -163,16 +165,16 @@ def test_a_pipelined_run_pauses_resumes_and_finishes(manager: RunManager) -> Non
     }
     run, token = manager.create(config)
     wait_for(lambda: run.step > 20)
-    paused = manager.settled(
-        manager.pause(run.id, token), lambda r: r.status is RunStatus.PAUSED, 30
+    paused = manager.controls.settled(
+        manager.controls.pause(run.id, token), lambda r: r.status is RunStatus.PAUSED, 30
     )
     assert paused.status is RunStatus.PAUSED
     held = run.step
     time.sleep(0.5)
     assert run.step == held  # the workers stop within a window of batches, nothing recorded
-    manager.resume(run.id, token)
-    assert manager.wait(run.id, timeout=120).status is RunStatus.FINISHED
-    stored = [strict_json(t) for t in manager.records(run.id)]
+    manager.controls.resume(run.id, token)
+    assert manager.controls.wait(run.id, timeout=120).status is RunStatus.FINISHED
+    stored = [strict_json(t) for t in manager.history.records(run.id)]
     assert [r["step"] for r in stored] == list(range(1, run.total_steps + 1))
     assert all("timeline" in r for r in stored)
     assert run.summary["execution"] == "pipelined, 2 stages"
@@ -181,10 +183,10 @@ def test_a_pipelined_run_pauses_resumes_and_finishes(manager: RunManager) -> Non
 def test_a_dead_ray_worker_fails_its_run_with_the_reason_and_others_go_on(
     tmp_path: Path, ray_instance: None
 ) -> None:
-    from app.ray_executor import RaySession
+    from app.execution.ray_executor import RaySession
 
     settings = Settings(db=str(tmp_path / "r.sqlite3"), executor="ray", max_concurrent_runs=2)
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     try:
         doomed, _ = manager.create({**CONFIG, "epochs": 5000})
         other, _ = manager.create(CONFIG)
@@ -192,10 +194,10 @@ def test_a_dead_ray_worker_fails_its_run_with_the_reason_and_others_go_on(
         session = doomed.session
         assert isinstance(session, RaySession)
         os.kill(session.pid(), signal.SIGKILL)  # the worker process, as the OOM killer would
-        assert manager.wait(doomed.id, timeout=60).status is RunStatus.FAILED
+        assert manager.controls.wait(doomed.id, timeout=60).status is RunStatus.FAILED
         assert doomed.error and doomed.error.startswith("the Ray worker died:")
         assert manager.store.count_records(doomed.id) == doomed.step > 0  # kept what it had
-        assert manager.wait(other.id, timeout=120).status is RunStatus.FINISHED
+        assert manager.controls.wait(other.id, timeout=120).status is RunStatus.FINISHED
         assert manager.store.count_records(other.id) == other.total_steps
     finally:
         manager.close()
@@ -219,17 +221,17 @@ def test_a_ray_actor_trains_the_next_run_once_its_run_ends(
     tmp_path: Path, ray_instance: None
 ) -> None:
     """A new actor costs a worker process; a finished run's actor takes the next run."""
-    from app.ray_executor import RaySession
+    from app.execution.ray_executor import RaySession
 
     settings = Settings(db=str(tmp_path / "p.sqlite3"), executor="ray", max_concurrent_runs=1)
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     try:
         first, _ = manager.create(CONFIG)
         second, _ = manager.create({**CONFIG, "seed": 6})
-        assert manager.wait(first.id, timeout=60).status is RunStatus.FINISHED
+        assert manager.controls.wait(first.id, timeout=60).status is RunStatus.FINISHED
         assert isinstance(first.session, RaySession)
         worker = first.session.pid()
-        assert manager.wait(second.id, timeout=60).status is RunStatus.FINISHED
+        assert manager.controls.wait(second.id, timeout=60).status is RunStatus.FINISHED
         assert isinstance(second.session, RaySession) and second.session.pid() == worker
         assert manager.store.count_records(second.id) == second.total_steps
     finally:
@@ -297,3 +299,38 @@ def test_a_server_joins_a_ray_cluster_by_address_and_shuts_down_gracefully(
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+
+
+def test_a_fork_goes_on_exactly_as_its_parent(manager: RunManager) -> None:
+    from app.runs.branches import Branches
+
+    run, token = manager.create(CONFIG)
+    wait_for(lambda: run.step > 100)
+    manager.controls.pause(run.id, token)
+    wait_for(lambda: run.status is RunStatus.PAUSED)
+    branch, _ = Branches(manager).fork(run.id, token)
+    assert branch.fork_of == {"run": run.id, "step": run.step} and run.status is RunStatus.PAUSED
+    assert manager.controls.wait(branch.id, timeout=60).status is RunStatus.FINISHED
+    manager.controls.resume(run.id, token)
+    assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
+    parent = [without_timing(strict_json(t)) for t in manager.history.records(run.id)]
+    forked = [without_timing(strict_json(t)) for t in manager.history.records(branch.id)]
+    assert forked[0]["step"] == branch.fork_of["step"] + 1
+    assert forked == parent[branch.fork_of["step"] :]
+    assert branch.summary["accuracy"] == run.summary["accuracy"]
+
+
+def test_knobs_change_in_place_and_say_so_in_the_next_record(manager: RunManager) -> None:
+    from app.runs.branches import Branches
+
+    run, token = manager.create({**CONFIG, "method": "dni"})
+    wait_for(lambda: run.step > 50)
+    Branches(manager).configure(run.id, token, {"learning_rate": 0.5, "sg_scale": 2.0})
+    assert run.config.learning_rate == 0.5
+    assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
+    marked = [
+        r for t in manager.history.records(run.id) if "config_change" in (r := strict_json(t))
+    ]
+    assert len(marked) == 1 and marked[0]["step"] > 50
+    assert marked[0]["config_change"] == "learning_rate 2 → 0.5, sg_scale 1 → 2"
+    assert manager.store.load_runs()[-1]["config"]["learning_rate"] == 0.5

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.events import Event, StatusEvent
-from app.process import ProcessExecutor, ProcessSession
-from app.runs import RunManager
+from app.execution.process import ProcessExecutor, ProcessSession
+from app.runs.events import Event, StatusEvent
+from app.runs.manager import RunManager
+from app.runs.status import RunStatus, Unavailable
 from app.settings import Settings
-from app.status import RunStatus, Unavailable
-from app.store import Store, StoreCorrupt, StoreError
+from app.storage.store import Store, StoreCorrupt, StoreError
 from support.live import server_process
 from support.load import stored_run
 from synthgrad_core import Trainer
@@ -48,7 +48,7 @@ def build_slow(config: ResolvedConfig) -> Trainer:
 @pytest.fixture
 def slow_manager(tmp_path: Path) -> Iterator[RunManager]:
     settings = Settings(db=str(tmp_path / "slow.sqlite3"), kill_grace=1.0)
-    manager = RunManager(settings, executor=ProcessExecutor(build=build_slow))
+    manager = RunManager(settings, executor=ProcessExecutor(build=build_slow)).start()
     yield manager
     manager.close()
 
@@ -70,14 +70,14 @@ def test_controls_answer_at_once_and_a_stuck_training_is_killed(slow_manager: Ru
     assert isinstance(session, ProcessSession)
     pid = session._process.pid
     started = time.monotonic()
-    paused = slow_manager.pause(run.id, token)
+    paused = slow_manager.controls.pause(run.id, token)
     assert time.monotonic() - started < SLOW_STEP / 4  # not after the step: at once
     assert paused.status is RunStatus.RUNNING and paused.public()["requested"] == "pause"
-    stopped = slow_manager.stop(run.id, token)
+    stopped = slow_manager.controls.stop(run.id, token)
     assert stopped.public()["requested"] == "stop"
     # The training does not obey within the grace period (1 s): it is killed, the run
     # ends `stopped`, saying so, and its records so far are kept.
-    done = slow_manager.wait(run.id, timeout=SLOW_STEP / 2)
+    done = slow_manager.controls.wait(run.id, timeout=SLOW_STEP / 2)
     assert done.status is RunStatus.STOPPED and "killed" in (done.error or "")
     assert time.monotonic() - started < SLOW_STEP / 2
     wait_for(lambda: not _alive(pid), timeout=10)
@@ -85,7 +85,7 @@ def test_controls_answer_at_once_and_a_stuck_training_is_killed(slow_manager: Ru
 
 
 def test_a_sigstopped_training_is_killed_when_its_run_is_deleted(tmp_path: Path) -> None:
-    manager = RunManager(Settings(db=str(tmp_path / "s.sqlite3"), kill_grace=1.0))
+    manager = RunManager(Settings(db=str(tmp_path / "s.sqlite3"), kill_grace=1.0)).start()
     try:
         run, token = manager.create(CONFIG)
         wait_for(lambda: run.step > 0)
@@ -105,17 +105,17 @@ def test_a_sigstopped_training_is_killed_when_its_run_is_deleted(tmp_path: Path)
 
 def test_queued_runs_stay_queued_across_a_restart(tmp_path: Path) -> None:
     settings = Settings(db=str(tmp_path / "q.sqlite3"), max_concurrent_runs=1, executor="thread")
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     first, _ = manager.create(CONFIG)
     waiting, _ = manager.create({**CONFIG, "epochs": 2})
     wait_for(lambda: first.status is RunStatus.RUNNING)
     assert waiting.status is RunStatus.QUEUED
     manager.close()
-    again = RunManager(settings)
+    again = RunManager(settings).start()
     try:
         assert again.get(first.id).status is RunStatus.INTERRUPTED
         # The queued run was not lost: it trains now, as it would have.
-        assert again.wait(waiting.id, timeout=60).status is RunStatus.FINISHED
+        assert again.controls.wait(waiting.id, timeout=60).status is RunStatus.FINISHED
     finally:
         again.close()
 
@@ -130,10 +130,10 @@ def _fill(store: Store, pages: int) -> None:
 def _full_disk_outcome(manager: RunManager) -> None:
     """A run on a store that fills up: it fails saying so, nothing missing is unannounced."""
     events: list[Event] = []
-    manager.add_listener(events.append)
+    manager.events.add_listener(events.append)
     config = {**CONFIG, "histogram_every": 1}  # ~2 KB a record: the disk fills fast
     run, _ = manager.create(config)
-    done = manager.wait(run.id, timeout=120)
+    done = manager.controls.wait(run.id, timeout=120)
     assert done.status is RunStatus.FAILED
     assert done.error and done.error.startswith("disk full: the store could not write")
     first_missing = int(done.error.split("from step ")[1].split()[0])
@@ -150,7 +150,7 @@ def _full_disk_outcome(manager: RunManager) -> None:
 
 
 def test_a_full_database_fails_the_run_saying_so(tmp_path: Path) -> None:
-    manager = RunManager(Settings(db=str(tmp_path / "full.sqlite3"), executor="thread"))
+    manager = RunManager(Settings(db=str(tmp_path / "full.sqlite3"), executor="thread")).start()
     try:
         _fill(manager.store, 40)
         _full_disk_outcome(manager)
@@ -178,7 +178,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_file_system_fails_the_run_saying_so(small_disk: Path) -> None:
     settings = Settings(db=str(small_disk / "runs.sqlite3"), executor="thread", min_free_disk=0)
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     try:
         _full_disk_outcome(manager)
     finally:
@@ -187,7 +187,7 @@ def test_a_full_file_system_fails_the_run_saying_so(small_disk: Path) -> None:
 
 def test_runs_are_refused_when_the_disk_is_nearly_full(tmp_path: Path) -> None:
     settings = Settings(db=str(tmp_path / "g.sqlite3"), min_free_disk=2**62)
-    manager = RunManager(settings)
+    manager = RunManager(settings).start()
     try:
         with pytest.raises(Unavailable, match="free; new runs need at least"):
             manager.create(CONFIG)
@@ -254,14 +254,14 @@ def test_sigterm_ends_the_server_promptly_with_a_run_in_a_long_step(tmp_path: Pa
 
 
 def test_an_exploding_loss_is_flagged_though_it_stays_finite(tmp_path: Path) -> None:
-    manager = RunManager(Settings(db=str(tmp_path / "x.sqlite3"), executor="thread"))
+    manager = RunManager(Settings(db=str(tmp_path / "x.sqlite3"), executor="thread")).start()
     try:
         config = {"dataset": "addition", "learning_rate": 10_000, "epochs": 5}
         run, _ = manager.create(config)
-        done = manager.wait(run.id, timeout=60)
+        done = manager.controls.wait(run.id, timeout=60)
         assert done.status is RunStatus.FINISHED and done.summary["exploded_at"] > 0
         calm, _ = manager.create({"dataset": "addition", "epochs": 5})
-        assert "exploded_at" not in manager.wait(calm.id, timeout=60).summary
+        assert "exploded_at" not in manager.controls.wait(calm.id, timeout=60).summary
     finally:
         manager.close()
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.looplag import LoopLagMonitor
-from app.store import Store
+from app.storage.store import Store
+from app.web.looplag import LoopLagMonitor
 
 
 def test_loop_lag_monitor_sees_a_blocked_loop() -> None:

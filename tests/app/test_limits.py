@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.guards import CSP, OncePerSecond
 from app.main import create_app
-from app.metrics import csv_cell
-from app.quotas import FairQueue, RateLimiter
+from app.runs.quotas import FairQueue, RateLimiter
 from app.settings import Settings
+from app.storage.metrics import csv_cell
+from app.web.guards import CSP, OncePerSecond
 
 from .conftest import ADMIN, SAME_ORIGIN
 from .test_api import LONG, SHORT, create, wait_status

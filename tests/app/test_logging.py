@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.process import ProcessExecutor
-from app.runs import RunManager
+from app.execution.process import ProcessExecutor
+from app.runs.manager import RunManager
+from app.runs.status import RunStatus
 from app.settings import Settings
-from app.status import RunStatus
 from synthgrad_core import Trainer
 from synthgrad_core.config import ResolvedConfig
 
@@ -36,10 +36,10 @@ def test_a_failing_training_process_logs_its_traceback(
 ) -> None:
     caplog.set_level(logging.INFO, logger="synthgrad")
     executor = ProcessExecutor(build=build_broken)
-    manager = RunManager(Settings(db=str(tmp_path / "l.sqlite3")), executor=executor)
+    manager = RunManager(Settings(db=str(tmp_path / "l.sqlite3")), executor=executor).start()
     try:
         run, _ = manager.create(CONFIG)
-        done = manager.wait(run.id, timeout=60)
+        done = manager.controls.wait(run.id, timeout=60)
     finally:
         manager.close()
     assert done.status is RunStatus.FAILED
@@ -53,10 +53,10 @@ def test_a_failing_training_process_logs_its_traceback(
 
 def test_lifecycle_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="synthgrad")
-    manager = RunManager(Settings(db=str(tmp_path / "l.sqlite3"), executor="thread"))
+    manager = RunManager(Settings(db=str(tmp_path / "l.sqlite3"), executor="thread")).start()
     try:
         run, token = manager.create({**CONFIG, "epochs": 2000})
-        manager.pause(run.id, token)
+        manager.controls.pause(run.id, token)
     finally:
         manager.close()
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("synthgrad")]

@@ -9,14 +9,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.messages import (
-    CloseCode,
-    Metrics,
-    Snapshot,
-    Status,
-    envelope,
-)
 from app.settings import Settings
+from app.web.messages import CloseCode, Metrics, Snapshot, Status, envelope
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 

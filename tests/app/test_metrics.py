@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.metrics import downsample, numeric_keys, to_csv
+from app.storage.metrics import downsample, numeric_keys, to_csv
 
 
 def test_downsample_keeps_every_spike_and_every_null() -> None:

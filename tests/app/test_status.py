@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.access import Access, token_hash
-from app.status import TERMINAL, TRANSITIONS, Control, Forbidden, RunStatus
+from app.runs.access import Access, token_hash
+from app.runs.status import TERMINAL, TRANSITIONS, Control, Forbidden, RunStatus
 
 
 def test_terminal_statuses_allow_no_change_and_active_ones_can_always_end() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.store import Store
+from app.storage.store import Store
 
 
 def row(run_id: str) -> dict[str, object]:
@@ -87,7 +87,7 @@ def test_a_record_of_the_article_net_takes_under_1_2_kb_on_disk(tmp_path: Path) 
 
 
 def test_deleting_a_run_gives_its_space_back_in_chunks(tmp_path: Path) -> None:
-    from app.store import CHUNK
+    from app.storage.store import CHUNK
 
     store = Store(str(tmp_path / "s.sqlite3"))
     store.insert_run(row("a"))

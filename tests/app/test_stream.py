@@ -137,14 +137,14 @@ def test_viewers_joining_together_share_one_history_and_miss_nothing(
     time.sleep(0.3)
     manager = client.app.state.manager  # type: ignore[attr-defined]
     builds: list[int] = []
-    original = manager.records
+    original = manager.history.records
 
     def counting(run_id: str, **kw: Any) -> list[str]:
         if kw.get("streamed_only") and not kw.get("after"):
             builds.append(1)
         return original(run_id, **kw)
 
-    manager.records = counting
+    manager.history.records = counting
     seen: list[list[int]] = []
     for _ in range(3):  # three viewers within the sharing window, records flowing between
         with client.websocket_connect(f"/ws/runs/{run_id}") as ws:

@@ -110,3 +110,67 @@ def test_diverged_run_reports_its_step(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "diverged" and summary["diverged_at"] >= 1
+
+
+SMALL_RUN = ["--dataset", "addition", "--bits", "4", "--examples", "60", "--hidden", "8,6"]
+
+
+def summary_and_records(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[dict, list[dict]]:
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        for key in [k for k in record if k.startswith(("wall_time", "unix_time", "t_", "time"))]:
+            del record[key]
+    return summary, records
+
+
+@pytest.mark.parametrize("method", ["dni", "backprop"])
+def test_a_resumed_run_equals_the_uninterrupted_one(
+    method: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    common = ["train", *SMALL_RUN, "--method", method, "--optimizer", "adam", "--json"]
+    assert main([*common, "--epochs", "6", "--records", str(tmp_path / "whole.jsonl")]) == 0
+    whole, whole_records = summary_and_records(capsys, tmp_path / "whole.jsonl")
+    state = tmp_path / "state.npz"
+    first = ["--epochs", "2", "--save-state", str(state), "--records", str(tmp_path / "a.jsonl")]
+    assert main([*common, *first]) == 0
+    summary_and_records(capsys, tmp_path / "a.jsonl")
+    then = ["--resume", str(state), "--epochs", "6", "--records", str(tmp_path / "b.jsonl")]
+    assert main(["train", *then, "--json"]) == 0
+    resumed, resumed_records = summary_and_records(capsys, tmp_path / "b.jsonl")
+    assert resumed_records == whole_records[10:]  # 2 epochs of 5 steps came before
+    for key in ("steps", "loss", "accuracy", "test_accuracy", "method"):
+        assert resumed[key] == whole[key]
+
+
+def test_save_every_keeps_the_latest_state(tmp_path: Path) -> None:
+    state = tmp_path / "s.npz"
+    args = [*SMALL_RUN, "--epochs", "3", "--save-state", str(state), "--save-every", "4"]
+    assert main(["train", *args, "--quiet"]) == 0
+    from synthgrad_core.state import load
+
+    assert load(state).step == 15  # the end wins over the step-12 save
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--resume", "/no/such/state.npz"], "--resume: /no/such/state.npz: no such file"),
+        (["--resume", "JUNK"], "not a synthgrad state file"),
+        (["--resume", "STATE", "--hidden", "9,9"], "--hidden: cannot change from (8, 6)"),
+        (["--resume", "STATE", "--epochs", "1"], "--epochs: must leave steps to train"),
+        (["--save-every", "5"], "--save-every: needs --save-state FILE"),
+    ],
+)
+def test_bad_state_files_and_branches_give_one_line_and_exit_2(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    state, junk = tmp_path / "s.npz", tmp_path / "junk.npz"
+    junk.write_text("no")
+    assert main(["train", *SMALL_RUN, "--epochs", "2", "--save-state", str(state), "--quiet"]) == 0
+    args = [str(state) if a == "STATE" else str(junk) if a == "JUNK" else a for a in args]
+    result = run_cli("train", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]

@@ -35,10 +35,21 @@ def test_resolve_leaves_no_field_unset(dataset: str) -> None:
     assert unset == ["data_path"]
 
 
-def test_resolving_twice_validates_again() -> None:
-    cfg = dataclasses.replace(TrainConfig(dataset="digits").resolve(), epochs=0)
+def test_a_resolved_config_cannot_be_made_invalid() -> None:
+    cfg = TrainConfig(dataset="digits").resolve()
+    assert cfg.resolve() is cfg  # resolved once, where it enters
     with pytest.raises(ConfigError, match="epochs: must be >= 1"):
-        cfg.resolve()
+        dataclasses.replace(cfg, epochs=0)
+    with pytest.raises(ConfigError, match="workers: must be at most 3"):
+        dataclasses.replace(cfg, execution="pipelined", workers=4)
+
+
+def test_a_stored_config_loads_even_if_todays_bounds_refuse_it() -> None:
+    stored = {**TrainConfig(dataset="digits").resolve().as_dict(), "epochs": 0, "gone": 1}
+    cfg = ResolvedConfig.from_stored(stored)
+    assert cfg.epochs == 0 and cfg.hidden == (128, 64)
+    fine = ResolvedConfig.from_stored(TrainConfig(dataset="digits", epochs=3).resolve().as_dict())
+    assert fine == TrainConfig(dataset="digits", epochs=3).resolve()
 
 
 def test_a_non_number_in_a_number_field_names_the_field() -> None:

@@ -15,26 +15,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from app.execution import make_executor
+from app.execution.session import Executor, Session
+from app.runs.access import Access, new_run_id, token_hash
+from app.runs.controls import Controls
+from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
+from app.runs.history import History
+from app.runs.quotas import Admission, FairQueue
+from app.runs.recorder import Recorder
+from app.runs.run import Run
+from app.runs.status import TRANSITIONS, Conflict, Control, RunNotFound, RunStatus
+from app.settings import Settings
+from app.storage.purger import Purger
+from app.storage.store import Store, StoreError
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.config import planned_steps
-
-from .access import Access, new_run_id, token_hash
-from .controls import Controls
-from .events import Broadcaster, DeletedEvent, StatusEvent
-from .executors import Executor, Session, make_executor
-from .history import History
-from .quotas import Admission, FairQueue
-from .recorder import Recorder
-from .run import SUMMARY_KEYS, Run
-from .settings import Settings
-from .status import (
-    TRANSITIONS,
-    Conflict,
-    Control,
-    RunNotFound,
-    RunStatus,
-)
-from .store import Purger, Store, StoreError
 
 log = logging.getLogger("synthgrad.runs")
 
@@ -42,12 +37,17 @@ log = logging.getLogger("synthgrad.runs")
 MUTABLE_COLUMNS = ("status", "step", "summary", "started_at", "finished_at", "error")
 
 
-class RunManager(Controls, History, Broadcaster):
+class RunManager:
     """Creates, schedules, controls and records runs.
 
-    >>> manager = RunManager(Settings(db=":memory:"))
+    Made of parts it owns: `controls` (pause, resume, stop), `history` (stored
+    records and exports), `events` (listeners), the recorder and the purger.
+    Building one touches nothing; `start()` loads the stored runs and starts the
+    threads, `close()` ends them.
+
+    >>> manager = RunManager(Settings(db=":memory:")).start()
     >>> run, token = manager.create({"dataset": "addition", "bits": 4, "epochs": 1})
-    >>> manager.wait(run.id, timeout=30).status in ("finished", "running")
+    >>> manager.controls.wait(run.id, timeout=30).status in ("finished", "running")
     True
     >>> manager.close()
     """
@@ -55,7 +55,6 @@ class RunManager(Controls, History, Broadcaster):
     def __init__(
         self, settings: Settings, store: Store | None = None, executor: Executor | None = None
     ) -> None:
-        super().__init__()
         self.settings = settings
         self.store = store or Store(settings.db)
         self.executor = executor or make_executor(
@@ -71,6 +70,21 @@ class RunManager(Controls, History, Broadcaster):
         self._active: set[str] = set()
         self._queue = FairQueue()
         self._closing = threading.Event()
+        self.events = Broadcaster()
+        self.controls = Controls(settings, self.access, self.admission, self)
+        self.history = History(self.store, self.get, self.flush)
+        self.recorder = Recorder(
+            self.store,
+            lambda: list(self.runs.values()),
+            self.events.emit,
+            on_failure=self.controls.store_failed,
+            flush_interval=settings.flush_interval,
+            stream_rate=settings.stream_rate,
+        )
+        self.purger = Purger(self.store)
+
+    def start(self) -> RunManager:
+        """Load the stored runs, start the recorder, the purger and the queued runs."""
         # Queued runs wait on; a run that was training when the last server died cannot
         # go on from where it was (its trainer's state lived in that process).
         unfinished = [RunStatus.RUNNING.value, RunStatus.PAUSED.value]
@@ -79,23 +93,17 @@ class RunManager(Controls, History, Broadcaster):
         for row in self.store.load_runs():
             run = Run.from_row(row)
             self.runs[run.id] = run
-            if run.status is RunStatus.QUEUED:
+            if run.status is RunStatus.QUEUED and run.fork_of:  # its state went with the server
+                lost = f"its starting state (step {run.fork_of['step']} of its parent) was lost"
+                self.transition(run, RunStatus.FAILED, error=f"{lost} when the server restarted")
+            elif run.status is RunStatus.QUEUED:
                 self._queue.push(run.owner_hash, run.id)
-        self.recorder = Recorder(
-            self.store,
-            lambda: list(self.runs.values()),
-            self._emit,
-            on_failure=self._store_failed,
-            flush_interval=settings.flush_interval,
-            stream_rate=settings.stream_rate,
-        )
         self.recorder.start()
-        self.purger = Purger(self.store)
         self.purger.start()
         self._start_queued()
-        log.info(
-            "run manager ready: %s executor, %d stored run(s)", self.executor.name, len(self.runs)
-        )
+        stored = len(self.runs)
+        log.info("run manager ready: %s executor, %d stored run(s)", self.executor.name, stored)
+        return self
 
     # -- queries -----------------------------------------------------------
     def get(self, run_id: str) -> Run:
@@ -207,7 +215,15 @@ class RunManager(Controls, History, Broadcaster):
             for run in held:
                 self._queue.push(run.owner_hash, run.id)
 
-    def _transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
+    def dequeue(self, run: Run) -> bool:
+        """Take a run that has not started out of the queue; False if it has started."""
+        with self._lock:
+            queued = run.status is RunStatus.QUEUED and run.thread is None
+            if queued:
+                self._queue.remove(run.id)
+        return queued
+
+    def transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
         """Change status: check the move, flush the records, store it, then tell listeners.
 
         A run stopped on its way to deletion tells listeners nothing: they hear "deleted".
@@ -228,35 +244,32 @@ class RunManager(Controls, History, Broadcaster):
                 log.error("run %s: storing its status %s failed: %s", run.id, new, exc)
             run.cond.notify_all()
         level = logging.WARNING if new in (RunStatus.FAILED, RunStatus.DIVERGED) else logging.INFO
-        log.log(
-            level,
-            "run %s %s at step %d%s",
-            run.id,
-            new,
-            run.step,
-            f": {run.error}" * bool(run.error),
-        )
+        error = f": {run.error}" * bool(run.error)
+        log.log(level, "run %s %s at step %d%s", run.id, new, run.step, error)
         if run.control is Control.DELETE:
             return
         diverged_at = run.session.diverged_at if run.session and new is RunStatus.DIVERGED else None
-        self._emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
+        self.events.emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
 
     def _train(self, run: Run) -> None:
         session: Session | None = None
         try:
             try:
-                session = self.executor.open(self.admission.runnable(run.config))
+                config, state = self.admission.runnable(run.config), run.start_state
+                session = self.executor.open(config, state)
             except (ConfigError, OSError, ValueError) as exc:
-                self._transition(run, RunStatus.FAILED, error=self.admission.scrub(str(exc)))
+                self.transition(run, RunStatus.FAILED, error=self.admission.scrub(str(exc)))
                 return
-            run.session = session
+            run.session, run.start_state = session, None
             run.total_steps = session.total_steps
-            self._transition(run, RunStatus.RUNNING, started_at=time.time())
+            self.transition(run, RunStatus.RUNNING, started_at=time.time())
             if self._train_until_done(run, session):
                 self._finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
-                self._training_failed(run, exc)  # (one still opening at shutdown stays queued)
+                self.controls.training_failed(
+                    run, exc
+                )  # (one still opening at shutdown stays queued)
         finally:
             if session is not None:
                 session.close()
@@ -268,8 +281,12 @@ class RunManager(Controls, History, Broadcaster):
         """Advance slice by slice, obeying controls between slices; False if told to end."""
         outbox = run.outbox
         while not session.done:
-            if run.control is not None and not self._obey(run):
+            if run.control is not None and not self.controls.obey(run):
                 return False
+            if run.knobs:
+                with run.cond:
+                    changes, run.knobs = run.knobs, {}
+                session.configure(changes)
             entries = session.advance()
             run.step = entries[-1].step
             outbox.extend(entries)
@@ -279,48 +296,23 @@ class RunManager(Controls, History, Broadcaster):
         # The last records first: storing them sets the summary to the last batch's numbers,
         # which the final ones (the whole training split) must replace, not the other way.
         self.flush()  # and if the store cannot take them, the run failed
-        summary = session.summary()
-        run.summary.update({k: summary[k] for k in SUMMARY_KEYS})
-        for flag in (
-            "diverged_at",
-            "exploded_at",
-            "notes",
-            "execution",
-            "fidelity",
-        ):  # kept with the run
-            if summary.get(flag) is not None:
-                run.summary[flag] = summary[flag]
+        run.keep_summary(session.summary())
         final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
         final = RunStatus.FAILED if run.control is Control.FAIL else final
-        self._transition(run, final)
-
-    def rename(self, run_id: str, name: str, token: str | None) -> Run:
-        """Give the run a new name (owner or admin)."""
-        run = self._controlled(run_id, token)
-        with run.cond:
-            self.store.update_run(run.id, name=name)
-            run.name = name
-        return run
+        self.transition(run, final)
 
     def delete(self, run_id: str, token: str | None) -> None:
         """Forget the run at once; its training ends and its records go in the background."""
-        run = self._controlled(run_id, token)
+        run = self.controls.controlled(run_id, token)
         self.store.delete_run(run.id)  # first: if the store cannot, nothing changes
         if not run.status.terminal:
             with contextlib.suppress(Conflict):
-                self._end(run, Control.DELETE)
+                self.controls.end(run, Control.DELETE)
         with self._lock:
             self.runs.pop(run.id, None)
         self.purger.wake()
         log.info("run %s deleted", run.id)
-        self._emit(DeletedEvent(run.id))
-
-    def wait(self, run_id: str, timeout: float | None = None) -> Run:
-        """Block until the run is terminal (or `timeout` passes); for scripts and tests."""
-        run = self.get(run_id)
-        with run.cond:
-            run.cond.wait_for(lambda: run.status.terminal, timeout=timeout)
-        return run
+        self.events.emit(DeletedEvent(run.id))
 
     def close(self, grace: float = 1.0) -> None:
         """End training runs (they become `interrupted`; queued ones stay queued), flush, stop.
@@ -332,7 +324,7 @@ class RunManager(Controls, History, Broadcaster):
         training = [r for r in self.runs.values() if r.thread is not None and not r.status.terminal]
         for run in training:
             with contextlib.suppress(Conflict):
-                self._end(run, Control.SHUTDOWN)
+                self.controls.end(run, Control.SHUTDOWN)
         deadline = time.monotonic() + grace
         for run in training:
             assert run.thread is not None

@@ -14,22 +14,22 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.runs.status import ACTIVE, TERMINAL
+from app.web.deps import Manager
+from app.web.messages import CloseCode
 from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
-
-from .deps import Manager
-from .messages import CloseCode
-from .status import ACTIVE, TERMINAL
 
 router = APIRouter(include_in_schema=False)
 
 
 def asset_dir(name: str) -> Path:
     """`static/` or `templates/`: inside the installed package, else at the source tree's top."""
-    packaged = Path(__file__).resolve().parent / name
+    package = Path(__file__).resolve().parent.parent  # app/
+    packaged = package / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / name
+    return package.parent / name
 
 
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
@@ -167,7 +167,32 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
     if run is None:
         return page(request, "not_found.html", status_code=404, missing=[run_id])
     inputs, outputs = io_sizes(run.config)
-    return page(request, "run.html", run=run.public(), shape={"inputs": inputs, "outputs": outputs})
+    config = run.config.as_dict()
+    fork_fields = [
+        {**f, "default": config[f["name"]]} for f in form_fields() if f["name"] in FORK_FIELDS
+    ]
+    return page(
+        request,
+        "run.html",
+        run=run.public(),
+        shape={"inputs": inputs, "outputs": outputs},
+        family=request.app.state.branches.family(run),
+        fork_fields=fork_fields,
+    )
+
+
+#: What the run page's "Fork from here" dialog offers to change (a subset of what may).
+FORK_FIELDS = (
+    "method",
+    "learning_rate",
+    "sg_learning_rate",
+    "optimizer",
+    "sg_optimizer",
+    "update_probability",
+    "sg_scale",
+    "epochs",
+    "diagnostics_every",
+)
 
 
 #: Most runs one compare page shows.

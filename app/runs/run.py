@@ -7,13 +7,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.execution.session import Entry, Session
+from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
-
-from .executors import Entry, Session
-from .status import Control, RunStatus
+from synthgrad_core.state import TrainerState
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
+#: What else of a session's summary a finished run keeps.
+KEPT_FLAGS = ("diverged_at", "exploded_at", "notes", "execution", "fidelity")
 
 
 @dataclass(eq=False)
@@ -32,6 +34,13 @@ class Run:
     error: str | None = None
     #: the sweep the run belongs to, if any
     sweep_id: str | None = None
+    #: a branch's parent and the step it branched at: {"run": id, "step": n}
+    fork_of: dict[str, Any] | None = None
+    #: a branch's starting state until its session opens (not stored: a restart loses it)
+    start_state: TrainerState | None = field(default=None, repr=False)
+    #: live knob changes the owner asked for, applied by the training thread at its next
+    #: slice boundary
+    knobs: dict[str, Any] = field(default_factory=dict)
     #: a queued run of a paused sweep: it does not start until the sweep resumes
     held: bool = False
     #: records the training thread made and the recorder has not stored yet
@@ -46,6 +55,13 @@ class Run:
     last_streamed_at: float = 0.0
     #: why the training was killed after not obeying an ending control, if it was
     killed: str | None = None
+
+    def keep_summary(self, summary: dict[str, Any]) -> None:
+        """Keep a finished session's final numbers and what else the run should show."""
+        self.summary.update({k: summary[k] for k in SUMMARY_KEYS})
+        for flag in KEPT_FLAGS:
+            if summary.get(flag) is not None:
+                self.summary[flag] = summary[flag]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
@@ -68,6 +84,7 @@ class Run:
             "summary": self.summary,
             "error": self.error,
             "sweep_id": self.sweep_id,
+            "fork_of": self.fork_of,
         }
 
     def public(self) -> dict[str, Any]:

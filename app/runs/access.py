@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import Collection
 
-from .status import Forbidden
+from app.runs.status import Forbidden
 
 
 def _bytes(token: str) -> bytes:

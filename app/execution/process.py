@@ -19,14 +19,22 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+from app.execution.session import (
+    TRAINING_NICENESS,
+    Entry,
+    Session,
+    TrainingFailed,
+    branched,
+    entry,
+)
 from synthgrad_core import ConfigError, Trainer
 from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.state import CaptureError, TrainerState
 
-from .executors import TRAINING_NICENESS, Entry, Session, TrainingFailed, entry
 
-
-# What crosses the pipe. Parent -> child: "advance", "summary" or "close".
+# What crosses the pipe. Parent -> child: "advance", "summary", ("capture",),
+# ("configure", changes) or "close".
 class Ready(NamedTuple):
     total_steps: int
 
@@ -55,12 +63,20 @@ class Summary(NamedTuple):
     summary: dict[str, Any]
 
 
+class Captured(NamedTuple):
+    state: TrainerState
+
+
+class Configured(NamedTuple):
+    pass
+
+
 class Failed(NamedTuple):
     message: str
     traceback: str
 
 
-Reply = Ready | Invalid | Slice | Summary | Failed
+Reply = Ready | Invalid | Slice | Summary | Captured | Configured | Failed
 
 
 def _refusal(exc: Exception) -> Invalid:
@@ -71,6 +87,29 @@ def _refusal(exc: Exception) -> Invalid:
 
 def build_trainer(config: ResolvedConfig) -> Trainer:
     return make_trainer(config)
+
+
+def answer(trainer: Trainer, request: Any, slice_seconds: float) -> Reply:
+    """A remote session's request ("advance", "summary", ("capture",), ("configure",
+    changes)), answered where the trainer lives (a child process, a Ray actor)."""
+    if request == "advance":
+        return train_slice(trainer, slice_seconds)
+    if request == "summary":
+        return Summary(trainer.summary())
+    try:
+        if request[0] == "capture":
+            return Captured(trainer.capture())
+        trainer.configure(**request[1])
+        return Configured()
+    except (ConfigError, CaptureError) as exc:
+        return _refusal(exc)
+
+
+def replied(reply: Reply) -> Any:
+    """What a capture or configure request's reply carries; its refusal raised."""
+    if isinstance(reply, Invalid):
+        raise reply.error()
+    return reply.state if isinstance(reply, Captured) else None
 
 
 def train_slice(trainer: Trainer, slice_seconds: float) -> Slice:
@@ -125,6 +164,7 @@ def _serve_trainer(
     config: ResolvedConfig,
     slice_seconds: float,
     build: Callable[[ResolvedConfig], Trainer],
+    state: TrainerState | None = None,
 ) -> None:
     """The child process: build the trainer, then answer the parent's requests until `close`."""
     # Training is batch work: the server process (event loop, store writer) comes first
@@ -132,7 +172,7 @@ def _serve_trainer(
     with contextlib.suppress(OSError):
         os.nice(TRAINING_NICENESS)
     try:
-        trainer = build(config)
+        trainer = branched(build(config), state)
     except (ConfigError, OSError, ValueError) as exc:
         conn.send(_refusal(exc))
         return
@@ -140,13 +180,10 @@ def _serve_trainer(
     try:
         while True:
             request = conn.recv()
-            if request == "advance":
-                conn.send(train_slice(trainer, slice_seconds))
-            elif request == "summary":
-                conn.send(Summary(trainer.summary()))
-            else:  # "close"
+            if request == "close":
                 trainer.close()
                 return
+            conn.send(answer(trainer, request, slice_seconds))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return  # the parent went away
     except Exception as exc:
@@ -174,10 +211,11 @@ class ProcessSession(SliceSession):
         config: ResolvedConfig,
         slice_seconds: float,
         build: Callable[[ResolvedConfig], Trainer] = build_trainer,
+        state: TrainerState | None = None,
     ) -> None:
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
-            target=_serve_trainer, args=(child, config, slice_seconds, build), daemon=True
+            target=_serve_trainer, args=(child, config, slice_seconds, build, state), daemon=True
         )
         self._process.start()
         child.close()
@@ -207,6 +245,15 @@ class ProcessSession(SliceSession):
         reply = self._receive()
         assert isinstance(reply, Summary)
         return reply.summary
+
+    def capture(self) -> TrainerState:
+        self._conn.send(("capture",))
+        state: TrainerState = replied(self._receive())
+        return state
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        self._conn.send(("configure", changes))
+        replied(self._receive())
 
     def kill(self) -> None:
         """SIGKILL: works on a process stuck in a step and on a stopped (SIGSTOP) one."""
@@ -238,8 +285,8 @@ class ProcessExecutor:
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
-    def open(self, config: ResolvedConfig) -> Session:
-        return ProcessSession(self._ctx, config, self.slice_seconds, self.build)
+    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
+        return ProcessSession(self._ctx, config, self.slice_seconds, self.build, state)
 
     def capacity(self) -> int:
         return os.cpu_count() or 1

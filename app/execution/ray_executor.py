@@ -10,7 +10,7 @@ go on.
 Without an address, the executor starts a local Ray instance sized to the machine
 (one CPU per run, `workers` CPUs for a pipelined one); with `SYNTHGRAD_RAY_ADDRESS`
 it joins an existing cluster, whose nodes must have synthgrad installed (the actor
-imports `app.ray_executor` and the engine there). Ray is an optional extra:
+imports `app.execution.ray_executor` and the engine there). Ray is an optional extra:
 `pip install "synthgrad[ray]"`.
 """
 
@@ -25,12 +25,30 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from app.execution.process import (
+    Failed,
+    Invalid,
+    Ready,
+    Reply,
+    Slice,
+    SliceSession,
+    _refusal,
+    answer,
+    replied,
+    train_slice,
+)
+from app.execution.session import (
+    RAY_MISSING,
+    TRAINING_NICENESS,
+    Entry,
+    Session,
+    TrainingFailed,
+    branched,
+)
 from synthgrad_core import ConfigError, Trainer
 from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
-
-from .executors import RAY_MISSING, TRAINING_NICENESS, Entry, Session, TrainingFailed
-from .process import Failed, Invalid, Ready, Slice, SliceSession, _refusal, train_slice
+from synthgrad_core.state import TrainerState
 
 log = logging.getLogger("synthgrad.executors")
 
@@ -51,9 +69,9 @@ class TrainerActor:
         self.slice_seconds = slice_seconds
         self.trainer: Trainer | None = None
 
-    def load(self, config: ResolvedConfig) -> Ready | Invalid:
+    def load(self, config: ResolvedConfig, state: TrainerState | None = None) -> Ready | Invalid:
         try:
-            self.trainer = make_trainer(config)
+            self.trainer = branched(make_trainer(config), state)
         except (ConfigError, OSError, ValueError) as exc:
             return _refusal(exc)
         return Ready(self.trainer.total_steps)
@@ -68,6 +86,11 @@ class TrainerActor:
     def summary(self) -> dict[str, Any]:
         assert self.trainer is not None
         return self.trainer.summary()
+
+    def request(self, request: Any) -> Reply:
+        """A capture or configure request (process.answer)."""
+        assert self.trainer is not None
+        return answer(self.trainer, request, self.slice_seconds)
 
     def pid(self) -> int:
         return os.getpid()
@@ -107,7 +130,9 @@ def _signals_kept() -> Iterator[None]:
 class RaySession(SliceSession):
     """A trainer in a Ray actor, driven in lockstep like a process session."""
 
-    def __init__(self, executor: RayExecutor, config: ResolvedConfig) -> None:
+    def __init__(
+        self, executor: RayExecutor, config: ResolvedConfig, state: TrainerState | None = None
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -116,10 +141,10 @@ class RaySession(SliceSession):
         self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
         try:
-            reply = self._get(self._actor.load.remote(config))
+            reply = self._get(self._actor.load.remote(config, state))
         except TrainingFailed:  # an idle actor that died meanwhile: once more, a fresh one
             self._actor = executor.actor(self.cpus, fresh=True)
-            reply = self._get(self._actor.load.remote(config))
+            reply = self._get(self._actor.load.remote(config, state))
         if isinstance(reply, Invalid):
             self.close()
             raise reply.error()
@@ -145,6 +170,13 @@ class RaySession(SliceSession):
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = self._get(self._actor.summary.remote())
         return summary
+
+    def capture(self) -> TrainerState:
+        state: TrainerState = replied(self._get(self._actor.request.remote(("capture",))))
+        return state
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        replied(self._get(self._actor.request.remote(("configure", changes))))
 
     def pid(self) -> int:
         """The worker process's id (on its node), for tests and operators."""
@@ -228,8 +260,8 @@ class RayExecutor:
         with contextlib.suppress(Exception):
             self._ray.kill(actor, no_restart=True)
 
-    def open(self, config: ResolvedConfig) -> Session:
-        return RaySession(self, config)
+    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
+        return RaySession(self, config, state)
 
     def shutdown(self) -> None:
         with self._lock:

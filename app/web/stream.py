@@ -18,11 +18,11 @@ import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .events import DeletedEvent, Event, MetricsEvent, StatusEvent
-from .messages import CloseCode, Metrics, Snapshot, Status
-from .metrics import HEADLINE_KEYS, downsample
-from .runs import RunManager
-from .status import RunNotFound, RunStatus
+from app.runs.events import DeletedEvent, Event, MetricsEvent, StatusEvent
+from app.runs.manager import RunManager
+from app.runs.status import RunNotFound, RunStatus
+from app.storage.metrics import HEADLINE_KEYS, downsample
+from app.web.messages import CloseCode, Metrics, Snapshot, Status
 
 #: Most records a snapshot carries (older history is min/max downsampled to this).
 SNAPSHOT_POINTS = 1000
@@ -84,10 +84,10 @@ class StreamHub:
         #: run id -> (built at, seq, downsampled, history JSON): see _snapshot
         self._histories: dict[str, tuple[float, int, bool, str]] = {}
         self._snapshot_lock = threading.Lock()
-        manager.add_listener(self._from_thread)
+        manager.events.add_listener(self._from_thread)
 
     def close(self) -> None:
-        self.manager.remove_listener(self._from_thread)
+        self.manager.events.remove_listener(self._from_thread)
 
     def stats(self) -> dict[str, int]:
         """Clients connected, the largest backlog any holds, and records thinned so far."""
@@ -192,7 +192,7 @@ class StreamHub:
         run = self.manager.get(run_id)
         if after is not None:
             texts = await asyncio.to_thread(
-                self.manager.records,
+                self.manager.history.records,
                 run_id,
                 after=after,
                 streamed_only=True,
@@ -209,7 +209,7 @@ class StreamHub:
         await self._send(websocket, text)
         # A shared history may end before this client registered: replay what came since.
         texts = await asyncio.to_thread(
-            self.manager.records, run_id, after=seq, streamed_only=True, limit=REPLAY_LIMIT
+            self.manager.history.records, run_id, after=seq, streamed_only=True, limit=REPLAY_LIMIT
         )
         if texts:
             last = int(json.loads(texts[-1])["step"])
@@ -235,7 +235,7 @@ class StreamHub:
                 del self._histories[stale]
             cached = self._histories.get(run_id)
             if cached is None:
-                texts = self.manager.records(run_id, streamed_only=True)
+                texts = self.manager.history.records(run_id, streamed_only=True)
                 records = [json.loads(t) for t in texts]
                 keep = downsample(records, SNAPSHOT_POINTS, HEADLINE_KEYS)
                 cached = (

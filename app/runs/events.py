@@ -47,6 +47,6 @@ class Broadcaster:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         for listener in list(self._listeners):
             listener(event)

@@ -11,11 +11,11 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from .api import CONTROL, CREATE, set_owner_cookie
-from .deps import Token
-from .metrics import csv_cell
-from .schemas import CreatedSweep, CreateSweep, SweepOut
-from .sweeps import Sweeps, markdown, results_table
+from app.runs.sweeps import Sweeps, markdown, results_table
+from app.storage.metrics import csv_cell
+from app.web.api import CONTROL, CREATE, set_owner_cookie
+from app.web.deps import Token
+from app.web.schemas import CreatedSweep, CreateSweep, SweepOut
 
 router = APIRouter()
 

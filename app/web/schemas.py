@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, fiel
 
 from synthgrad_core.config import FIELD_SPECS, MAX_LAYERS, MAX_WIDTH, FieldSpec, TrainConfig
 from synthgrad_core.sweep import MAX_RUNS
+from synthgrad_core.trainer import LIVE_KNOBS
 
 NAME_MAX = 100
 
@@ -96,6 +97,37 @@ class CreateSweep(BaseModel):
     grid: SweepGrid  # type: ignore[valid-type]
 
 
+def _optional_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
+    return _value_type(spec) | None, Field(default=None, description=_description(spec))
+
+
+ForkConfig = create_model(  # type: ignore[call-overload]
+    "ForkConfig",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="What a branch changes; omitted fields stay the parent's. The rule, learning "
+    "rates, optimisers, knobs, epochs and cadences may change; anything that shapes the "
+    "weights or the data (dataset, widths, activation, seed, ...) is a 422 naming it.",
+    **{name: _optional_field(name, spec) for name, spec in FIELD_SPECS.items()},
+)
+
+
+class ForkRun(BaseModel):
+    """Body of POST /api/runs/{id}/fork (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
+    _name_text = field_validator("name")(_encodable)
+    config: ForkConfig = Field(default_factory=ForkConfig)  # type: ignore[valid-type]
+
+
+Knobs = create_model(  # type: ignore[call-overload]
+    "Knobs",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Body of PATCH /api/runs/{id}/config: the knobs to change in place.",
+    **{name: _optional_field(name, FIELD_SPECS[name]) for name in LIVE_KNOBS},
+)
+
+
 class RenameRun(BaseModel):
     """Body of PATCH /api/runs/{id}."""
 
@@ -112,6 +144,11 @@ class RunSummary(BaseModel):
     loss: float | None = None
     accuracy: float | None = None
     test_accuracy: float | None = None
+
+
+class ForkOf(BaseModel):
+    run: str = Field(description="the parent run's id")
+    step: int = Field(description="the step the branch starts from (the parent's state then)")
 
 
 class RunOut(BaseModel):
@@ -134,6 +171,7 @@ class RunOut(BaseModel):
         description="a control accepted and not yet carried out (pause, resume, stop); "
         "the status follows within a step",
     )
+    fork_of: ForkOf | None = Field(None, description="a branch's parent and fork step")
 
 
 class SweepRun(RunOut):

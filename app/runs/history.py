@@ -1,27 +1,25 @@
 """Reading a run's stored history: records for replays, exports for downloads.
 
-A mixin of RunManager: both flush the recorder first, so nothing recorded is missed.
+Both flush the recorder first, so nothing recorded is missed.
 """
 
 from __future__ import annotations
 
-from synthgrad_core.trainer import record_keys
+from collections.abc import Callable
 
-from .metrics import Export, export, parse_fields
-from .run import Run
-from .store import Store
+from app.runs.run import Run
+from app.storage.metrics import Export, export, parse_fields
+from app.storage.store import Store
+from synthgrad_core.trainer import record_keys
 
 
 class History:
-    """The reading half of RunManager (it shares the manager's store and recorder)."""
+    """Reads runs' stored records: `get` finds a run (RunNotFound), `flush` stores pending ones."""
 
-    store: Store
-
-    def get(self, run_id: str) -> Run:
-        raise NotImplementedError  # RunManager's
-
-    def flush(self) -> None:
-        raise NotImplementedError  # RunManager's
+    def __init__(self, store: Store, get: Callable[[str], Run], flush: Callable[[], None]) -> None:
+        self.store = store
+        self.get = get
+        self.flush = flush
 
     def records(
         self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None

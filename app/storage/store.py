@@ -23,11 +23,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .codec import decode_record, encode_record
-from .store_errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
-from .upkeep import Purger, add_sweep_column, migrate_round_one
+from app.storage.codec import decode_record, encode_record
+from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
+from app.storage.migrations import add_columns, migrate_round_one
 
-__all__ = ["CHUNK", "Purger", "Store", "StoreCorrupt", "StoreError"]
+__all__ = ["CHUNK", "Store", "StoreCorrupt", "StoreError"]
 
 log = logging.getLogger("synthgrad.store")
 
@@ -46,6 +46,7 @@ RUN_TABLE = {
     "summary": "TEXT NOT NULL DEFAULT '{}'",
     "error": "TEXT",
     "sweep_id": "TEXT",  # added after round 1: older files get it by migration
+    "fork_of": "TEXT",  # JSON {"run", "step"} of a branch; added in round 3 (migration)
 }
 RUN_COLUMNS = tuple(RUN_TABLE)
 
@@ -73,7 +74,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_step ON records (run_id, step);
 CREATE INDEX IF NOT EXISTS records_streamed ON records (run_id, step) WHERE streamed = 1;
 """
 
-JSON_COLUMNS = ("config", "summary")
+JSON_COLUMNS = ("config", "summary", "fork_of")
 
 #: Rows a read or a background delete handles per statement: a delete holds the
 #: write lock for one chunk only, so live streams never wait long behind it.
@@ -120,7 +121,7 @@ class Store:
 
     def _migrate(self) -> None:
         migrate_round_one(self._conn, self.path)
-        add_sweep_column(self._conn)
+        add_columns(self._conn)
 
     def close(self) -> None:
         with self._lock:

@@ -20,14 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.runs.access import new_run_id
+from app.runs.manager import RunManager
+from app.runs.run import Run
+from app.runs.status import ACTIVE, Conflict, RunStatus
+from app.storage.store import RUN_COLUMNS, Store, encode_column
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.sweep import check_grid, points, summarize
-
-from .access import new_run_id
-from .run import Run
-from .runs import RunManager
-from .status import ACTIVE, Conflict, RunStatus
-from .store import RUN_COLUMNS, Store, encode_column
 
 log = logging.getLogger("synthgrad.sweeps")
 
@@ -215,8 +214,8 @@ class Sweeps:
         """
         sweep = self.get(sweep_id)
         self.manager.access.authorize(sweep.owner_hash, token)
-        act = {"pause": self.manager.pause, "resume": self.manager.resume}.get(
-            action, self.manager.stop
+        act = {"pause": self.manager.controls.pause, "resume": self.manager.controls.resume}.get(
+            action, self.manager.controls.stop
         )
         with self.manager._lock:  # queued runs hold while the sweep is paused
             for run in self.runs(sweep):

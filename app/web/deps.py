@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from .runs import RunManager
+from app.runs.manager import RunManager
 
 OWNER_COOKIE = "synthgrad_owner"
 

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from .controls import CONTROL_WAIT
-from .deps import OWNER_COOKIE, Manager, Token
-from .messages import CloseCode
-from .run import Run
-from .schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
-from .status import RunNotFound, RunStatus
+from app.runs.controls import CONTROL_WAIT
+from app.runs.run import Run
+from app.runs.status import RunNotFound, RunStatus
+from app.web.deps import OWNER_COOKIE, Manager, Token
+from app.web.messages import CloseCode
+from app.web.schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
 
 #: Largest step a client may name (SQLite integers are 64-bit).
 MAX_STEP = 2**62
@@ -125,14 +125,14 @@ async def pause_run(run_id: str, manager: Manager, token: Token) -> dict[str, An
 
     Answers within a second: paused, or still running with `requested: "pause"`.
     """
-    run = await run_in_threadpool(manager.pause, run_id, token, 0.0)
+    run = await run_in_threadpool(manager.controls.pause, run_id, token, 0.0)
     return await _settled(run, lambda r: r.status is RunStatus.PAUSED)
 
 
 @router.post("/api/runs/{run_id}/resume", response_model=RunOut, responses=CONTROL)
 async def resume_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """Resume a paused run (owner or admin)."""
-    run = await run_in_threadpool(manager.resume, run_id, token, 0.0)
+    run = await run_in_threadpool(manager.controls.resume, run_id, token, 0.0)
     return await _settled(run, lambda r: r.status is RunStatus.RUNNING)
 
 
@@ -143,14 +143,14 @@ async def stop_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any
     Answers within a second: stopped, or with `requested: "stop"`; a training that
     does not stop within the grace period is killed.
     """
-    run = await run_in_threadpool(manager.stop, run_id, token, 0.0)
+    run = await run_in_threadpool(manager.controls.stop, run_id, token, 0.0)
     return await _settled(run, lambda r: r.status.terminal)
 
 
 @router.patch("/api/runs/{run_id}", response_model=RunOut, responses=CONTROL)
 def rename_run(run_id: str, body: RenameRun, manager: Manager, token: Token) -> dict[str, Any]:
     """Rename a run (owner or admin)."""
-    return manager.rename(run_id, body.name, token).public()
+    return manager.controls.rename(run_id, body.name, token).public()
 
 
 @router.delete("/api/runs/{run_id}", status_code=204, responses=CONTROL)
@@ -188,7 +188,7 @@ def get_metrics(
 
     Streamed as read from the store: memory stays flat however long the run.
     """
-    out = manager.export(run_id, fields, max_points, format)
+    out = manager.history.export(run_id, fields, max_points, format)
     headers = {"Content-Disposition": f'attachment; filename="{run_id}.csv"'}
     return StreamingResponse(
         out.chunks, media_type=out.media_type, headers=headers if format == "csv" else None

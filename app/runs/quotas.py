@@ -17,14 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.runs.status import TooManyRuns, Unavailable
+from app.settings import Settings
+from app.storage.errors import PROBE_BYTES
+from app.storage.store import Store
 from synthgrad_core import ConfigError
 from synthgrad_core.config import ResolvedConfig, planned_steps
 from synthgrad_core.cost import describe_bytes, estimate
-
-from .settings import Settings
-from .status import TooManyRuns, Unavailable
-from .store import Store
-from .store_errors import PROBE_BYTES
 
 
 def check_budget(

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .events import Event, MetricsEvent
-from .executors import Entry
-from .run import Run
-from .store import Store, StoreError
+from app.execution.session import Entry
+from app.runs.events import Event, MetricsEvent
+from app.runs.run import Run
+from app.storage.store import Store, StoreError
 
 #: A record as the store takes it: run id, step, streamed (0/1), encoded text.
 Row = tuple[str, int, int, str]
@@ -126,9 +126,9 @@ class Recorder:
     def choose_streamed(self, run: Run, batch: list[Entry], now: float) -> set[int]:
         """Which records go live: all of them unless the run is faster than anyone can watch.
 
-        Then evenly spaced ones at `stream_rate` per second, plus every held-out
-        evaluation and the last record. The choice is stored, so a reconnecting
-        client gets exactly the live records it missed.
+        Then evenly spaced ones at `stream_rate` per second, plus every landmark (a
+        held-out evaluation, a knob change) and the last record. The choice is stored,
+        so a reconnecting client gets exactly the live records it missed.
         """
         since = now - run.last_streamed_at if run.last_streamed_at else 1.0
         run.last_streamed_at = now
@@ -138,7 +138,7 @@ class Recorder:
             return set(range(n))
         stride = n / allowed
         chosen = {int(i * stride) for i in range(allowed)} | {n - 1}
-        chosen |= {i for i, e in enumerate(batch) if e.evaluated}
+        chosen |= {i for i, e in enumerate(batch) if e.landmark}
         return chosen
 
 

@@ -12,14 +12,15 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from .access import Access
-from .executors import TrainingFailed
-from .quotas import Admission, FairQueue
-from .run import Run
-from .settings import Settings
-from .status import Conflict, Control, RunStatus
+from app.execution.session import TrainingFailed
+from app.runs.access import Access
+from app.runs.quotas import Admission
+from app.runs.run import Run
+from app.runs.status import Conflict, Control, RunStatus
+from app.settings import Settings
+from app.storage.store import Store
 
 log = logging.getLogger("synthgrad.runs")
 
@@ -28,20 +29,35 @@ log = logging.getLogger("synthgrad.runs")
 CONTROL_WAIT = 0.5
 
 
-class Controls:
-    """The control half of RunManager (a mixin: it shares the manager's state)."""
+class Book(Protocol):
+    """What controls need of the run manager: its runs and store, and the one way statuses
+    change."""
 
-    settings: Settings
-    access: Access
-    admission: Admission
     runs: dict[str, Run]
-    _lock: threading.RLock
-    _queue: FairQueue
+    store: Store
 
-    def get(self, run_id: str) -> Run:
-        raise NotImplementedError  # RunManager's
+    def get(self, run_id: str) -> Run: ...
 
-    def _training_failed(self, run: Run, exc: Exception) -> None:
+    def transition(self, run: Run, new: RunStatus, **changes: Any) -> None: ...
+
+    def dequeue(self, run: Run) -> bool:
+        """Take a run that has not started out of the queue; False if it has started."""
+        ...
+
+
+class Controls:
+    """Pause, resume, stop for callers; obeying them for the training threads."""
+
+    def __init__(
+        self, settings: Settings, access: Access, admission: Admission, book: Book
+    ) -> None:
+        self.settings = settings
+        self.access = access
+        self.admission = admission
+        self.book = book
+
+    def training_failed(self, run: Run, exc: Exception) -> None:
+        """A training thread's error: the run fails saying why (or ends as it was told)."""
         if isinstance(exc, TrainingFailed):
             error = str(exc)
             if exc.details:
@@ -53,25 +69,22 @@ class Controls:
             return
         ending = run.control if run.control is not None and run.control.ends else None
         if ending is not None and run.killed:  # told to end, did not, and was killed
-            self._transition(run, ending.final_status, error=run.error or run.killed)
+            self.book.transition(run, ending.final_status, error=run.error or run.killed)
         else:
-            self._transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
+            self.book.transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
 
-    def _transition(self, run: Run, new: RunStatus, **changes: Any) -> None:
-        raise NotImplementedError  # RunManager's
-
-    def _obey(self, run: Run) -> bool:
+    def obey(self, run: Run) -> bool:
         """Handle pause/resume/stop at a step boundary; False means the thread should end."""
         with run.cond:
             while run.control is Control.PAUSE:
                 if run.status is RunStatus.RUNNING:
-                    self._transition(run, RunStatus.PAUSED)
+                    self.book.transition(run, RunStatus.PAUSED)
                 run.cond.wait()
             if run.control is not None and run.control.ends:
-                self._transition(run, run.control.final_status)
+                self.book.transition(run, run.control.final_status)
                 return False
             if run.status is RunStatus.PAUSED:
-                self._transition(run, RunStatus.RUNNING)
+                self.book.transition(run, RunStatus.RUNNING)
             run.control = None
             return True
 
@@ -98,20 +111,33 @@ class Controls:
         run.killed = f"the training did not stop within {grace:g} s and was killed"
         session.kill()
 
-    def settled(self, run: Run, until: Callable[[Run], bool], timeout: float) -> Run:
+    def settled(self, run: Run, until: Callable[[Run], bool], timeout: float | None) -> Run:
         """Wait up to `timeout` for `until(run)` (or for the run to end); for scripts and tests."""
         with run.cond:
             run.cond.wait_for(lambda: until(run) or run.status.terminal, timeout=timeout)
         return run
 
-    def _controlled(self, run_id: str, token: str | None) -> Run:
-        run = self.get(run_id)
+    def wait(self, run_id: str, timeout: float | None = None) -> Run:
+        """Block until the run is terminal (or `timeout` passes); for scripts and tests."""
+        return self.settled(self.book.get(run_id), lambda r: r.status.terminal, timeout)
+
+    def rename(self, run_id: str, name: str, token: str | None) -> Run:
+        """Give the run a new name (owner or admin)."""
+        run = self.controlled(run_id, token)
+        with run.cond:
+            self.book.store.update_run(run.id, name=name)
+            run.name = name
+        return run
+
+    def controlled(self, run_id: str, token: str | None) -> Run:
+        """The run, if `token` may control it (Forbidden otherwise)."""
+        run = self.book.get(run_id)
         self.access.authorize(run.owner_hash, token)
         return run
 
     def pause(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
         """Ask a running run to pause; returns within `wait` s, paused or with `requested` set."""
-        run = self._controlled(run_id, token)
+        run = self.controlled(run_id, token)
         with run.cond:
             starting = run.status is RunStatus.QUEUED and run.thread is not None
             if run.status is not RunStatus.RUNNING and not starting:
@@ -122,7 +148,7 @@ class Controls:
         return self.settled(run, lambda r: r.status is RunStatus.PAUSED, wait)
 
     def resume(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
-        run = self._controlled(run_id, token)
+        run = self.controlled(run_id, token)
         with run.cond:
             if run.status is not RunStatus.PAUSED:
                 raise Conflict(f"only a paused run can be resumed; this one is {run.status.value}")
@@ -130,32 +156,29 @@ class Controls:
         return self.settled(run, lambda r: r.status is RunStatus.RUNNING, wait)
 
     def stop(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
-        run = self._controlled(run_id, token)
-        self._end(run, Control.STOP)
+        run = self.controlled(run_id, token)
+        self.end(run, Control.STOP)
         return self.settled(run, lambda r: r.status.terminal, wait)
 
-    def _end(self, run: Run, control: Control) -> None:
+    def end(self, run: Run, control: Control) -> None:
+        """End a run for `control` (stop, delete, shutdown, fail): at once if it is queued."""
         with run.cond:
             if run.status.terminal:
                 raise Conflict(f"the run is already {run.status.value}")
-            with self._lock:
-                queued = run.status is RunStatus.QUEUED and run.thread is None
-                if queued:
-                    self._queue.remove(run.id)
-            if queued:
+            if self.book.dequeue(run):
                 run.control = control
-                self._transition(run, control.final_status)
+                self.book.transition(run, control.final_status)
                 return
             self._ask(run, control)
 
-    def _store_failed(self, reason: str, lost: dict[str, int]) -> None:
+    def store_failed(self, reason: str, lost: dict[str, int]) -> None:
         """The store could not write: every unfinished run ends `failed`, saying what is missing."""
         log.error("the store cannot write (%s): ending unfinished runs", reason)
-        for run in list(self.runs.values()):
+        for run in list(self.book.runs.values()):
             if run.status.terminal or run.control is Control.FAIL:
                 continue
             first = lost.get(run.id)
             missing = f"; its records from step {first} on were not stored" if first else ""
             run.error = f"{reason}: the store could not write{missing}"
             with contextlib.suppress(Conflict):
-                self._end(run, Control.FAIL)
+                self.end(run, Control.FAIL)

@@ -1,0 +1,137 @@
+"""What the run manager drives: a Session per run, opened by an Executor; the records it returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple, Protocol
+
+from synthgrad_core import Trainer, dumps
+from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.state import TrainerState
+
+Record = dict[str, Any]
+
+
+log = logging.getLogger("synthgrad.executors")
+
+
+class Entry(NamedTuple):
+    """One step's record, encoded once (where it was made), with what the manager reads of it."""
+
+    step: int
+    text: str  # the record as JSON (records.dumps: no NaN tokens)
+    loss: float | None
+    accuracy: float | None
+    test_accuracy: float | None  # set on held-out evaluation steps only
+    #: every viewer must see it, however fast the run: a held-out evaluation, a knob change
+    landmark: bool
+
+
+def entry(record: Record) -> Entry:
+    return Entry(
+        record["step"],
+        dumps(record),
+        record.get("loss"),
+        record.get("accuracy"),
+        record.get("test_accuracy"),
+        "test_loss" in record or "config_change" in record,
+    )
+
+
+#: What `--executor ray` says where Ray is not installed.
+RAY_MISSING = (
+    "the ray executor needs Ray, an optional extra: pip install 'synthgrad[ray]' "
+    "(in a checkout: pip install '.[ray]')"
+)
+
+
+def ray_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # a module set to None in sys.modules: imports of it fail
+        return False
+
+
+#: Niceness added to training processes (0 = same priority as the server).
+TRAINING_NICENESS = 10
+
+
+class TrainingFailed(RuntimeError):
+    """The trainer raised or its process died; the message says what happened.
+
+    `details` holds the training process's traceback when there is one.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def branched(trainer: Trainer, state: TrainerState | None) -> Trainer:
+    """`trainer`, having taken up `state` if there is one (a branch); closed if it cannot."""
+    if state is not None:
+        try:
+            trainer.restore(state)
+        except Exception:
+            trainer.close()
+            raise
+    return trainer
+
+
+class Session(Protocol):
+    """One run's trainer, wherever it lives."""
+
+    total_steps: int
+
+    @property
+    def elapsed(self) -> float:
+        """Training time so far, in seconds (pauses excluded)."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """ "running", "finished" or "diverged", as Trainer.status."""
+        ...
+
+    @property
+    def diverged_at(self) -> int | None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def advance(self) -> list[Entry]:
+        """Train one slice (at least one step) and return its records."""
+        ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def capture(self) -> TrainerState:
+        """The trainer's state between two steps (CaptureError if it has none)."""
+        ...
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Change live knobs in place before the next slice (ConfigError for a bad one)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def kill(self) -> None:
+        """End the training at once, from another thread (a no-op where it cannot be)."""
+        ...
+
+
+class Executor(Protocol):
+    name: str
+
+    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
+        """Build the run's trainer (from `state`, for a branch); raises ConfigError, OSError or
+        ValueError for a bad config."""
+        ...
+
+    def capacity(self) -> int:
+        """Runs that can train at once by default (this machine's cores, a cluster's CPUs)."""
+        ...
+
+    def shutdown(self) -> None: ...

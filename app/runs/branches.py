@@ -1,0 +1,103 @@
+"""Branches and live knobs: "what if, from here?" on a paused run, and knobs turned while it trains.
+
+A fork captures the paused parent's trainer (synthgrad_core.state) and creates a
+run that starts from that state with the owner's changes: its own id, owner
+token, records and limits, and `fork_of` = {run, step}. The parent stays paused.
+A knob change (`configure`) alters a queued, running or paused run in place: its
+config at once, its trainer at the next slice boundary, where the next record
+says what changed (`config_change`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from app.runs.manager import RunManager
+from app.runs.run import Run
+from app.runs.status import Conflict, RunStatus
+from synthgrad_core.state import CaptureError, TrainerState, check_branch, check_changes
+
+log = logging.getLogger("synthgrad.runs")
+
+
+class Branches:
+    """Forks of paused runs and live knob changes, on top of the run manager."""
+
+    def __init__(self, manager: RunManager) -> None:
+        self.manager = manager
+
+    def fork(
+        self,
+        run_id: str,
+        token: str | None,
+        name: str | None = None,
+        changes: dict[str, Any] | None = None,
+        client: str | None = None,
+    ) -> tuple[Run, str]:
+        """A branch of a paused run (owner or admin); returns it and its owner token.
+
+        Raises Forbidden, Conflict (not paused, or its trainer has no state between two
+        steps), ConfigError (a change that does not fit the state), and what
+        RunManager.create_many raises (limits, store).
+        """
+        parent = self.manager.controls.controlled(run_id, token)
+        check_changes(parent.config, changes or {})
+        state = self._capture(parent)
+        config = dataclasses.replace(parent.config, **(changes or {}))
+        check_branch(parent.config, config, state.step)
+        fork_of = {"run": parent.id, "step": state.step}
+
+        def start_from_state(owner_hash: str, runs: list[Run]) -> None:
+            (branch,) = runs
+            branch.fork_of, branch.start_state, branch.step = fork_of, state, state.step
+            self.manager.store.insert_run(branch.row())
+
+        default_name = f"{parent.name}, fork at step {state.step}"[:100]
+        (branch,), owner_token = self.manager.create_many(
+            [(config.as_dict(), name or default_name)], token, client, group=start_from_state
+        )
+        log.info("run %s forked from %s at step %d", branch.id, parent.id, state.step)
+        return branch, owner_token
+
+    def _capture(self, parent: Run) -> TrainerState:
+        with parent.cond:  # a resume waits until the state is taken
+            session = parent.session
+            if parent.status is not RunStatus.PAUSED or session is None:
+                raise Conflict(
+                    f"only a paused run can be forked; this one is {parent.status.value}"
+                )
+            try:
+                return session.capture()
+            except CaptureError as exc:
+                raise Conflict(str(exc)) from None
+
+    def family(self, run: Run) -> dict[str, Any]:
+        """A run's parent (when it is a branch; its name None once deleted) and branches."""
+        parent = None
+        if run.fork_of is not None:
+            found = self.manager.runs.get(run.fork_of["run"])
+            parent = {**run.fork_of, "name": found.name if found else None}
+        children = [
+            {"id": r.id, "name": r.name, "step": r.fork_of["step"]}
+            for r in self.manager.all_runs()
+            if r.fork_of is not None and r.fork_of["run"] == run.id
+        ]
+        return {"parent": parent, "children": children}
+
+    def configure(self, run_id: str, token: str | None, changes: dict[str, Any]) -> Run:
+        """Change live knobs of a queued, running or paused run (owner or admin).
+
+        Raises Forbidden, Conflict (an ended run) or ConfigError (a value out of bounds).
+        """
+        run = self.manager.controls.controlled(run_id, token)
+        with run.cond:
+            if run.status.terminal:
+                raise Conflict(f"the run is {run.status.value}; its knobs no longer matter")
+            config = dataclasses.replace(run.config, **changes)
+            self.manager.store.update_run(run.id, config=config.as_dict())
+            run.config = config
+            run.knobs.update(changes)  # for the trainer (a no-op if it opens with them)
+        log.info("run %s: knobs changed: %s", run.id, changes)
+        return run

@@ -1,0 +1,121 @@
+"""Forks and live knobs over HTTP: who may, when, what may change, and what the CSV keeps."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from support.live import strict_json
+
+CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 30, "seed": 3}
+
+
+def paused_run(client: TestClient, **extra: Any) -> dict[str, Any]:
+    run = client.post("/api/runs", json={"config": {**CONFIG, **extra}}).json()
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/runs/{run['id']}").json()["step"] < 40:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.post(f"/api/runs/{run['id']}/pause")
+    while client.get(f"/api/runs/{run['id']}").json()["status"] != "paused":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return client.get(f"/api/runs/{run['id']}").json()
+
+
+def finished(client: TestClient, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (run := client.get(f"/api/runs/{run_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return run
+
+
+def records(client: TestClient, run_id: str) -> list[dict[str, Any]]:
+    out = client.get(f"/api/runs/{run_id}/metrics").json()["records"]
+    return [
+        {k: v for k, v in r.items() if not k.startswith(("wall", "unix", "t_", "time"))}
+        for r in out
+    ]
+
+
+def test_a_fork_without_changes_repeats_its_parent_from_the_fork_step(client: TestClient) -> None:
+    parent = paused_run(client)
+    answer = client.post(f"/api/runs/{parent['id']}/fork")
+    assert answer.status_code == 201, answer.text
+    branch = answer.json()
+    assert branch["fork_of"] == {"run": parent["id"], "step": parent["step"]}
+    assert branch["owner_token"] and branch["id"] != parent["id"]
+    assert client.get(f"/api/runs/{parent['id']}").json()["status"] == "paused"
+    assert finished(client, branch["id"])["status"] == "finished"
+    client.post(f"/api/runs/{parent['id']}/resume")
+    assert finished(client, parent["id"])["status"] == "finished"
+    mine, theirs = records(client, branch["id"]), records(client, parent["id"])
+    assert mine[0]["step"] == parent["step"] + 1
+    assert len(mine) == len(theirs) - parent["step"]
+    for got, want in zip(mine, theirs[parent["step"] :], strict=True):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            if isinstance(value, float):
+                assert abs(got[key] - value) <= 1e-12 * max(1.0, abs(value)), key
+            else:
+                assert got[key] == value, key
+    listed = {r["id"]: r for r in client.get("/api/runs").json()}
+    assert listed[branch["id"]]["fork_of"]["run"] == parent["id"]
+
+
+def test_a_fork_to_backprop_trains_with_backprop_from_the_parents_weights(
+    client: TestClient,
+) -> None:
+    parent = paused_run(client, method="dni")
+    body = {"name": "what would backprop do?", "config": {"method": "backprop"}}
+    branch = client.post(f"/api/runs/{parent['id']}/fork", json=body).json()
+    assert branch["name"] == "what would backprop do?"
+    assert branch["config"]["method"] == "backprop" and branch["config"]["hidden"] == [128, 64]
+    finished(client, branch["id"])
+    first = records(client, branch["id"])[0]
+    assert first["step"] == parent["step"] + 1 and first["cos_h1"] == 1.0  # the true gradient
+
+
+def test_who_may_fork_and_when(client: TestClient, settings: Any) -> None:
+    running = client.post("/api/runs", json={"config": {**CONFIG, "epochs": 500}}).json()
+    assert client.post(f"/api/runs/{running['id']}/fork").status_code == 409
+    parent = paused_run(client)
+    viewer = {"Authorization": "Bearer not-the-owner"}  # a token that owns nothing
+    assert client.post(f"/api/runs/{parent['id']}/fork", headers=viewer).status_code == 403
+    knob = client.patch(f"/api/runs/{parent['id']}/config", json={"sg_scale": 2}, headers=viewer)
+    assert knob.status_code == 403
+    assert client.post("/api/runs/nope/fork").status_code == 404
+    bad = client.post(f"/api/runs/{parent['id']}/fork", json={"config": {"hidden": [32]}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "hidden"
+    assert "cannot change" in bad.json()["detail"][0]["msg"]
+    for field, value in (("dataset", "digits"), ("activation", "relu"), ("seed", 9)):
+        bad = client.post(f"/api/runs/{parent['id']}/fork", json={"config": {field: value}})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == field
+    out = client.post(f"/api/runs/{parent['id']}/fork", json={"config": {"learning_rate": -1}})
+    assert out.status_code == 422
+    client.post(f"/api/runs/{running['id']}/stop")
+
+
+def test_knobs_of_a_run_change_in_place_and_reach_its_csv(client: TestClient) -> None:
+    parent = paused_run(client, method="dni")
+    changed = client.patch(f"/api/runs/{parent['id']}/config", json={"sg_learning_rate": 0.01})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["config"]["sg_learning_rate"] == 0.01
+    bad = client.patch(f"/api/runs/{parent['id']}/config", json={"hidden": [3]})
+    assert bad.status_code == 422
+    client.post(f"/api/runs/{parent['id']}/resume")
+    assert finished(client, parent["id"])["status"] == "finished"
+    text = client.get(f"/api/runs/{parent['id']}/metrics?format=csv").text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    marked = [row for row in rows if row["config_change"]]
+    assert [row["config_change"] for row in marked] == ["sg_learning_rate 0.003 → 0.01"]
+    assert int(marked[0]["step"]) == parent["step"] + 1
+    late = client.patch(f"/api/runs/{parent['id']}/config", json={"sg_scale": 2})
+    assert late.status_code == 409
+    stored = [strict_json(t) for t in client.app.state.manager.history.records(parent["id"])]
+    assert sum("config_change" in r for r in stored) == 1

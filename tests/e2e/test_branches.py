@@ -1,0 +1,92 @@
+"""Forking from the run page in a real Chromium: the dialog, the branch's page with its
+parent's history and the fork marker, and knob changes drawn as markers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from support.live import LiveServer
+
+from .conftest import wait_for
+
+CONFIG = {"dataset": "digits", "method": "dni", "epochs": 200}
+
+
+def loss_markers(page: Any) -> list[str]:
+    """The texts of the loss chart's markers (its layout's annotations)."""
+    return list(
+        page.evaluate(
+            "() => { const d = document.getElementById('chart-loss');"
+            " return d && d.layout ? (d.layout.annotations || []).map((a) => a.text) : []; }"
+        )
+    )
+
+
+def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> None:
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.goto(server.url + "/")  # the browser creates the run, so it holds the owner cookie
+    made = page.evaluate(
+        "async (config) => (await (await fetch('/api/runs', {method: 'POST',"
+        " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({config})})).json())",
+        CONFIG,
+    )
+    run_id = made["id"]
+    page.goto(f"{server.url}/runs/{run_id}")
+    wait_for(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 200, 60)
+    fork = page.get_by_role("button", name="Fork from here")
+    assert fork.is_disabled()  # only a paused run forks
+    page.get_by_role("button", name="Pause").click()
+    wait_for(lambda: fork.is_enabled(), what="the fork button")
+    step = httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"]
+    fork.click()
+    dialog = page.get_by_role("dialog", name=f"Fork from step {step}")
+    dialog.wait_for()
+    # A change that cannot be: shown under its field, nothing created.
+    dialog.get_by_label("Learning rate", exact=True).fill("-1")
+    dialog.get_by_role("button", name="Start the branch").click()
+    error = dialog.locator('[data-error-for="learning_rate"]')
+    wait_for(lambda: error.inner_text() != "", what="the field's error")
+    assert len(httpx.get(f"{server.url}/api/runs").json()) == 1
+    dialog.get_by_label("Learning rate", exact=True).fill("0.1")
+    dialog.get_by_label("Learning rule").select_option("backprop")
+    dialog.get_by_label("Name of the branch").fill("what would backprop do?")
+    dialog.get_by_role("button", name="Start the branch").click()
+    page.wait_for_url(lambda url: f"/runs/{run_id}" not in url, timeout=20_000)
+    branch_id = page.url.rsplit("/", 1)[-1]
+    branch = httpx.get(f"{server.url}/api/runs/{branch_id}").json()
+    assert branch["fork_of"] == {"run": run_id, "step": step}
+    assert branch["config"]["method"] == "backprop" and branch["name"] == "what would backprop do?"
+    assert page.get_by_text("Fork of").is_visible()
+    assert page.get_by_role("link", name="Compare with parent").get_attribute("href") == (
+        f"/compare?runs={run_id},{branch_id}"
+    )
+    wait_for(lambda: f"fork at step {step}" in loss_markers(page), 30, "the fork marker")
+    # The parent's history before the fork, dimmed, under the branch's own.
+    traces = page.evaluate(
+        "() => document.getElementById('chart-loss').data.map((t) => [t.opacity, t.x.length ?"
+        " Math.max(...t.x) : 0])"
+    )
+    dimmed = [end for opacity, end in traces if opacity < 1]
+    assert dimmed and max(dimmed) <= step
+    # The parent's page links to its branch.
+    page.goto(f"{server.url}/runs/{run_id}")
+    assert page.get_by_role("link", name="what would backprop do?").is_visible()
+
+
+def test_a_knob_change_is_a_marker_on_the_charts(page: Any, server: LiveServer) -> None:
+    made = httpx.post(f"{server.url}/api/runs", json={"config": {**CONFIG, "epochs": 400}}).json()
+    owner = {"Authorization": f"Bearer {made['owner_token']}"}
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.goto(f"{server.url}/runs/{made['id']}")
+    wait_for(lambda: httpx.get(f"{server.url}/api/runs/{made['id']}").json()["step"] > 50, 60)
+    changed = httpx.patch(
+        f"{server.url}/api/runs/{made['id']}/config", json={"sg_scale": 0.5}, headers=owner
+    )
+    assert changed.status_code == 200
+    page.locator("#chart-loss").scroll_into_view_if_needed()  # charts draw only on screen
+    wait_for(lambda: "sg_scale 1 → 0.5" in loss_markers(page), 30, "the knob's marker")
+    time.sleep(0.2)
+    httpx.post(f"{server.url}/api/runs/{made['id']}/stop", headers=owner)
