@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 
-from synthgrad_core.cli import add_train_command, run_command, train
+from synthgrad_core.cli import add_presets_command, add_train_command, presets, run_command, train
 from synthgrad_core.flags import OneLineParser
 from synthgrad_core.sweep import add_sweep_command, sweep
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_command(sub)
     add_sweep_command(sub)
+    add_presets_command(sub)
     serve_cmd = sub.add_parser("serve", help="start the dashboard server")
     serve_cmd.add_argument("--host", help="address to bind (env SYNTHGRAD_HOST; 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (env SYNTHGRAD_PORT; 8000)")
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(args, {"train": train, "sweep": sweep, "serve": serve})
+    commands = {"train": train, "sweep": sweep, "presets": presets, "serve": serve}
+    return run_command(args, commands)
 
 
 if __name__ == "__main__":

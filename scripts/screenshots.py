@@ -27,6 +27,15 @@ from support.browser import ARGS, CHROMIUM  # noqa: E402
 from support.live import live_server  # noqa: E402
 
 WIDTHS = {"": 1366, "-phone": 390}
+PAGES = (
+    "runs",
+    "run-dni-addition",
+    "compare-digits",
+    "present",
+    "sweep",
+    "fork-compare",
+    "fork-branch",
+)
 
 
 def fork(url: str) -> tuple[str, str]:
@@ -74,39 +83,48 @@ def main() -> None:
             body = {"name": name, "config": config}
             return str(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
 
-        digits = [
-            create(f"Digits: {m}", {"dataset": "digits", "method": m, "epochs": 50})
-            for m in ("backprop", "dni", "cdni", "feedback_alignment")
-        ]
-        sweep = httpx.post(
-            f"{server.url}/api/sweeps",
-            json={
-                "name": "Digits: four rules, three seeds",
-                "config": {"dataset": "digits", "epochs": 20},
-                "grid": {
-                    "method": ["backprop", "dni", "cdni", "feedback_alignment"],
-                    "seed": [1, 2, 3],
+        wanted = set(sys.argv[1:]) or set(PAGES)
+        digits = (
+            [
+                create(f"Digits: {m}", {"dataset": "digits", "method": m, "epochs": 50})
+                for m in ("backprop", "dni", "cdni", "feedback_alignment")
+            ]
+            if "compare-digits" in wanted
+            else []
+        )
+        sweep = ""
+        if "sweep" in wanted:
+            sweep = httpx.post(
+                f"{server.url}/api/sweeps",
+                json={
+                    "name": "Digits: four rules, three seeds",
+                    "config": {"dataset": "digits", "epochs": 20},
+                    "grid": {
+                        "method": ["backprop", "dni", "cdni", "feedback_alignment"],
+                        "seed": [1, 2, 3],
+                    },
                 },
-            },
-        ).json()["id"]
-        parent, branch = fork(server.url)
+            ).json()["id"]
+        parent, branch = fork(server.url) if wanted & {"fork-compare", "fork-branch"} else ("", "")
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
         time.sleep(4)
-        while httpx.get(f"{server.url}/api/sweeps/{sweep}").json()["status"] != "finished":
+        while (
+            sweep and httpx.get(f"{server.url}/api/sweeps/{sweep}").json()["status"] != "finished"
+        ):
             time.sleep(1)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pages = {
+        paths = {
             "runs": "/",
             "run-dni-addition": f"/runs/{dni}",
             "compare-digits": f"/compare?runs={','.join(digits)}",
             "present": f"/runs/{dni}?present=1&chart=fidelity",
             "sweep": f"/sweeps/{sweep}",
-            "fork-compare": f"/compare?runs={parent},{branch}&chart=loss",
+            "fork-compare": f"/compare?runs={parent},{branch}",
             "fork-branch": f"/runs/{branch}",
         }
-        pages = {k: v for k, v in pages.items() if not sys.argv[1:] or k in sys.argv[1:]}
+        pages = {k: v for k, v in paths.items() if k in wanted}
         for suffix, width in WIDTHS.items():
             page = browser.new_page(viewport={"width": width, "height": 900})
             for name, path in pages.items():

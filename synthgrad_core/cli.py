@@ -12,6 +12,8 @@ from typing import Any, TextIO
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
 from .flags import FLAG_TYPES, OneLineParser, flag_name
 from .pipeline import make_trainer
+from .presets import describe as describe_presets
+from .presets import preset_config
 from .records import dumps
 from .state import CaptureError, StateError
 from .state import load as load_state
@@ -49,6 +51,11 @@ def add_train_command(sub: Any) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="start from a named recipe (`synthgrad presets` lists them); flags change it",
+    )
+    train.add_argument(
         "--save-state",
         metavar="FILE",
         help="write the trainer's complete state to FILE (.npz) when training ends",
@@ -68,22 +75,35 @@ def add_train_command(sub: Any) -> None:
     )
 
 
+def add_presets_command(sub: Any) -> None:
+    sub.add_parser("presets", help="list the named recipes (synthgrad train --preset NAME)")
+
+
+def presets(args: argparse.Namespace) -> int:
+    for line in describe_presets():
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="synthgrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_train_command(sub)
     add_sweep_command(sub)
+    add_presets_command(sub)
     return parser
 
 
 def config_from_args(
     args: argparse.Namespace, base: ResolvedConfig | None = None
 ) -> ResolvedConfig:
-    """The flags given, over `base` (a resumed state's config) or the defaults."""
+    """The flags given, over `base` (a resumed state's config), a preset or the defaults."""
     values = {name: getattr(args, name) for name in FIELD_SPECS if getattr(args, name) is not None}
     if base is not None:
         return dataclasses.replace(base, **values)
-    return dataclasses.replace(TrainConfig(), **values).resolve()
+    preset = getattr(args, "preset", None)
+    start = TrainConfig.from_dict(preset_config(preset)) if preset else TrainConfig()
+    return dataclasses.replace(start, **values).resolve()
 
 
 def trainer_from_args(args: argparse.Namespace) -> Trainer:
@@ -191,7 +211,7 @@ def summary_line(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return run_command(args, {"train": train, "sweep": sweep})
+    return run_command(args, {"train": train, "sweep": sweep, "presets": presets})
 
 
 def run_command(args: argparse.Namespace, commands: dict[str, Any]) -> int:

@@ -50,6 +50,8 @@ class FieldSpec:
     choices: tuple[str, ...] | None = None
     #: shown under "Advanced" in the form
     advanced: bool = True
+    #: fewest entries of a "widths" field (0: it may be empty)
+    min_count: int = 1
 
     @property
     def integer(self) -> bool:
@@ -133,6 +135,16 @@ class TrainConfig:
             "choice", "Activation", "hidden activation", choices=ACTIVATIONS, advanced=False
         ),
     )
+    batch_norm: str = field(
+        default="off",
+        metadata=_spec(
+            "choice",
+            "Batch norm",
+            "normalise each hidden layer's pre-activations over the batch, with a learned "
+            "scale and shift (running statistics for held-out evaluation)",
+            choices=("off", "on"),
+        ),
+    )
     loss: str | None = field(
         default=None,
         metadata=_spec(
@@ -196,15 +208,17 @@ class TrainConfig:
             choices=OPTIMIZERS,
         ),
     )
-    sg_hidden: int = field(
-        default=0,
+    sg_hidden: tuple[int, ...] = field(
+        default=(),
         metadata=_spec(
-            "int",
-            "Module hidden width",
-            "hidden ReLU width of each module, 0 = linear",
-            ge=0,
+            "widths",
+            "Module hidden layers",
+            "hidden ReLU widths of each synthetic-gradient module, e.g. 1024,1024 as in the "
+            "paper; 0 or none = linear",
+            ge=1,
             le=MAX_WIDTH,
             unit="units",
+            min_count=0,
         ),
     )
     sg_scale: float = field(
@@ -303,15 +317,16 @@ class TrainConfig:
             else getattr(self, f.name)
             for f in dataclasses.fields(self)
         }
-        if filled["hidden"] is not None:
-            filled["hidden"] = tuple(filled["hidden"])
+        for name in WIDTH_FIELDS:
+            filled[name] = widths(filled[name])
         return ResolvedConfig(**filled)  # which validates itself
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (lists, not tuples)."""
         out = dataclasses.asdict(self)
-        if out["hidden"] is not None:
-            out["hidden"] = list(out["hidden"])
+        for name in WIDTH_FIELDS:
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
 
     @classmethod
@@ -322,13 +337,31 @@ class TrainConfig:
             if key not in known:
                 raise ConfigError(key, f"unknown field; known fields: {', '.join(sorted(known))}")
         values = dict(values)
-        if values.get("hidden") is not None:
-            values["hidden"] = tuple(values["hidden"])
+        for name in WIDTH_FIELDS:
+            if name in values:
+                values[name] = widths(values[name])
         return cls(**values)
 
     @property
     def bit_targets(self) -> bool:
         return self.dataset == "addition"
+
+
+#: Fields that hold a list of layer widths.
+WIDTH_FIELDS = ("hidden", "sg_hidden")
+
+
+def widths(value: Any) -> Any:
+    """A widths field as a tuple: a list becomes one; a lone 0 (or an int 0) is no layers
+    (a linear module); an int n is one layer (sg_hidden was one width before round 3)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        value = (value,)
+    if isinstance(value, (list, tuple)):
+        value = tuple(value)
+        return () if value == (0,) else value
+    return value
 
 
 def validate_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -347,15 +380,22 @@ def _validate_field(name: str, value: Any, dataset: str) -> None:
         assert spec.choices is not None
         validate_choice(name, value, spec.choices)
     elif spec.kind == "widths":
-        if not 1 <= len(value) <= MAX_LAYERS:
-            raise ConfigError(name, f"needs 1 to {MAX_LAYERS} layers, got {len(value)}")
-        for width in value:
-            _check_number(name, width, spec)
+        _check_widths(name, value, spec)
     elif spec.kind == "path":
         if not isinstance(value, str):
             raise ConfigError(name, f"must be a folder path, got {value!r}")
     else:
         _check_number(name, value, spec)
+
+
+def _check_widths(name: str, value: Any, spec: FieldSpec) -> None:
+    if not isinstance(value, tuple) or not spec.min_count <= len(value) <= MAX_LAYERS:
+        count = len(value) if isinstance(value, tuple) else value
+        raise ConfigError(
+            name, f"needs {spec.min_count} to {MAX_LAYERS} layers of widths, got {count!r}"
+        )
+    for width in value:
+        _check_number(name, width, spec)
 
 
 def _check_number(name: str, value: Any, spec: FieldSpec) -> None:
@@ -410,8 +450,9 @@ class ResolvedConfig(TrainConfig):
         """
         names = [f.name for f in dataclasses.fields(cls)]
         known = {name: v for name in names if (v := values.get(name)) is not None}
-        if "hidden" in known:
-            known["hidden"] = tuple(known["hidden"])
+        for name in WIDTH_FIELDS:
+            if name in known:
+                known[name] = widths(known[name])
         try:
             return cls(**known)
         except (ConfigError, TypeError):

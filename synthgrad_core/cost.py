@@ -64,12 +64,9 @@ def estimate(cfg: ResolvedConfig) -> Cost:
     if cfg.method in ("dni", "cdni"):
         condition = n_out if cfg.method == "cdni" else 0
         for width in cfg.hidden:
-            m_in = width + condition
-            if cfg.sg_hidden:
-                modules += (m_in + 1) * cfg.sg_hidden + (cfg.sg_hidden + 1) * width
-                extra += cfg.batch_size * cfg.sg_hidden * BATCH_COPIES // 2
-            else:
-                modules += (m_in + 1) * width
+            module_sizes = [width + condition, *cfg.sg_hidden, width]
+            modules += sum((a + 1) * b for a, b in itertools.pairwise(module_sizes))
+            extra += cfg.batch_size * sum(cfg.sg_hidden) * BATCH_COPIES // 2
     elif cfg.method == "feedback_alignment":
         extra_weights = sum(a * b for a, b in itertools.pairwise(sizes[1:]))
         net += extra_weights * FLOAT

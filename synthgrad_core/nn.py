@@ -20,6 +20,21 @@ Array = np.ndarray
 #: Arrays of a pass by layer index: activations h_k, gradients or deltas.
 Activations = dict[int, Array]
 
+#: Batch normalisation: the batch's share of the running mean and variance per step, and
+#: the epsilon added to the variance (the usual values of Ioffe and Szegedy, 2015).
+NORM_MOMENTUM = 0.1
+NORM_EPS = 1e-5
+
+
+class Pass(dict[int, Array]):
+    """A forward pass's activations by layer index, and with batch normalisation each hidden
+    layer k's cache `norm[k]` = (normalised pre-activations, 1 / std): the backward pass
+    of the same batch needs them, and a pipelined stage may get it a few batches later."""
+
+    def __init__(self, first: dict[int, Array] | None = None) -> None:
+        super().__init__(first or {})
+        self.norm: dict[int, tuple[Array, Array]] = {}
+
 
 # Each hidden activation next to its derivative, written in terms of the output h.
 def sigmoid(a: Array) -> Array:
@@ -134,7 +149,13 @@ class Network:
     """A stack of dense layers: the last one is the output layer of `loss`."""
 
     def __init__(
-        self, sizes: list[int], activation: str, loss: str, init: str, rng: np.random.Generator
+        self,
+        sizes: list[int],
+        activation: str,
+        loss: str,
+        init: str,
+        rng: np.random.Generator,
+        batch_norm: bool = False,
     ) -> None:
         self.sizes = sizes
         self.activation_name = activation
@@ -150,6 +171,14 @@ class Network:
             view = self.flat_weights[start : start + w.size].reshape(w.shape)
             view[...] = w
             self.weights.append(view)
+        # Batch normalisation of each hidden layer's pre-activations, before the activation:
+        # a learned scale (gamma) and shift (beta), running statistics for evaluation.
+        self.batch_norm = batch_norm
+        hidden = sizes[1:-1] if batch_norm else []
+        self.gamma = [np.ones(width) for width in hidden]
+        self.beta = [np.zeros(width) for width in hidden]
+        self.running_mean = [np.zeros(width) for width in hidden]
+        self.running_var = [np.ones(width) for width in hidden]
 
     @property
     def depth(self) -> int:
@@ -168,7 +197,7 @@ class Network:
         lo: int = 0,
         hi: int | None = None,
         layer_times: list[float] | None = None,
-    ) -> tuple[Activations, Array | None, Array | None]:
+    ) -> tuple[Pass, Array | None, Array | None]:
         """Layers lo..hi-1 on their input h = h_lo (the whole net by default).
 
         Returns the activations by layer index, {lo: h_lo, ..., h_hi} (h_hi only when
@@ -178,11 +207,12 @@ class Network:
         """
         depth = self.depth
         hi = depth if hi is None else hi
-        hs: Activations = {lo: h}
-        f, weights, biases = self.f, self.weights, self.biases
+        hs = Pass({lo: h})
+        f, weights, biases, norm = self.f, self.weights, self.biases, self.batch_norm
         if layer_times is None:  # the every-step path: no timing
             for k in range(lo, min(hi, depth - 1)):
-                h = f(h @ weights[k] + biases[k])
+                a = h @ weights[k] + biases[k]
+                h = f(self._normalise(k, a, hs) if norm else a)
                 hs[k + 1] = h
             if hi < depth:
                 return hs, None, None
@@ -195,17 +225,53 @@ class Network:
             if k == depth - 1:
                 logits, out = a, self.out.output(a)
             else:
-                h = f(a)
+                h = f(self._normalise(k, a, hs) if norm else a)
                 hs[k + 1] = h
             layer_times.append(time.perf_counter() - t0)
         return hs, logits, out
 
+    def _normalise(self, k: int, a: Array, hs: Pass) -> Array:
+        """Hidden layer k's pre-activations normalised over the batch, scaled and shifted;
+        its cache goes into `hs`, the batch's statistics into the running ones."""
+        mean, var = a.mean(axis=0), a.var(axis=0)
+        inv_std = 1.0 / np.sqrt(var + NORM_EPS)
+        normalised = (a - mean) * inv_std
+        hs.norm[k] = (normalised, inv_std)
+        n = len(a)
+        running_mean, running_var = self.running_mean[k], self.running_var[k]
+        running_mean *= 1.0 - NORM_MOMENTUM
+        running_mean += NORM_MOMENTUM * mean
+        running_var *= 1.0 - NORM_MOMENTUM
+        running_var += NORM_MOMENTUM * var * (n / max(n - 1, 1))  # unbiased
+        return normalised * self.gamma[k] + self.beta[k]
+
     def logits(self, x: Array) -> Array:
-        """The output layer's pre-activations a_L, nothing kept (for evaluation)."""
+        """The output layer's pre-activations a_L, nothing kept (for evaluation: batch
+        normalisation uses its running statistics)."""
         h, f = x, self.f
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            h = f(h @ w + b)
+        for k, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
+            a = h @ w + b
+            if self.batch_norm:
+                a = (a - self.running_mean[k]) / np.sqrt(self.running_var[k] + NORM_EPS)
+                a = a * self.gamma[k] + self.beta[k]
+            h = f(a)
         return h @ self.weights[-1] + self.biases[-1]
+
+    def local_delta(
+        self, k: int, gradient: Array, hs: Pass, gamma: Array | None = None
+    ) -> tuple[Array, Array]:
+        """From B dLoss/dh_{k+1} (true or not) to hidden layer k's per-example delta
+        dLoss/da_k: through the activation, and the batch normalisation if there is one.
+        Also returns the gradient at the normalisation's output (scale and shift learn from
+        it; the same as the delta without normalisation). `gamma`: a pre-update copy."""
+        dz = gradient * self.f_grad(hs[k + 1])
+        if not self.batch_norm:
+            return dz, dz
+        normalised, inv_std = hs.norm[k]
+        dn = dz * (self.gamma[k] if gamma is None else gamma)
+        mean_dn = dn.mean(axis=0)
+        mean_dn_n = (dn * normalised).mean(axis=0)
+        return inv_std * (dn - mean_dn - normalised * mean_dn_n), dz
 
     def loss(self, x: Array, y: Array) -> float:
         _, a, p = self.forward(x)
@@ -214,40 +280,43 @@ class Network:
 
     def true_backward(
         self,
-        hs: Activations,
+        hs: Pass,
         top_delta: Array | None,
         lo: int = 0,
         hi: int | None = None,
         top_gradient: Array | None = None,
-        weights: Mapping[int, Array] | None = None,
-    ) -> tuple[Activations, Activations]:
+        kept: tuple[Mapping[int, Array], Mapping[int, Array]] | None = None,
+    ) -> tuple[Activations, Activations, Activations]:
         """Backprop through layers lo..hi-1 (the whole net by default).
 
         Starts from the per-example output delta `top_delta` when the range ends at the
         output layer, else from `top_gradient` = B dLoss/dh_hi arriving from above.
         Returns the per-example gradients G_k = B dLoss/dh_{k+1} by hidden index k
-        (down to the range's input h_lo, when it is hidden) and the per-example
-        pre-activation deltas by layer index k (layer k+1 in spec terms).
-        `weights` replaces the network's weights of the range (pre-update copies).
+        (down to the range's input h_lo, when it is hidden), the per-example
+        pre-activation deltas by layer index k (layer k+1 in spec terms), and for batch
+        normalisation the gradients at each normalisation's output (local_delta).
+        `kept`: pre-update copies of the range's weights and normalisation scales.
         """
         hi = self.depth if hi is None else hi
-        w = self.weights if weights is None else weights
-        f_grad = self.f_grad
+        w, gammas = kept if kept is not None else (self.weights, {})
         grads_h: Activations = {}
+        norm_deltas: Activations = {}
         if top_delta is not None:
             delta = top_delta
         else:
             assert top_gradient is not None, "a range below the top needs top_gradient"
             grads_h[hi - 1] = top_gradient
-            delta = top_gradient * f_grad(hs[hi])
+            delta, norm_deltas[hi - 1] = self.local_delta(
+                hi - 1, top_gradient, hs, gammas.get(hi - 1)
+            )
         deltas: Activations = {hi - 1: delta}
         for i in range(hi - 1, max(lo, 1) - 1, -1):
             g = delta @ w[i].T
             grads_h[i - 1] = g
             if i > lo:
-                delta = g * f_grad(hs[i])
+                delta, norm_deltas[i - 1] = self.local_delta(i - 1, g, hs, gammas.get(i - 1))
                 deltas[i - 1] = delta
-        return grads_h, deltas
+        return grads_h, deltas, norm_deltas
 
     def parameter_gradients(
         self, hs: Activations, deltas: Activations
@@ -255,3 +324,11 @@ class Network:
         """dLoss/dW_k, dLoss/db_k from per-example deltas (mean over the batch), by layer."""
         n = len(hs[0])
         return [(hs[k].T @ deltas[k] / n, deltas[k].sum(axis=0) / n) for k in sorted(deltas)]
+
+    def norm_gradients(self, hs: Pass, norm_deltas: Activations) -> list[tuple[Array, Array]]:
+        """dLoss/dgamma_k, dLoss/dbeta_k of each normalised hidden layer (batch means)."""
+        n = len(hs[0])
+        return [
+            ((norm_deltas[k] * hs.norm[k][0]).sum(axis=0) / n, norm_deltas[k].sum(axis=0) / n)
+            for k in sorted(norm_deltas)
+        ]

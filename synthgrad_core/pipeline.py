@@ -48,7 +48,7 @@ import numpy as np
 from .config import TrainConfig
 from .data import Dataset
 from .diagnostics import square_sums
-from .nn import Activations
+from .nn import Activations, Pass
 from .rules import Applies, Backward, SyntheticGradients
 from .state import CaptureError, TrainerState
 from .synthetic import module_loss
@@ -58,6 +58,9 @@ Array = np.ndarray
 #: Batches in flight per stage: one keeps every stage busy, and each module's targets
 #: at most (stages - 1) batches late; more only makes them later.
 WINDOW_PER_STAGE = 1
+#: Pre-update copies a diagnosed batch keeps for its late true gradient: weights and
+#: normalisation scales of the stage's layers, by index.
+Kept = tuple[Activations, Activations]
 #: What stage 0 reads when every batch has been handed out.
 END = object()
 
@@ -80,8 +83,9 @@ class _Pending:
     applies: bool
     diagnose: bool
     fragment: dict[str, Any]
-    hs: Activations = field(default_factory=dict)  # inputs of each layer
-    weights: Activations = field(default_factory=dict)  # pre-update copies
+    hs: Pass = field(default_factory=Pass)  # inputs of each layer (and normalisation caches)
+    #: pre-update copies of the stage's weights and normalisation scales
+    kept: Kept = field(default_factory=lambda: ({}, {}))
     signals: Activations = field(default_factory=dict)
     target_in: bool = False
 
@@ -313,7 +317,7 @@ class PipelinedTrainer(Trainer):
         if lo > 0:  # the module below learns from it as soon as it gets there
             self.stages[stage.index - 1].inbox.put(("target", step, work.targets[lo - 1]))
         truth, kept, before = self._before_update(stage, hs, top_delta, diagnose)
-        updates, starts, update_times = self._apply(hs, work.deltas, applies, lo, hi, timed=True)
+        updates, starts, update_times = self._apply(hs, work, applies, lo, hi, timed=True)
         for t0, took, update in zip(starts, update_times, updates, strict=True):
             self._log(stage.index, "x" if update is None else "u", t0, t0 + took)
         t0 = time.perf_counter()
@@ -330,10 +334,10 @@ class PipelinedTrainer(Trainer):
         self,
         stage: Stage,
         batch: tuple[int, int, Array, Array, Applies, bool],
-        hs: Activations,
+        hs: Pass,
         work: Backward,
         fragment: dict[str, Any],
-        diagnosis: tuple[Activations, Activations],
+        diagnosis: tuple[Activations, Kept],
     ) -> None:
         """The top stage completes its fragment; any other keeps what its top module's late
         target and true gradient will need, and hands its output to the stage above."""
@@ -373,17 +377,20 @@ class PipelinedTrainer(Trainer):
         return top_delta
 
     def _before_update(
-        self, stage: Stage, hs: Activations, top_delta: Array | None, diagnose: bool
-    ) -> tuple[Activations, Activations, list[float]]:
+        self, stage: Stage, hs: Pass, top_delta: Array | None, diagnose: bool
+    ) -> tuple[Activations, Kept, list[float]]:
         """For a diagnosed batch: the true gradient (top stage) or a copy of the weights the
         late true gradient will need (other stages), and the weights' square sums."""
         if not diagnose:
-            return {}, {}, []
+            return {}, ({}, {}), []
         lo, hi, net = stage.lo, stage.hi, self.net
+        kept: Kept
         if top_delta is not None:
-            truth, kept = net.true_backward(hs, top_delta, lo, hi)[0], {}
+            truth, kept = net.true_backward(hs, top_delta, lo, hi)[0], ({}, {})
         else:
-            truth, kept = {}, {k: net.weights[k].copy() for k in range(lo, hi)}
+            weights = {k: net.weights[k].copy() for k in range(lo, hi)}
+            gammas = {k: net.gamma[k].copy() for k in range(lo, hi) if k < len(net.gamma)}
+            truth, kept = {}, (weights, gammas)
         return truth, kept, square_sums(*net.weight_segment(lo, hi))
 
     def _receive(self, stage: Stage, kind: str, step: int, value: Array) -> None:
@@ -404,8 +411,8 @@ class PipelinedTrainer(Trainer):
             self._submit(stage, step, pending.fragment)
             return
         # The true gradient at this stage's output, for a diagnosed batch.
-        truth, _ = self.net.true_backward(
-            pending.hs, None, stage.lo, stage.hi, top_gradient=value, weights=pending.weights
+        truth, _, _ = self.net.true_backward(
+            pending.hs, None, stage.lo, stage.hi, top_gradient=value, kept=pending.kept
         )
         fill_fidelity(pending.fragment, pending.signals, truth)
         if stage.lo > 0:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .nn import Activations, Network
+from .nn import Activations, Network, Pass
 
 Array = np.ndarray
 #: Which layers apply their update this step (None: all of them).
@@ -49,6 +49,7 @@ class TrueGradient:
 
     gradients: Activations
     deltas: Activations
+    norm_deltas: Activations = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Backward:
 
     signals: Activations
     deltas: Activations
+    #: with batch normalisation, the gradient at each normalisation's output (its scale
+    #: and shift learn from it; Network.local_delta)
+    norm_deltas: Activations = field(default_factory=dict)
     predictions: Activations = field(default_factory=dict)
     contexts: dict[int, Any] = field(default_factory=dict)
     targets: Activations = field(default_factory=dict)
@@ -78,7 +82,7 @@ class Rule(Protocol):
     def backward(
         self,
         net: Network,
-        hs: Activations,
+        hs: Pass,
         top_delta: Array | None,
         y: Array,
         truth: TrueGradient | None,
@@ -103,7 +107,7 @@ class Backprop:
     def backward(
         self,
         net: Network,
-        hs: Activations,
+        hs: Pass,
         top_delta: Array | None,
         y: Array,
         truth: TrueGradient | None,
@@ -111,7 +115,7 @@ class Backprop:
         hi: int | None = None,
     ) -> Backward:
         assert truth is not None
-        return Backward(truth.gradients, truth.deltas)
+        return Backward(truth.gradients, truth.deltas, truth.norm_deltas)
 
     def learn(
         self, backward: Backward, applies: Applies, layers: range | None = None
@@ -131,7 +135,7 @@ class FeedbackAlignment:
     def backward(
         self,
         net: Network,
-        hs: Activations,
+        hs: Pass,
         top_delta: Array | None,
         y: Array,
         truth: TrueGradient | None,
@@ -141,15 +145,14 @@ class FeedbackAlignment:
         # Only the whole net: the error comes from the top (a locked rule).
         assert top_delta is not None and lo == 0 and hi in (None, net.depth)
         depth = net.depth
-        signals: Activations = {}
-        deltas: Activations = {depth - 1: top_delta}
+        out = Backward({}, {depth - 1: top_delta})
         delta = top_delta
         for k in range(depth - 1, 0, -1):
             signal = delta @ self.feedback[k]
-            signals[k - 1] = signal
-            delta = signal * net.f_grad(hs[k])
-            deltas[k - 1] = delta
-        return Backward(signals, deltas)
+            out.signals[k - 1] = signal
+            delta, out.norm_deltas[k - 1] = net.local_delta(k - 1, signal, hs)
+            out.deltas[k - 1] = delta
+        return out
 
     def learn(
         self, backward: Backward, applies: Applies, layers: range | None = None
@@ -180,7 +183,7 @@ class SyntheticGradients:
     def backward(
         self,
         net: Network,
-        hs: Activations,
+        hs: Pass,
         top_delta: Array | None,
         y: Array,
         truth: TrueGradient | None,
@@ -192,20 +195,23 @@ class SyntheticGradients:
         from the true loss: `top_delta`, when the range ends at the top)."""
         depth = net.depth
         hi = depth if hi is None else hi
-        scale, f_grad, weights = self.scale, net.f_grad, net.weights
+        scale, weights = self.scale, net.weights
         out = Backward({}, {})
         for k in range(lo, min(hi, depth - 1)):
             module = self.modules[k]
             prediction = module.predict(hs[k + 1], y)
             out.predictions[k] = prediction
             out.contexts[k] = module.context()
-            estimate = prediction * f_grad(hs[k + 1])
+            estimate, norm_delta = net.local_delta(k, prediction, hs)
             if k > 0:  # what layer k+1 sends back to module k-1 through its pre-update weights
                 out.targets[k - 1] = estimate @ weights[k].T
             if scale != 1.0:
                 out.signals[k], out.deltas[k] = prediction * scale, estimate * scale
+                if net.batch_norm:
+                    out.norm_deltas[k] = norm_delta * scale
             else:
                 out.signals[k], out.deltas[k] = prediction, estimate
+                out.norm_deltas[k] = norm_delta
         if hi == depth:  # the top module learns from the true loss
             assert top_delta is not None
             out.deltas[depth - 1] = top_delta

@@ -10,6 +10,7 @@ arrays                      meta
   module.<k>.param.<i>         fidelity {epoch, sums}
   module.<k>.opt.<moment>.<i>
   feedback.<k>
+  norm.{gamma,beta,mean,var}.<k>  (batch normalisation)
   order  (this epoch's order)
 
 A branch (a fork, a resumed run) is a trainer built from a config that may differ

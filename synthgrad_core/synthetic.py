@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .nn import relu
@@ -11,17 +13,17 @@ from .optim import Optimizer, make_optimizer
 class SyntheticGradientModule:
     """M_i: predicts G_i = B dLoss/dh_i from h_i (and, for cDNI, the targets).
 
-    Linear by default, or one hidden ReLU layer of `hidden` units. The output
-    layer starts at zero, so every synthetic gradient is zero at step 0. It
-    learns by one optimiser step per training step on
-    0.5 * mean_n |prediction_n - target_n|^2.
+    Linear by default, or an MLP with hidden ReLU layers of the widths in `hidden` (the
+    paper's FC modules: two of 1024). The output layer starts at zero, so every
+    synthetic gradient is zero at step 0. It learns by one optimiser step per training
+    step on 0.5 * mean_n |prediction_n - target_n|^2.
     """
 
     def __init__(
         self,
         width: int,
         condition_width: int,
-        hidden: int,
+        hidden: Sequence[int],
         optimizer: str,
         learning_rate: float,
         momentum: float,
@@ -29,16 +31,15 @@ class SyntheticGradientModule:
     ) -> None:
         n_in = width + condition_width
         self.conditioned = condition_width > 0
-        self.hidden = hidden
+        self.hidden = tuple(hidden)
         params: list[np.ndarray] = []
-        if hidden:
-            params += [rng.standard_normal((n_in, hidden)) * np.sqrt(2.0 / n_in), np.zeros(hidden)]
-            n_in = hidden
+        for units in self.hidden:
+            params += [rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in), np.zeros(units)]
+            n_in = units
         params += [np.zeros((n_in, width)), np.zeros(width)]
         self.params = params
         self.optimizer: Optimizer = make_optimizer(optimizer, params, learning_rate, momentum)
-        self._inputs: np.ndarray | None = None
-        self._hidden_out: np.ndarray | None = None
+        self._layers: list[np.ndarray] = []
 
     def state(self) -> dict[str, np.ndarray]:
         """The module's parameters and its optimiser's moments, by name; copies."""
@@ -56,36 +57,37 @@ class SyntheticGradientModule:
     def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
         x = np.concatenate([h, y], axis=1) if self.conditioned else h
-        self._inputs = x
-        if self.hidden:
-            z = relu(x @ self.params[0] + self.params[1])
-            self._hidden_out = z
-            return z @ self.params[2] + self.params[3]
-        return x @ self.params[0] + self.params[1]
+        layers = [x]
+        params = self.params
+        for i in range(len(self.hidden)):
+            x = relu(x @ params[2 * i] + params[2 * i + 1])
+            layers.append(x)
+        self._layers = layers
+        return x @ params[-2] + params[-1]
 
-    def context(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """What `update` needs of the last `predict`: kept by a pipelined stage, whose target
-        for a batch arrives after it has predicted for the next ones."""
-        return self._inputs, self._hidden_out
+    def context(self) -> list[np.ndarray]:
+        """What `update` needs of the last `predict` (each layer's input): kept by a pipelined
+        stage, whose target for a batch arrives after it has predicted for the next ones."""
+        return self._layers
 
     def update(
         self,
         prediction: np.ndarray,
         target: np.ndarray,
-        context: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+        context: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         """One step towards `target` for the inputs of the last `predict` (or of `context`);
         returns the error."""
-        x, z = context if context is not None else (self._inputs, self._hidden_out)
-        assert x is not None, "predict() must come before update()"
+        layers = context if context is not None else self._layers
+        assert layers, "predict() must come before update()"
         error = prediction - target
-        if self.hidden:
-            assert z is not None
-            back = (error @ self.params[2].T) * (z > 0)
-            self.optimizer.step_dense(2, z, error)
-            self.optimizer.step_dense(0, x, back)
-        else:
-            self.optimizer.step_dense(0, x, error)
+        back, params = error, self.params
+        for i in range(len(self.hidden), -1, -1):
+            # The signal for the layer below goes through this layer's pre-update weights.
+            below = (back @ params[2 * i].T) * (layers[i] > 0) if i else None
+            self.optimizer.step_dense(2 * i, layers[i], back)
+            if below is not None:
+                back = below
         return error
 
 

@@ -28,12 +28,13 @@ import numpy as np
 from .config import ConfigError, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
-from .nn import Activations, Network, init_weights
+from .nn import Activations, Network, Pass, init_weights
 from .optim import make_optimizer
 from .records import EpochFidelity
 from .rules import (
     Applies,
     Backprop,
+    Backward,
     FeedbackAlignment,
     GradientModule,
     Rule,
@@ -84,10 +85,14 @@ class Trainer:
         self._order_rng = np.random.default_rng([cfg.seed, 2])
         self._async_rng = np.random.default_rng([cfg.seed, 3])
         sizes = [self.data.n_inputs, *cfg.hidden, self.data.n_outputs]
-        self.net = Network(sizes, cfg.activation, cfg.loss, cfg.init, init_rng)
+        self.net = Network(
+            sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on"
+        )
         self.params: list[np.ndarray] = []
         for w, b in zip(self.net.weights, self.net.biases, strict=True):
             self.params += [w, b]
+        for gamma, beta in zip(self.net.gamma, self.net.beta, strict=True):
+            self.params += [gamma, beta]  # after every layer's W, b (Trainer._apply_norm)
         self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
         self.method = cfg.method
         self.rule = make_rule(cfg, sizes, self.data.n_outputs, init_rng, modules)
@@ -168,13 +173,13 @@ class Trainer:
         backward = self.rule.backward(net, hs, top_delta, y, truth)
         applies = self._layers_that_update(net.depth)
         if not diagnose:
-            self._apply(hs, backward.deltas, applies)
+            self._apply(hs, backward, applies)
             self.rule.learn(backward, applies)
             self._periodic(record, step, position)
             return self._check_end(record)
         assert truth is not None and forward_times is not None
         before = square_sums(*net.weight_segment(0, net.depth))
-        updates, starts, update_times = self._apply(hs, backward.deltas, applies, timed=True)
+        updates, starts, update_times = self._apply(hs, backward, applies, timed=True)
         errors = self.rule.learn(backward, applies)
         self._timeline(step_start, forward_times, starts, update_times, updates)
         fill_fidelity(record, backward.signals, truth.gradients)
@@ -241,34 +246,43 @@ class Trainer:
 
     def _apply(
         self,
-        hs: Activations,
-        deltas: Activations,
+        hs: Pass,
+        backward: Backward,
         applies: Applies,
         lo: int = 0,
         hi: int | None = None,
         timed: bool = False,
     ) -> tuple[list[np.ndarray | None], list[float], list[float]]:
-        """The optimiser's update of layers lo..hi-1 (those that apply it this step).
+        """The optimiser's update of layers lo..hi-1 (those that apply it this step), and of
+        their batch normalisation's scale and shift.
 
-        Timed: what each layer's update subtracted (None: skipped), when it started and
-        how long it took; untimed, three empty lists.
+        Timed: what each layer's weight update subtracted (None: skipped), when it started
+        and how long it took; untimed, three empty lists.
         """
         hi = self.net.depth if hi is None else hi
-        step_dense = self.optimizer.step_dense
+        step_dense, deltas = self.optimizer.step_dense, backward.deltas
+        norm = self.net.batch_norm
         updates: list[np.ndarray | None] = []
         starts: list[float] = []
         times: list[float] = []
         for k in range(lo, hi):
             applied = applies is None or applies[k]
-            if not timed:
-                if applied:
-                    step_dense(2 * k, hs[k], deltas[k])
-                continue
-            t0 = time.perf_counter()
-            updates.append(step_dense(2 * k, hs[k], deltas[k]) if applied else None)
-            starts.append(t0)
-            times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter() if timed else 0.0
+            update = step_dense(2 * k, hs[k], deltas[k]) if applied else None
+            if norm and applied and k in backward.norm_deltas:
+                self._apply_norm(k, hs, backward.norm_deltas[k])
+            if timed:
+                updates.append(update)
+                starts.append(t0)
+                times.append(time.perf_counter() - t0)
         return updates, starts, times
+
+    def _apply_norm(self, k: int, hs: Pass, norm_delta: np.ndarray) -> None:
+        """Hidden layer k's normalisation scale and shift (parameters after all W, b)."""
+        n = len(norm_delta)
+        index = 2 * self.net.depth + 2 * k
+        self.optimizer.step(index, (norm_delta * hs.norm[k][0]).sum(axis=0) / n)
+        self.optimizer.step(index + 1, norm_delta.sum(axis=0) / n)
 
     def _timeline(
         self,
@@ -448,6 +462,14 @@ class Trainer:
                     arrays |= {f"module.{k}.{n}": v for n, v in module.state().items()}
         if isinstance(rule, FeedbackAlignment):
             arrays |= {f"feedback.{k}": b.copy() for k, b in enumerate(rule.feedback)}
+        for k in range(len(net.gamma)):
+            for part, values in (
+                ("gamma", net.gamma),
+                ("beta", net.beta),
+                ("mean", net.running_mean),
+                ("var", net.running_var),
+            ):
+                arrays[f"norm.{part}.{k}"] = values[k].copy()
         arrays["order"] = self._order.copy()
         meta = {
             "config": self.config.as_dict(),
@@ -479,6 +501,11 @@ class Trainer:
         net.flat_weights[...] = state.arrays["weights"]
         for k, b in enumerate(net.biases):
             b[...] = state.arrays[f"bias.{k}"]
+        for k in range(len(net.gamma)):
+            net.gamma[k][...] = state.arrays[f"norm.gamma.{k}"]
+            net.beta[k][...] = state.arrays[f"norm.beta.{k}"]
+            net.running_mean[k][...] = state.arrays[f"norm.mean.{k}"]
+            net.running_var[k][...] = state.arrays[f"norm.var.{k}"]
         if captured.optimizer == self.config.optimizer:
             self.optimizer.load_state(state.part("opt"))
         self._restore_rule(state, captured)

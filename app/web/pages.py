@@ -18,6 +18,7 @@ from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
 from app.web.messages import CloseCode
 from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
+from synthgrad_core.presets import PRESETS
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
 
 router = APIRouter(include_in_schema=False)
@@ -58,6 +59,11 @@ def plotly_js(request: Request) -> Response:
     return Response(raw, media_type="text/javascript", headers=headers)
 
 
+def _shown(value: Any) -> Any:
+    """A default as the form shows it: widths as "128,64" (none: empty)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
 def form_fields() -> list[dict[str, Any]]:
     """What the new-run form shows for each config field (from its FieldSpec)."""
     defaults = TrainConfig()
@@ -72,7 +78,7 @@ def form_fields() -> list[dict[str, Any]]:
             "max": spec.le,
             "bounds": spec.bounds_text(),
             "choices": spec.choices,
-            "default": getattr(defaults, name),
+            "default": _shown(getattr(defaults, name)),
             "integer": spec.integer,
             "advanced": spec.advanced,
         }
@@ -110,47 +116,6 @@ def runs_page(request: Request) -> HTMLResponse:
         dataset_defaults=dataset_defaults(),
         presets=PRESETS,
     )
-
-
-#: The runs page's presets: each starts one run, or several shown side by side.
-PRESETS: dict[str, dict[str, Any]] = {
-    "article-backprop": {
-        "label": "The article's task: backprop",
-        "runs": [
-            {"name": "The article's task: backprop", "dataset": "addition", "method": "backprop"}
-        ],
-    },
-    "article-dni": {
-        "label": "The article's task: DNI",
-        "runs": [{"name": "The article's task: DNI", "dataset": "addition", "method": "dni"}],
-    },
-    "article-cdni": {
-        "label": "The article's task: cDNI",
-        "runs": [{"name": "The article's task: cDNI", "dataset": "addition", "method": "cdni"}],
-    },
-    "lecture-dni": {
-        "label": "Lecture: DNI, long enough to watch",
-        "note": "240,000 steps of DNI on the article's task: a few minutes on a laptop, time to "
-        "pause and point at the diagram.",
-        "runs": [
-            {
-                "name": "Lecture: DNI on addition",
-                "dataset": "addition",
-                "method": "dni",
-                "epochs": 3000,
-            }
-        ],
-    },
-    "digits-all": {
-        "label": "Digits: all four rules",
-        "note": "Starts 4 runs on the digits, one per rule (backprop, DNI, cDNI, feedback "
-        "alignment), with the settings in the form, and opens them side by side.",
-        "runs": [
-            {"name": f"Digits: {method}", "dataset": "digits", "method": method}
-            for method in ("backprop", "dni", "cdni", "feedback_alignment")
-        ],
-    },
-}
 
 
 def dataset_defaults() -> dict[str, dict[str, Any]]:

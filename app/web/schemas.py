@@ -21,10 +21,15 @@ def _value_type(spec: FieldSpec) -> Any:
     if spec.kind == "choice":
         return Literal[spec.choices]
     if spec.kind == "widths":
-        return Annotated[
+        if spec.min_count == 0:  # sg_hidden: [0] means linear, as on the command line
+            bounds["ge"] = 0
+        layers = Annotated[
             list[Annotated[StrictInt, Field(**bounds)]],
-            Field(min_length=1, max_length=MAX_LAYERS),
+            Field(min_length=spec.min_count, max_length=MAX_LAYERS),
         ]
+        if spec.min_count == 0:  # sg_hidden: [] (or 0) is linear; one width as before
+            return layers | Annotated[StrictInt, Field(ge=0, le=spec.le)]
+        return layers
     if spec.kind == "path":
         return Annotated[str, Field(max_length=4096)]
     # Strict: `false` is not an integer; NaN, Infinity and 1e400 are not numbers here.
@@ -39,6 +44,8 @@ def _description(spec: FieldSpec) -> str:
 
 def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
     default: Any = TrainConfig.__dataclass_fields__[name].default
+    if isinstance(default, tuple):  # JSON has lists (sg_hidden's default: no layers)
+        default = list(default)
     kind = _value_type(spec)
     if default is None:
         kind = kind | None

@@ -174,3 +174,36 @@ def test_bad_state_files_and_branches_give_one_line_and_exit_2(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
+
+
+def test_presets_are_listed_and_train_with_changes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from synthgrad_core.presets import PRESETS
+
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(PRESETS)
+    args = ["train", "--preset", "article-cdni", "--bits", "4", "--examples", "60", "--epochs", "1"]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["method"] == "cdni" and summary["dataset"] == "addition"
+    assert summary["steps"] == 5  # the flags changed the preset's epochs and examples
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [("nope", "--preset: no preset 'nope'"), ("digits-all", "--preset: digits-all starts 4 runs")],
+)
+def test_presets_that_cannot_train_alone_say_so(preset: str, expected: str) -> None:
+    result = run_cli("train", "--preset", preset)
+    assert result.returncode == 2 and expected in result.stderr
+
+
+def test_modules_as_in_the_paper_train_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", *SMALL_RUN, "--method", "dni", "--sg-hidden", "16,16", "--epochs", "1"]
+    assert main([*args, "--batch-norm", "on", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["method"] == "dni"

@@ -79,3 +79,25 @@ def test_io_sizes_match_the_datasets(values: dict[str, object]) -> None:
     cfg = TrainConfig(**values, examples=100).resolve()  # type: ignore[arg-type]
     data = Trainer(cfg).data
     assert io_sizes(cfg) == (data.n_inputs, data.n_outputs)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [((), ()), ((0,), ()), (0, ()), (64, (64,)), ([1024, 1024], (1024, 1024))],
+)
+def test_module_widths_are_a_list_and_zero_is_linear(
+    given: object, stored: tuple[int, ...]
+) -> None:
+    cfg = TrainConfig.from_dict({"dataset": "digits", "method": "dni", "sg_hidden": given})
+    assert cfg.resolve().sg_hidden == stored
+    assert (
+        ResolvedConfig.from_stored({**cfg.resolve().as_dict(), "sg_hidden": given}).sg_hidden
+        == stored
+    )
+
+
+def test_module_widths_out_of_bounds_name_the_field() -> None:
+    for bad in ((0, 5), (5000,), tuple([8] * 9)):
+        with pytest.raises(ConfigError) as raised:
+            TrainConfig(dataset="digits", sg_hidden=bad).resolve()
+        assert raised.value.field == "sg_hidden"

@@ -28,11 +28,15 @@ def numeric_gradient(loss, param: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return grad
 
 
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch-norm"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 @pytest.mark.parametrize("loss", ["bce", "mse", "cross_entropy"])
-def test_backward_matches_finite_differences(activation: str, loss: str) -> None:
+def test_backward_matches_finite_differences(activation: str, loss: str, batch_norm: bool) -> None:
     rng = np.random.default_rng(7)
-    net = Network([5, 6, 4, 3], activation, loss, "auto", rng)
+    net = Network([5, 6, 4, 3], activation, loss, "auto", rng, batch_norm)
+    for gamma, beta in zip(net.gamma, net.beta, strict=True):  # away from 1 and 0
+        gamma += rng.normal(0, 0.3, size=gamma.shape)
+        beta += rng.normal(0, 0.3, size=beta.shape)
     # Non-zero biases so ReLU units sit away from their kink at the probe points.
     for b in net.biases:
         b += rng.normal(0, 0.3, size=b.shape)
@@ -43,21 +47,33 @@ def test_backward_matches_finite_differences(activation: str, loss: str) -> None
         y = rng.integers(0, 2, size=(7, 3)).astype(float)
 
     hs, logits, out = net.forward(x)
-    _, deltas = net.true_backward(hs, net.out.delta(logits, out, y))
+    assert logits is not None and out is not None
+    _, deltas, norm_deltas = net.true_backward(hs, net.out.delta(logits, out, y))
     analytic = net.parameter_gradients(hs, deltas)
-    for k in range(net.depth):
-        for param, grad in zip((net.weights[k], net.biases[k]), analytic[k], strict=True):
+    pairs = [((net.weights[k], net.biases[k]), analytic[k]) for k in range(net.depth)]
+    if batch_norm:  # the normalisation's scale and shift too
+        norm = net.norm_gradients(hs, norm_deltas)
+        pairs += [((net.gamma[k], net.beta[k]), norm[k]) for k in range(len(net.gamma))]
+    assert len(pairs) == (5 if batch_norm else 3)
+    for params, grads in pairs:
+        for param, grad in zip(params, grads, strict=True):
             numeric = numeric_gradient(lambda: net.loss(x, y), param)
-            assert relative_error(grad, numeric) < 1e-6
+            # A bias before batch normalisation has no effect: both are zero.
+            assert (
+                relative_error(grad, numeric) < 1e-6
+                or max(abs(grad).max(), abs(numeric).max()) < 1e-9
+            )
 
 
-def test_true_gradient_of_hidden_activation_is_batch_times_dloss_dh() -> None:
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch-norm"])
+def test_true_gradient_of_hidden_activation_is_batch_times_dloss_dh(batch_norm: bool) -> None:
     rng = np.random.default_rng(3)
-    net = Network([4, 5, 2], "tanh", "bce", "auto", rng)
+    net = Network([4, 5, 2], "tanh", "bce", "auto", rng, batch_norm)
     x = rng.normal(size=(6, 4))
     y = rng.integers(0, 2, size=(6, 2)).astype(float)
     hs, logits, out = net.forward(x)
-    grads_h, _ = net.true_backward(hs, net.out.delta(logits, out, y))
+    assert logits is not None and out is not None
+    grads_h, _, _ = net.true_backward(hs, net.out.delta(logits, out, y))
     h1 = hs[1].copy()
 
     def loss_from_h1() -> float:
@@ -68,8 +84,8 @@ def test_true_gradient_of_hidden_activation_is_batch_times_dloss_dh() -> None:
     assert relative_error(grads_h[0], len(x) * numeric) < 1e-6
 
 
-@pytest.mark.parametrize("hidden", [0, 5])
-def test_module_update_descends_its_own_loss(hidden: int) -> None:
+@pytest.mark.parametrize("hidden", [(), (5,), (6, 4)], ids=["linear", "one", "two"])
+def test_module_update_descends_its_own_loss(hidden: tuple[int, ...]) -> None:
     rng = np.random.default_rng(5)
     module = SyntheticGradientModule(4, 2, hidden, "sgd", 1.0, 0.9, rng)
     for p in module.params:  # leave the zero init so the gradient is not trivial
@@ -88,6 +104,21 @@ def test_module_update_descends_its_own_loss(hidden: int) -> None:
 
 
 def test_module_output_starts_at_zero() -> None:
-    module = SyntheticGradientModule(6, 0, 8, "adam", 0.01, 0.9, np.random.default_rng(0))
+    module = SyntheticGradientModule(6, 0, (8, 8), "adam", 0.01, 0.9, np.random.default_rng(0))
     prediction = module.predict(np.ones((3, 6)), np.zeros((3, 0)))
     assert np.all(prediction == 0.0)
+
+
+def test_batch_norm_evaluates_with_its_running_statistics() -> None:
+    rng = np.random.default_rng(2)
+    net = Network([3, 4, 2], "relu", "cross_entropy", "auto", rng, batch_norm=True)
+    x = rng.normal(loc=3.0, scale=2.0, size=(500, 3))
+    for _ in range(200):  # the running statistics converge to the data's
+        net.forward(x)
+    a = x @ net.weights[0] + net.biases[0]
+    np.testing.assert_allclose(net.running_mean[0], a.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(net.running_var[0], a.var(axis=0) * 500 / 499, rtol=1e-6)
+    # Evaluation normalises with them, so one example alone gets the batch's answer.
+    _, batch_logits, _ = net.forward(x)
+    assert batch_logits is not None
+    np.testing.assert_allclose(net.logits(x[:1]), batch_logits[:1], rtol=1e-3, atol=1e-6)

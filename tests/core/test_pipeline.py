@@ -14,6 +14,7 @@ CASES = [
     {},
     {"method": "cdni", "sg_hidden": 16, "optimizer": "adam", "sg_optimizer": "momentum"},
     {"update_probability": 0.6, "diagnostics_every": 3, "test_every": 7, "histogram_every": 5},
+    {"batch_norm": "on", "diagnostics_every": 2, "optimizer": "adam"},
 ]
 
 
@@ -25,7 +26,10 @@ def records(trainer: Trainer) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("extra", CASES, ids=["dni", "cdni-hidden-adam", "async-periodic"])
+IDS = ["dni", "cdni-hidden-adam", "async-periodic", "batch-norm"]
+
+
+@pytest.mark.parametrize("extra", CASES, ids=IDS)
 def test_one_worker_equals_sequential_record_for_record(extra: dict[str, Any]) -> None:
     config = {"dataset": "digits", "method": "dni", "epochs": 2, **extra}
     sequential = records(Trainer(TrainConfig(**config)))
@@ -34,7 +38,7 @@ def test_one_worker_equals_sequential_record_for_record(extra: dict[str, Any]) -
     assert records(pipelined) == sequential
 
 
-@pytest.mark.parametrize("extra", CASES, ids=["dni", "cdni-hidden-adam", "async-periodic"])
+@pytest.mark.parametrize("extra", CASES, ids=IDS)
 def test_three_stages_in_lockstep_equal_sequential(extra: dict[str, Any]) -> None:
     # One batch in flight: every target and true gradient is back before the next batch,
     # so the stage machinery (targets down, truth down, fragments) must reproduce the

@@ -20,6 +20,7 @@ CASES = [
     {"method": "dni", "optimizer": "adam", "sg_optimizer": "momentum", "update_probability": 0.7},
     {"method": "cdni", "sg_hidden": 16, "sg_optimizer": "adam", "diagnostics_every": 3},
     {"method": "feedback_alignment", "optimizer": "adam"},
+    {"method": "dni", "batch_norm": "on", "optimizer": "adam"},
 ]
 
 
@@ -36,7 +37,7 @@ def trained(cfg: TrainConfig, steps: int, cls: type[Trainer] = Trainer) -> Train
     return trainer
 
 
-@pytest.mark.parametrize("extra", CASES, ids=[c["method"] for c in CASES])
+@pytest.mark.parametrize("extra", CASES, ids=[*(c["method"] for c in CASES[:4]), "batch-norm"])
 def test_a_restored_trainer_continues_exactly(extra: dict[str, Any], tmp_path: Path) -> None:
     cfg = TrainConfig(**BASE, **extra)
     original = trained(cfg, 40)

@@ -31,9 +31,15 @@ class OracleModule:
         return prediction - target
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
-def test_dni_with_oracle_module_equals_backprop_step_for_step(activation: str) -> None:
-    cfg = dataclasses.replace(SMALL, activation=activation, diagnostics_every=1)
+@pytest.mark.parametrize(
+    ("activation", "batch_norm"), [("sigmoid", "off"), ("tanh", "off"), ("sigmoid", "on")]
+)
+def test_dni_with_oracle_module_equals_backprop_step_for_step(
+    activation: str, batch_norm: str
+) -> None:
+    cfg = dataclasses.replace(
+        SMALL, activation=activation, diagnostics_every=1, batch_norm=batch_norm
+    )
     backprop = Trainer(dataclasses.replace(cfg, method="backprop"))
     dni = Trainer(dataclasses.replace(cfg, method="dni"))
     dni.rule.modules = [OracleModule(dni, k) for k in range(len(cfg.hidden or ()))]  # type: ignore[attr-defined]

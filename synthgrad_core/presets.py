@@ -1,0 +1,79 @@
+"""Named recipes: one list for the runs page's preset buttons, `synthgrad presets` and
+`synthgrad train --preset NAME`.
+
+Each preset is a label, an optional note, and the runs it starts: a config (fields of
+TrainConfig; the rest take the dataset's defaults) with a `name`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import ConfigError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "article-backprop": {
+        "label": "The article's task: backprop",
+        "runs": [
+            {"name": "The article's task: backprop", "dataset": "addition", "method": "backprop"}
+        ],
+    },
+    "article-dni": {
+        "label": "The article's task: DNI",
+        "runs": [{"name": "The article's task: DNI", "dataset": "addition", "method": "dni"}],
+    },
+    "article-cdni": {
+        "label": "The article's task: cDNI",
+        "runs": [{"name": "The article's task: cDNI", "dataset": "addition", "method": "cdni"}],
+    },
+    "lecture-dni": {
+        "label": "Lecture: DNI, long enough to watch",
+        "note": "240,000 steps of DNI on the article's task: a few minutes on a laptop, time to "
+        "pause and point at the diagram.",
+        "runs": [
+            {
+                "name": "Lecture: DNI on addition",
+                "dataset": "addition",
+                "method": "dni",
+                "epochs": 3000,
+            }
+        ],
+    },
+    "digits-all": {
+        "label": "Digits: all four rules",
+        "note": "Starts 4 runs on the digits, one per rule (backprop, DNI, cDNI, feedback "
+        "alignment), with the settings in the form, and opens them side by side.",
+        "runs": [
+            {"name": f"Digits: {method}", "dataset": "digits", "method": method}
+            for method in ("backprop", "dni", "cdni", "feedback_alignment")
+        ],
+    },
+}
+
+
+def preset_config(name: str) -> dict[str, Any]:
+    """The config of a one-run preset; ConfigError (field "preset") for an unknown name or a
+    preset that starts several runs."""
+    preset = PRESETS.get(name)
+    if preset is None:
+        raise ConfigError("preset", f"no preset {name!r}; `synthgrad presets` lists them")
+    if len(preset["runs"]) != 1:
+        raise ConfigError(
+            "preset",
+            f"{name} starts {len(preset['runs'])} runs; `synthgrad sweep` trains several "
+            "(or pick a preset of one run)",
+        )
+    config = dict(preset["runs"][0])
+    config.pop("name")
+    return config
+
+
+def describe() -> list[str]:
+    """One line per preset: its name, label and what it sets."""
+    lines = []
+    for name, preset in PRESETS.items():
+        runs = preset["runs"]
+        settings = ", ".join(f"{k}={v}" for k, v in runs[0].items() if k != "name")
+        what = settings if len(runs) == 1 else f"{len(runs)} runs, e.g. {settings}"
+        lines.append(f"{name:18} {preset['label']}: {what}")
+    return lines
