@@ -184,6 +184,7 @@ def test_presets_are_listed_and_train_with_changes(
     assert main(["presets"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == list(PRESETS)
+    assert "dni-addition" in PRESETS and "article-dni" in PRESETS  # the recipe beside the failure
     args = ["train", "--preset", "article-cdni", "--bits", "4", "--examples", "60", "--epochs", "1"]
     assert main([*args, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
