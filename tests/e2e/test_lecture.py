@@ -266,3 +266,17 @@ def test_pages_pass_an_accessibility_audit(page: Any, server: LiveServer) -> Non
             if serious:
                 found[f"{scheme} {path}"] = serious
     assert found == {}
+
+
+def test_the_recipe_preset_starts_its_config_from_the_form(page: Any, server: LiveServer) -> None:
+    from synthgrad_core.presets import preset_config
+
+    page.goto(server.url + "/")
+    page.get_by_role("button", name="The article's task: DNI, a recipe that learns").click()
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_url(lambda url: "/runs/" in url, timeout=20_000)
+    run = httpx.get(f"{server.url}/api/runs/{page.url.rsplit('/', 1)[-1]}").json()
+    wanted = preset_config("dni-addition")
+    got = {key: run["config"][key] for key in wanted}
+    assert got == {k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()}
+    assert run["name"] == "The article's task: DNI, a recipe that learns"
