@@ -29,11 +29,10 @@ NORM_EPS = 1e-5
 class Pass(dict[int, Array]):
     """A forward pass's activations by layer index, and with batch normalisation each hidden
     layer k's cache `norm[k]` = (normalised pre-activations, 1 / std): the backward pass
-    of the same batch needs them, and a pipelined stage may get it a few batches later."""
+    of the same batch needs them, and a pipelined stage may get it a few batches later.
+    (`norm` exists only on a normalised net's passes: the every-step path stays a dict.)"""
 
-    def __init__(self, first: dict[int, Array] | None = None) -> None:
-        super().__init__(first or {})
-        self.norm: dict[int, tuple[Array, Array]] = {}
+    norm: dict[int, tuple[Array, Array]]
 
 
 # Each hidden activation next to its derivative, written in terms of the output h.
@@ -187,6 +186,8 @@ class Network:
     def weight_segment(self, lo: int, hi: int) -> tuple[Array, Array]:
         """The flat weights of layers lo..hi-1 and each layer's start within that slice."""
         starts = self.weight_starts
+        if lo == 0 and hi == self.depth:  # the whole net (every diagnosed sequential step)
+            return self.flat_weights, starts
         begin = int(starts[lo])
         end = int(starts[hi]) if hi < len(starts) else self.flat_weights.size
         return self.flat_weights[begin:end], starts[lo:hi] - begin
@@ -207,8 +208,11 @@ class Network:
         """
         depth = self.depth
         hi = depth if hi is None else hi
-        hs = Pass({lo: h})
+        hs = Pass()
+        hs[lo] = h
         f, weights, biases, norm = self.f, self.weights, self.biases, self.batch_norm
+        if norm:
+            hs.norm = {}
         if layer_times is None:  # the every-step path: no timing
             for k in range(lo, min(hi, depth - 1)):
                 a = h @ weights[k] + biases[k]

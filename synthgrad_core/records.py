@@ -36,26 +36,38 @@ FIDELITY_PREFIXES = ("cos_h", "rel_err_h")
 class EpochFidelity:
     """Means of each hidden layer's cosine and relative error over the latest epoch's records.
 
-    Fed every record; a new epoch starts a new tally. `means()` is what docs/results.md
+    Fed every record; a new epoch starts a new tally. A record's `epoch` is fractional
+    (step / steps per epoch: the step ending epoch k says k, the next k + 1/n), so epoch
+    k holds the records whose epoch is in (k - 1, k]. `means()` is what docs/results.md
     calls "cos(signal, true), last epoch" (undefined values, a zero signal, are skipped).
 
     >>> tally = EpochFidelity()
-    >>> for r in ({"epoch": 1, "cos_h1": 0.0}, {"epoch": 2, "cos_h1": 0.5}, {"epoch": 2}):
+    >>> for r in ({"epoch": 0.5, "cos_h1": 0.0}, {"epoch": 1.0, "cos_h1": 0.2},
+    ...           {"epoch": 1.5, "cos_h1": 0.5}, {"epoch": 2.0}):
     ...     tally.add(r)
     >>> tally.means()
     {'cos_h1': 0.5}
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keys: list[str] | None = None) -> None:
+        """`keys`: the fidelity keys records can hold (the trainer knows them), else any key
+        with a FIDELITY_PREFIXES prefix is looked for."""
         self._epoch: Any = None
         self._sums: dict[str, list[float]] = {}
+        self._keys = keys
 
     def add(self, record: dict[str, Any]) -> None:
-        if record.get("epoch") != self._epoch:
-            self._epoch, self._sums = record.get("epoch"), {}
-        for key, value in record.items():
-            numeric = isinstance(value, float | int) and math.isfinite(value)
-            if numeric and key.startswith(FIDELITY_PREFIXES):
+        epoch = math.ceil(record["epoch"] - 1e-9) if "epoch" in record else None
+        if epoch != self._epoch:
+            self._epoch, self._sums = epoch, {}
+        if "cos_h1" not in record:  # not a diagnosed step (every net has a hidden layer)
+            return
+        keys = self._keys if self._keys is not None else list(record)
+        for key in keys:
+            value = record.get(key)
+            if not isinstance(value, float | int) or not math.isfinite(value):
+                continue
+            if key.startswith(FIDELITY_PREFIXES):
                 tally = self._sums.setdefault(key, [0.0, 0])
                 tally[0] += value
                 tally[1] += 1

@@ -42,7 +42,7 @@ class GradientModule(Protocol):
     def update(self, prediction: Array, target: Array, context: Any = None) -> Array: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class TrueGradient:
     """The backprop pass at the pre-step weights: per-example dLoss/dh by hidden index,
     deltas by layer index (Network.true_backward)."""
@@ -52,7 +52,7 @@ class TrueGradient:
     norm_deltas: Activations = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Backward:
     """A rule's answer for one batch over a range of layers, by index.
 
@@ -222,12 +222,16 @@ class SyntheticGradients:
         self, backward: Backward, applies: Applies, layers: range | None = None
     ) -> Activations:
         """Each module of `layers` with its target in `backward` regresses it."""
-        keys = backward.targets if layers is None else [k for k in layers if k in backward.targets]
+        targets, predictions, contexts = backward.targets, backward.predictions, backward.contexts
+        if layers is None and applies is None:  # the every-step path: every module learns
+            modules = self.modules
+            return {
+                k: modules[k].update(predictions[k], target, contexts[k])
+                for k, target in targets.items()
+            }
+        keys = targets if layers is None else [k for k in layers if k in targets]
         return {
-            k: self.learn_one(
-                k, backward.predictions[k], backward.targets[k], applies, backward.contexts[k]
-            )
-            for k in keys
+            k: self.learn_one(k, predictions[k], targets[k], applies, contexts[k]) for k in keys
         }
 
     def learn_one(

@@ -81,6 +81,9 @@ class SyntheticGradientModule:
         layers = context if context is not None else self._layers
         assert layers, "predict() must come before update()"
         error = prediction - target
+        if not self.hidden:  # linear: one dense step
+            self.optimizer.step_dense(0, layers[0], error)
+            return error
         back, params = error, self.params
         for i in range(len(self.hidden), -1, -1):
             # The signal for the layer below goes through this layer's pre-update weights.

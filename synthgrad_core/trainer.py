@@ -113,7 +113,10 @@ class Trainer:
         #: what the user should know about how this run trains (shown by the CLI, the page)
         self.notes: list[str] = []
         self._change = ""  # live knob changes the next record reports
-        self.epoch_fidelity = EpochFidelity()  # the summary's last-epoch fidelity means
+        # the summary's last-epoch fidelity means, over the keys records of this net hold
+        self.epoch_fidelity = EpochFidelity(
+            [f"{name}_h{i}" for i in range(1, len(cfg.hidden) + 1) for name in ("cos", "rel_err")]
+        )
         self.true_gradients: Activations = {}
         self._order = np.arange(len(self.data.x_train))
         # Record keys of the diagnostics, built once (they are the same every step).
@@ -262,6 +265,11 @@ class Trainer:
         hi = self.net.depth if hi is None else hi
         step_dense, deltas = self.optimizer.step_dense, backward.deltas
         norm = self.net.batch_norm
+        if not timed and not norm:  # the every-step path
+            for k in range(lo, hi):
+                if applies is None or applies[k]:
+                    step_dense(2 * k, hs[k], deltas[k])
+            return [], [], []
         updates: list[np.ndarray | None] = []
         starts: list[float] = []
         times: list[float] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -166,12 +165,16 @@ def test_article_init_saturates_the_sigmoid_net() -> None:
     assert first["w_mean_l1"] < -0.05 < glorot["w_mean_l1"]
 
 
-def test_summary_fidelity_is_the_last_epochs_mean_of_the_records() -> None:
-    trainer = Trainer(TrainConfig(dataset="digits", method="dni", epochs=2, seed=3))
+@pytest.mark.parametrize("every", [1, 7])
+def test_summary_fidelity_is_the_mean_over_the_last_epochs_diagnosed_steps(every: int) -> None:
+    trainer = Trainer(
+        TrainConfig(dataset="digits", method="dni", epochs=3, diagnostics_every=every)
+    )
     records = list(trainer)
-    last = [r for r in records if r["epoch"] == records[-1]["epoch"]]
+    # Epoch 3 is the records whose (fractional) epoch is in (2, 3]: many, not the last alone.
+    last = [r for r in records if 2 < r["epoch"] <= 3 and "cos_h1" in r]
+    assert len(last) == len(range(0, trainer.steps_per_epoch, every)) > 1
     fidelity = trainer.summary()["fidelity"]
     assert set(fidelity) == {"cos_h1", "cos_h2", "rel_err_h1", "rel_err_h2"}
-    for key, value in fidelity.items():
-        values = [r[key] for r in last if key in r and math.isfinite(r[key])]
-        assert values and value == pytest.approx(sum(values) / len(values), rel=1e-12)
+    for key in fidelity:
+        assert fidelity[key] == pytest.approx(sum(r[key] for r in last) / len(last), rel=1e-12)
