@@ -263,13 +263,11 @@ class Trainer:
         and how long it took; untimed, three empty lists.
         """
         hi = self.net.depth if hi is None else hi
+        if not timed and not self.net.batch_norm:  # the every-step path
+            self._apply_plain(hs, backward.deltas, applies, lo, hi)
+            return [], [], []
         step_dense, deltas = self.optimizer.step_dense, backward.deltas
         norm = self.net.batch_norm
-        if not timed and not norm:  # the every-step path
-            for k in range(lo, hi):
-                if applies is None or applies[k]:
-                    step_dense(2 * k, hs[k], deltas[k])
-            return [], [], []
         updates: list[np.ndarray | None] = []
         starts: list[float] = []
         times: list[float] = []
@@ -284,6 +282,14 @@ class Trainer:
                 starts.append(t0)
                 times.append(time.perf_counter() - t0)
         return updates, starts, times
+
+    def _apply_plain(
+        self, hs: Pass, deltas: Activations, applies: Applies, lo: int, hi: int
+    ) -> None:
+        step_dense = self.optimizer.step_dense
+        for k in range(lo, hi):
+            if applies is None or applies[k]:
+                step_dense(2 * k, hs[k], deltas[k])
 
     def _apply_norm(self, k: int, hs: Pass, norm_delta: np.ndarray) -> None:
         """Hidden layer k's normalisation scale and shift (parameters after all W, b)."""

@@ -76,12 +76,17 @@ def _encodable(name: str | None) -> str | None:
     return name
 
 
-class CreateRun(BaseModel):
-    """Body of POST /api/runs."""
+class NamedBody(BaseModel):
+    """A request body with an optional name (of a run, a sweep or a branch)."""
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
     _name_text = field_validator("name")(_encodable)
+
+
+class CreateRun(NamedBody):
+    """Body of POST /api/runs."""
+
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
 
 
@@ -94,12 +99,9 @@ SweepGrid = create_model(  # type: ignore[call-overload]
 )
 
 
-class CreateSweep(BaseModel):
+class CreateSweep(NamedBody):
     """Body of POST /api/sweeps: a base config and the grid of values to vary."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
-    _name_text = field_validator("name")(_encodable)
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
     grid: SweepGrid  # type: ignore[valid-type]
 
@@ -118,12 +120,9 @@ ForkConfig = create_model(  # type: ignore[call-overload]
 )
 
 
-class ForkRun(BaseModel):
+class ForkRun(NamedBody):
     """Body of POST /api/runs/{id}/fork (optional)."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | None = None
-    _name_text = field_validator("name")(_encodable)
     config: ForkConfig = Field(default_factory=ForkConfig)  # type: ignore[valid-type]
 
 
