@@ -75,9 +75,13 @@ def page(chromium: Any, server: LiveServer) -> Any:
             blocked.append(message.text) if "Content Security Policy" in message.text else None
         ),
     )
+    # An uncaught error in a page's script is a bug, even where the test's checks pass.
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.foreign_requests = foreign
     page.dialogs = dialogs
     yield page
     assert foreign == [], f"the page requested other hosts: {foreign}"
     assert blocked == [], f"the Content-Security-Policy blocked: {blocked}"
+    assert errors == [], f"a page's script failed: {errors}"
     context.close()
