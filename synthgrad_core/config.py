@@ -221,6 +221,16 @@ class TrainConfig:
             min_count=0,
         ),
     )
+    sg_batch_norm: str = field(
+        default="off",
+        metadata=_spec(
+            "choice",
+            "Module batch norm",
+            "normalise each synthetic-gradient module's hidden layers over the batch "
+            "(modules with hidden layers only)",
+            choices=("off", "on"),
+        ),
+    )
     sg_scale: float = field(
         default=1.0,
         metadata=_spec(

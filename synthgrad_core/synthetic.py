@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .nn import relu
+from .nn import NORM_EPS, relu
 from .optim import Optimizer, make_optimizer
 
 
@@ -14,9 +14,11 @@ class SyntheticGradientModule:
     """M_i: predicts G_i = B dLoss/dh_i from h_i (and, for cDNI, the targets).
 
     Linear by default, or an MLP with hidden ReLU layers of the widths in `hidden` (the
-    paper's FC modules: two of 1024). The output layer starts at zero, so every
-    synthetic gradient is zero at step 0. It learns by one optimiser step per training
-    step on 0.5 * mean_n |prediction_n - target_n|^2.
+    paper's FC modules: two of 1024), optionally batch-normalised before each ReLU (over
+    the batch it predicts for; a module only ever trains, so no running statistics). The
+    output layer starts at zero, so every synthetic gradient is zero at step 0. It
+    learns by one optimiser step per training step on 0.5 * mean_n |prediction_n -
+    target_n|^2.
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class SyntheticGradientModule:
         learning_rate: float,
         momentum: float,
         rng: np.random.Generator,
+        batch_norm: bool = False,
     ) -> None:
         n_in = width + condition_width
         self.conditioned = condition_width > 0
@@ -37,9 +40,14 @@ class SyntheticGradientModule:
             params += [rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in), np.zeros(units)]
             n_in = units
         params += [np.zeros((n_in, width)), np.zeros(width)]
+        self.batch_norm = batch_norm and bool(self.hidden)
+        if self.batch_norm:  # each hidden layer's scale and shift, after every W, b
+            for units in self.hidden:
+                params += [np.ones(units), np.zeros(units)]
         self.params = params
         self.optimizer: Optimizer = make_optimizer(optimizer, params, learning_rate, momentum)
         self._layers: list[np.ndarray] = []
+        self._norms: list[tuple[np.ndarray, np.ndarray]] = []
 
     def state(self) -> dict[str, np.ndarray]:
         """The module's parameters and its optimiser's moments, by name; copies."""
@@ -58,40 +66,62 @@ class SyntheticGradientModule:
         """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
         x = np.concatenate([h, y], axis=1) if self.conditioned else h
         layers = [x]
-        params = self.params
-        for i in range(len(self.hidden)):
-            x = relu(x @ params[2 * i] + params[2 * i + 1])
+        params, depth = self.params, len(self.hidden)
+        norms = []
+        for i in range(depth):
+            a = x @ params[2 * i] + params[2 * i + 1]
+            if self.batch_norm:
+                inv_std = 1.0 / np.sqrt(a.var(axis=0) + NORM_EPS)
+                normalised = (a - a.mean(axis=0)) * inv_std
+                norms.append((normalised, inv_std))
+                a = normalised * params[2 * depth + 2 + 2 * i] + params[2 * depth + 3 + 2 * i]
+            x = relu(a)
             layers.append(x)
-        self._layers = layers
-        return x @ params[-2] + params[-1]
+        self._layers, self._norms = layers, norms
+        return x @ params[2 * depth] + params[2 * depth + 1]
 
-    def context(self) -> list[np.ndarray]:
-        """What `update` needs of the last `predict` (each layer's input): kept by a pipelined
-        stage, whose target for a batch arrives after it has predicted for the next ones."""
-        return self._layers
+    def context(self) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+        """What `update` needs of the last `predict` (each layer's input, normalisation
+        caches): kept by a pipelined stage, whose target for a batch arrives after it has
+        predicted for the next ones."""
+        return self._layers, self._norms
 
     def update(
         self,
         prediction: np.ndarray,
         target: np.ndarray,
-        context: list[np.ndarray] | None = None,
+        context: tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]] | None = None,
     ) -> np.ndarray:
         """One step towards `target` for the inputs of the last `predict` (or of `context`);
         returns the error."""
-        layers = context if context is not None else self._layers
+        layers, norms = context if context is not None else (self._layers, self._norms)
         assert layers, "predict() must come before update()"
         error = prediction - target
         if not self.hidden:  # linear: one dense step
             self.optimizer.step_dense(0, layers[0], error)
             return error
-        back, params = error, self.params
-        for i in range(len(self.hidden), -1, -1):
+        back, params, depth = error, self.params, len(self.hidden)
+        for i in range(depth, -1, -1):
             # The signal for the layer below goes through this layer's pre-update weights.
             below = (back @ params[2 * i].T) * (layers[i] > 0) if i else None
             self.optimizer.step_dense(2 * i, layers[i], back)
             if below is not None:
-                back = below
+                back = self._normalisation_step(i - 1, below, norms) if norms else below
         return error
+
+    def _normalisation_step(
+        self, i: int, dz: np.ndarray, norms: list[tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        """Hidden layer i's normalisation: its scale and shift learn, and the signal goes on
+        to the layer's pre-activations (through the pre-update scale)."""
+        normalised, inv_std = norms[i]
+        index = 2 * len(self.hidden) + 2 + 2 * i
+        gamma = self.params[index].copy()
+        n = len(dz)
+        self.optimizer.step(index, (dz * normalised).sum(axis=0) / n)
+        self.optimizer.step(index + 1, dz.sum(axis=0) / n)
+        dn = dz * gamma
+        return inv_std * (dn - dn.mean(axis=0) - normalised * (dn * normalised).mean(axis=0))
 
 
 def module_loss(error: np.ndarray) -> float:

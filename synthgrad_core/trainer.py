@@ -618,6 +618,7 @@ def make_rule(
                     cfg.sg_learning_rate,
                     cfg.momentum,
                     rng,
+                    cfg.sg_batch_norm == "on",
                 )
                 for width in cfg.hidden
             ]

@@ -208,3 +208,10 @@ def test_modules_as_in_the_paper_train_from_the_command_line(
     assert main([*args, "--batch-norm", "on", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["method"] == "dni"
+
+
+def test_modules_with_batch_norm_train(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--dataset", "digits", "--method", "dni", "--epochs", "2"]
+    assert main([*args, "--sg-hidden", "32,32", "--sg-batch-norm", "on", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["test_accuracy"] > 0.5

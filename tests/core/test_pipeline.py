@@ -15,6 +15,7 @@ CASES = [
     {"method": "cdni", "sg_hidden": 16, "optimizer": "adam", "sg_optimizer": "momentum"},
     {"update_probability": 0.6, "diagnostics_every": 3, "test_every": 7, "histogram_every": 5},
     {"batch_norm": "on", "diagnostics_every": 2, "optimizer": "adam"},
+    {"method": "cdni", "sg_hidden": (16, 16), "sg_batch_norm": "on", "sg_optimizer": "adam"},
 ]
 
 
@@ -26,7 +27,7 @@ def records(trainer: Trainer) -> list[dict[str, Any]]:
     return out
 
 
-IDS = ["dni", "cdni-hidden-adam", "async-periodic", "batch-norm"]
+IDS = ["dni", "cdni-hidden-adam", "async-periodic", "batch-norm", "module-batch-norm"]
 
 
 @pytest.mark.parametrize("extra", CASES, ids=IDS)
