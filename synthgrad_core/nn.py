@@ -81,7 +81,7 @@ def softmax(a: Array) -> Array:
 
 def bce_loss(a: Array, p: Array, y: Array) -> float:
     # log(1 + e^a) - y a, the stable form of binary cross-entropy on logits.
-    return float(np.sum(np.logaddexp(0.0, a) - y * a) / len(a))
+    return float((np.logaddexp(0.0, a) - y * a).sum() / len(a))
 
 
 def bce_delta(a: Array, p: Array, y: Array) -> Array:
@@ -90,7 +90,7 @@ def bce_delta(a: Array, p: Array, y: Array) -> Array:
 
 def mse_loss(a: Array, p: Array, y: Array) -> float:
     d = p - y
-    return float(0.5 * np.sum(d * d) / len(a))
+    return float(0.5 * (d * d).sum() / len(a))
 
 
 def mse_delta(a: Array, p: Array, y: Array) -> Array:
@@ -170,6 +170,8 @@ class Network:
             view = self.flat_weights[start : start + w.size].reshape(w.shape)
             view[...] = w
             self.weights.append(view)
+        #: layers (weight matrices); an attribute, read several times a step
+        self.depth = len(self.weights)
         # Batch normalisation of each hidden layer's pre-activations, before the activation:
         # a learned scale (gamma) and shift (beta), running statistics for evaluation.
         self.batch_norm = batch_norm
@@ -178,10 +180,6 @@ class Network:
         self.beta = [np.zeros(width) for width in hidden]
         self.running_mean = [np.zeros(width) for width in hidden]
         self.running_var = [np.ones(width) for width in hidden]
-
-    @property
-    def depth(self) -> int:
-        return len(self.weights)
 
     def weight_segment(self, lo: int, hi: int) -> tuple[Array, Array]:
         """The flat weights of layers lo..hi-1 and each layer's start within that slice."""
@@ -314,11 +312,15 @@ class Network:
                 hi - 1, top_gradient, hs, gammas.get(hi - 1)
             )
         deltas: Activations = {hi - 1: delta}
+        plain, f_grad = not self.batch_norm, self.f_grad
         for i in range(hi - 1, max(lo, 1) - 1, -1):
             g = delta @ w[i].T
             grads_h[i - 1] = g
             if i > lo:
-                delta, norm_deltas[i - 1] = self.local_delta(i - 1, g, hs, gammas.get(i - 1))
+                if plain:  # the every-step path of backprop: local_delta, inlined
+                    delta = g * f_grad(hs[i])
+                else:
+                    delta, norm_deltas[i - 1] = self.local_delta(i - 1, g, hs, gammas.get(i - 1))
                 deltas[i - 1] = delta
         return grads_h, deltas, norm_deltas
 
