@@ -19,7 +19,7 @@ from app.web.deps import Manager
 from app.web.messages import CloseCode
 from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
 from synthgrad_core.presets import PRESETS
-from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS
+from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
 router = APIRouter(include_in_schema=False)
 
@@ -133,9 +133,9 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
         return page(request, "not_found.html", status_code=404, missing=[run_id])
     inputs, outputs = io_sizes(run.config)
     config = run.config.as_dict()
-    fork_fields = [
-        {**f, "default": config[f["name"]]} for f in form_fields() if f["name"] in FORK_FIELDS
-    ]
+    fields = form_fields()
+    fork_fields = [{**f, "default": config[f["name"]]} for f in fields if f["name"] in FORK_FIELDS]
+    knob_fields = [{**f, "default": config[f["name"]]} for f in fields if f["name"] in LIVE_KNOBS]
     return page(
         request,
         "run.html",
@@ -143,6 +143,7 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
         shape={"inputs": inputs, "outputs": outputs},
         family=request.app.state.branches.family(run),
         fork_fields=fork_fields,
+        knob_fields=knob_fields,
     )
 
 

@@ -3,6 +3,7 @@ import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
 import { setupFork } from "./fork-dialog.js";
+import { setupKnobs } from "./knobs.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
 import { NetworkDiagram } from "./network-diagram.js";
@@ -159,8 +160,10 @@ function updateControls() {
   document.getElementById("resume-button").disabled = run.status !== "paused";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
   document.getElementById("fork-button").disabled = run.status !== "paused";
+  document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
 }
 setupFork(run);
+setupKnobs(run);
 if (run.fork_of) {
   fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)
     .then((r) => (r.ok ? r.json() : { records: [] }))

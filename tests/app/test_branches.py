@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from typing import Any
 
@@ -119,3 +120,13 @@ def test_knobs_of_a_run_change_in_place_and_reach_its_csv(client: TestClient) ->
     assert late.status_code == 409
     stored = [strict_json(t) for t in client.app.state.manager.history.records(parent["id"])]
     assert sum("config_change" in r for r in stored) == 1
+
+
+def test_the_run_page_shows_each_form_field_once_by_id(client: TestClient) -> None:
+    # The fork dialog and the knobs form render some fields twice: their ids must differ,
+    # or labels (and assistive technology) reach the wrong input.
+    run = client.post("/api/runs", json={"config": {**CONFIG, "epochs": 1}}).json()
+    html = client.get(f"/runs/{run['id']}").text
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert "knob-field-sg_scale" in ids and "field-sg_scale" in ids
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
