@@ -42,13 +42,16 @@ class Ready(NamedTuple):
 class Invalid(NamedTuple):
     """The config was refused while building the trainer."""
 
-    kind: str  # "ConfigError", "OSError" or "ValueError"
+    kind: str  # "ConfigError", "CaptureError", "ValueError" or "OSError"
     field: str  # the ConfigError's field, else ""
     message: str
 
     def error(self) -> Exception:
+        """The refusal as the exception the trainer raised (its kind, by name)."""
         if self.kind == "ConfigError":
             return ConfigError(self.field, self.message)
+        if self.kind == "CaptureError":
+            return CaptureError(self.message)
         return ValueError(self.message) if self.kind == "ValueError" else OSError(self.message)
 
 
@@ -82,7 +85,9 @@ Reply = Ready | Invalid | Slice | Summary | Captured | Configured | Failed
 def _refusal(exc: Exception) -> Invalid:
     if isinstance(exc, ConfigError):
         return Invalid("ConfigError", exc.field, exc.message)
-    return Invalid(type(exc).__name__ if isinstance(exc, ValueError) else "OSError", "", str(exc))
+    if isinstance(exc, CaptureError):  # a ValueError too: named first
+        return Invalid("CaptureError", "", str(exc))
+    return Invalid("ValueError" if isinstance(exc, ValueError) else "OSError", "", str(exc))
 
 
 def build_trainer(config: ResolvedConfig) -> Trainer:

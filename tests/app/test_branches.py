@@ -130,3 +130,30 @@ def test_the_run_page_shows_each_form_field_once_by_id(client: TestClient) -> No
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert "knob-field-sg_scale" in ids and "field-sg_scale" in ids
     assert sorted({i for i in ids if ids.count(i) > 1}) == []
+
+
+def test_a_pipelined_run_forks_with_one_worker_and_says_why_not_with_two(
+    client: TestClient,
+) -> None:
+    two = paused_run(client, method="dni", execution="pipelined", workers=2)
+    refused = client.post(f"/api/runs/{two['id']}/fork")
+    assert refused.status_code == 409 and "one worker" in refused.json()["detail"]
+    client.post(f"/api/runs/{two['id']}/stop")  # paused runs hold training slots (2 here)
+    one = paused_run(client, method="dni", execution="pipelined", workers=1)
+    branch = client.post(f"/api/runs/{one['id']}/fork", json={"config": {"method": "backprop"}})
+    assert branch.status_code == 201, branch.text
+    assert finished(client, branch.json()["id"])["status"] == "finished"
+    assert records(client, branch.json()["id"])[0]["step"] == one["step"] + 1
+
+
+def test_a_branch_outlives_its_deleted_parent(client: TestClient) -> None:
+    parent = paused_run(client)
+    branch = client.post(f"/api/runs/{parent['id']}/fork").json()
+    page = client.get(f"/runs/{parent['id']}").text
+    assert f'href="/runs/{branch["id"]}"' in page  # the parent links its branch
+    assert client.delete(f"/api/runs/{parent['id']}").status_code == 204
+    kept = client.get(f"/api/runs/{branch['id']}").json()
+    assert kept["fork_of"] == {"run": parent["id"], "step": parent["step"]}
+    page = client.get(f"/runs/{branch['id']}").text
+    assert "Fork of a deleted run at step" in page and "Compare with parent" not in page
+    client.post(f"/api/runs/{branch['id']}/stop")
