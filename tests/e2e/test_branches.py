@@ -15,6 +15,16 @@ from .conftest import wait_for
 CONFIG = {"dataset": "digits", "method": "dni", "epochs": 200}
 
 
+def created_by_the_page(page: Any, server: LiveServer, config: dict[str, Any]) -> Any:
+    """A run the browser creates, so that it holds the owner cookie."""
+    page.goto(server.url + "/")
+    return page.evaluate(
+        "async (config) => (await (await fetch('/api/runs', {method: 'POST',"
+        " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({config})})).json())",
+        config,
+    )
+
+
 def loss_markers(page: Any) -> list[str]:
     """The texts of the loss chart's markers (its layout's annotations)."""
     return list(
@@ -27,13 +37,7 @@ def loss_markers(page: Any) -> list[str]:
 
 def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> None:
     page.set_viewport_size({"width": 1366, "height": 1000})
-    page.goto(server.url + "/")  # the browser creates the run, so it holds the owner cookie
-    made = page.evaluate(
-        "async (config) => (await (await fetch('/api/runs', {method: 'POST',"
-        " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({config})})).json())",
-        CONFIG,
-    )
-    run_id = made["id"]
+    run_id = created_by_the_page(page, server, CONFIG)["id"]
     page.goto(f"{server.url}/runs/{run_id}")
     wait_for(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 200, 60)
     fork = page.get_by_role("button", name="Fork from here")
@@ -78,12 +82,7 @@ def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> No
 
 def test_a_knob_turned_on_the_page_is_a_marker_on_the_charts(page: Any, server: LiveServer) -> None:
     page.set_viewport_size({"width": 1366, "height": 1000})
-    page.goto(server.url + "/")  # the browser creates the run, so it holds the owner cookie
-    made = page.evaluate(
-        "async (config) => (await (await fetch('/api/runs', {method: 'POST',"
-        " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({config})})).json())",
-        {**CONFIG, "epochs": 400},
-    )
+    made = created_by_the_page(page, server, {**CONFIG, "epochs": 400})
     page.goto(f"{server.url}/runs/{made['id']}")
     wait_for(lambda: httpx.get(f"{server.url}/api/runs/{made['id']}").json()["step"] > 50, 60)
     knobs = page.locator("#knobs")
