@@ -15,6 +15,7 @@ from .pipeline import make_trainer
 from .presets import describe as describe_presets
 from .presets import preset_config
 from .records import dumps
+from .seeds import SeedBatch, parse_seeds
 from .state import CaptureError, StateError
 from .state import load as load_state
 from .state import save as save_state
@@ -51,6 +52,15 @@ def add_train_command(sub: Any) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
+        "--seeds",
+        metavar="LIST",
+        type=_seeds_flag,
+        help="train these seeds (1,2,3 or 1-4) as one batched computation, each seed's "
+        'numbers those of --seed k alone; with --json the last line is {"seeds": [one '
+        'summary per seed], "seconds": T}; not with --execution pipelined, '
+        "--update-probability below 1, --save-state or --resume",
+    )
+    train.add_argument(
         "--preset",
         metavar="NAME",
         help="start from a named recipe (`synthgrad presets` lists them); flags change it",
@@ -73,6 +83,13 @@ def add_train_command(sub: Any) -> None:
         "as changes (only the rule, learning rates, optimisers, knobs, epochs and cadences "
         "may change); a pipelined run saves and resumes with one worker only",
     )
+
+
+def _seeds_flag(text: str) -> list[int]:
+    try:
+        return parse_seeds(text)
+    except ConfigError as exc:  # argparse shows only an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def add_presets_command(sub: Any) -> None:
@@ -148,6 +165,8 @@ class ProgressBar:
 def train(args: argparse.Namespace) -> int:
     if args.save_every is not None and (args.save_every < 1 or not args.save_state):
         raise ConfigError("save_every", "needs --save-state FILE and a whole number >= 1")
+    if args.seeds is not None:
+        return train_seeds(args)
     trainer = trainer_from_args(args)
     for note in trainer.notes:
         print(f"synthgrad train: note: {note}", file=sys.stderr)
@@ -169,6 +188,52 @@ def train(args: argparse.Namespace) -> int:
         )
     print(dumps(summary) if args.json else summary_line(summary))
     return 0
+
+
+def train_seeds(args: argparse.Namespace) -> int:
+    """`train --seeds`: the seeds as one SeedBatch; a summary per seed."""
+    if args.save_state or args.resume:
+        raise ConfigError("seeds", "cannot be combined with --save-state or --resume")
+    batch = SeedBatch(config_from_args(args), args.seeds)
+    for note in batch.members[0].notes:
+        print(f"synthgrad train: note: {note}", file=sys.stderr)
+    show_bar = not args.quiet and sys.stderr.isatty()
+    bar = ProgressBar(batch.total_steps * len(batch.seeds), sys.stderr) if show_bar else None
+    records_file = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115
+    try:
+        _drive_seeds(batch, bar, records_file)
+    finally:
+        if records_file is not None:
+            records_file.close()
+    summaries = batch.summaries()
+    for summary in summaries:
+        if "exploded_at" in summary:
+            print(
+                f"synthgrad train: warning: seed {summary['seed']}: the loss exploded at step "
+                f"{summary['exploded_at']}",
+                file=sys.stderr,
+            )
+    if args.json:
+        print(dumps({"seeds": summaries, "seconds": batch.elapsed}))
+    else:
+        for summary in summaries:
+            print(f"seed {summary['seed']}: {summary_line(summary)}")
+    return 0
+
+
+def _drive_seeds(batch: SeedBatch, bar: ProgressBar | None, records_file: TextIO | None) -> None:
+    """Train the batch to the end; each seed's records tagged with its seed; the bar counts
+    seed-steps and shows the running seeds' mean loss and accuracy."""
+    for records in batch:
+        running = [(seed, r) for seed, r in zip(batch.seeds, records, strict=True) if r]
+        if records_file is not None:
+            records_file.writelines(dumps({"seed": seed} | r) + "\n" for seed, r in running)
+        if bar is not None and running:
+            loss = sum(r["loss"] for _, r in running) / len(running)
+            accuracy = sum(r["accuracy"] for _, r in running) / len(running)
+            bar.update(batch.step_count * len(batch.seeds), loss, accuracy)
+    if bar is not None:
+        bar.close()
 
 
 def _drive(

@@ -1,6 +1,10 @@
 """Dense networks: activations, output losses, initialisation, forward and true backward pass.
 
 Conventions (spec/core.md): h_0 = x, a_i = h_{i-1} W_i + b_i, h_i = f_i(a_i).
+Every array is (batch, width), or (seeds, batch, width) when several seeds train as one
+computation (synthgrad_core.seeds): the math reads the batch axis as -2 and the features
+as -1, weights are (..., fan_in, fan_out) and a stacked bias or scale is (seeds, 1,
+width), so one matmul over the stack does every seed's product.
 The loss is the mean over the batch of a per-example loss. Gradients with
 respect to activations are kept *per example* (the batch size times
 dLoss/dh), so a synthetic-gradient module predicts the same quantity at every
@@ -9,10 +13,12 @@ batch size; weight gradients divide by the batch size.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,35 +78,59 @@ ACTIVATIONS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]
 }
 
 
-# Output layers: the output nonlinearity, the mean loss, and the per-example dLoss/da_L.
+def batch_sum(x: Array) -> Array:
+    """Sum over the batch axis: (width,) for one seed, (seeds, 1, width) for a stack."""
+    return x.sum(axis=-2, keepdims=x.ndim > 2)
+
+
+def batch_mean(x: Array) -> Array:
+    return x.mean(axis=-2, keepdims=x.ndim > 2)
+
+
+def batch_var(x: Array) -> Array:
+    return x.var(axis=-2, keepdims=x.ndim > 2)
+
+
+def example_mean(per_element: Array) -> Any:
+    """The batch mean of a per-example sum over features: a float for one seed, one per
+    seed for a stack."""
+    if per_element.ndim == 2:
+        return float(per_element.sum() / len(per_element))
+    return per_element.sum(axis=(-2, -1)) / per_element.shape[-2]
+
+
+# Output layers: the output nonlinearity, the mean loss (example_mean), and the
+# per-example dLoss/da_L.
 def softmax(a: Array) -> Array:
-    z = a - a.max(axis=1, keepdims=True)
+    z = a - a.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def bce_loss(a: Array, p: Array, y: Array) -> float:
+def bce_loss(a: Array, p: Array, y: Array) -> Any:
     # log(1 + e^a) - y a, the stable form of binary cross-entropy on logits.
-    return float((np.logaddexp(0.0, a) - y * a).sum() / len(a))
+    return example_mean(np.logaddexp(0.0, a) - y * a)
 
 
 def bce_delta(a: Array, p: Array, y: Array) -> Array:
     return p - y
 
 
-def mse_loss(a: Array, p: Array, y: Array) -> float:
+def mse_loss(a: Array, p: Array, y: Array) -> Any:
     d = p - y
-    return float(0.5 * (d * d).sum() / len(a))
+    return example_mean(0.5 * (d * d))
 
 
 def mse_delta(a: Array, p: Array, y: Array) -> Array:
     return (p - y) * p * (1.0 - p)
 
 
-def cross_entropy_loss(a: Array, p: Array, y: Array) -> float:
-    z = a - a.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
-    return float(np.sum(log_norm - np.sum(z * y, axis=1)) / len(a))
+def cross_entropy_loss(a: Array, p: Array, y: Array) -> Any:
+    z = a - a.max(axis=-1, keepdims=True)
+    per_example = np.log(np.exp(z).sum(axis=-1)) - np.sum(z * y, axis=-1)
+    if a.ndim == 2:
+        return float(np.sum(per_example) / len(a))
+    return per_example.sum(axis=-1) / a.shape[-2]
 
 
 def cross_entropy_delta(a: Array, p: Array, y: Array) -> Array:
@@ -111,7 +141,7 @@ def cross_entropy_delta(a: Array, p: Array, y: Array) -> Array:
 class OutputLoss:
     name: str
     output: Callable[[Array], Array]
-    loss: Callable[[Array, Array, Array], float]
+    loss: Callable[[Array, Array, Array], Any]
     delta: Callable[[Array, Array, Array], Array]
 
 
@@ -142,6 +172,13 @@ def init_weights(
         weights.append(w)
         biases.append(np.zeros(fan_out))
     return weights, biases
+
+
+def stack(arrays: Sequence[Array]) -> Array:
+    """Same-shaped per-seed arrays on a leading seed axis (a copy); vectors (a bias, a scale)
+    become (seeds, 1, width), so they broadcast over a stacked batch."""
+    out = np.stack(arrays)
+    return out[:, None, :] if out.ndim == 2 else out
 
 
 class Network:
@@ -180,6 +217,32 @@ class Network:
         self.beta = [np.zeros(width) for width in hidden]
         self.running_mean = [np.zeros(width) for width in hidden]
         self.running_var = [np.ones(width) for width in hidden]
+
+    @classmethod
+    def stacked(cls, nets: Sequence[Network]) -> Network:
+        """One network holding the given same-shaped networks on a leading seed axis (their
+        arrays copied): its forward and backward passes are every net's at once."""
+        net = copy.copy(nets[0])
+        seeds = len(nets)
+        net.flat_weights = np.stack([n.flat_weights for n in nets])
+        net.weights = [
+            net.flat_weights[:, start : start + w.size].reshape((seeds, *w.shape))
+            for start, w in zip(net.weight_starts, nets[0].weights, strict=True)
+        ]
+        for name in ("biases", "gamma", "beta", "running_mean", "running_var"):
+            parts = zip(*(getattr(n, name) for n in nets), strict=True)
+            setattr(net, name, [stack(arrays) for arrays in parts])
+        return net
+
+    def seed(self, s: int) -> Network:
+        """Seed s of a stacked network: a network of views into its arrays (what it reads,
+        evaluation and statistics, is seed s's as the stack trains)."""
+        net = copy.copy(self)
+        net.flat_weights = self.flat_weights[s]
+        net.weights = [w[s] for w in self.weights]
+        for name in ("biases", "gamma", "beta", "running_mean", "running_var"):
+            setattr(net, name, [v[s, 0] for v in getattr(self, name)])
+        return net
 
     def weight_segment(self, lo: int, hi: int) -> tuple[Array, Array]:
         """The flat weights of layers lo..hi-1 and each layer's start within that slice."""
@@ -235,11 +298,11 @@ class Network:
     def _normalise(self, k: int, a: Array, hs: Pass) -> Array:
         """Hidden layer k's pre-activations normalised over the batch, scaled and shifted;
         its cache goes into `hs`, the batch's statistics into the running ones."""
-        mean, var = a.mean(axis=0), a.var(axis=0)
+        mean, var = batch_mean(a), batch_var(a)
         inv_std = 1.0 / np.sqrt(var + NORM_EPS)
         normalised = (a - mean) * inv_std
         hs.norm[k] = (normalised, inv_std)
-        n = len(a)
+        n = a.shape[-2]
         running_mean, running_var = self.running_mean[k], self.running_var[k]
         running_mean *= 1.0 - NORM_MOMENTUM
         running_mean += NORM_MOMENTUM * mean
@@ -271,8 +334,8 @@ class Network:
             return dz, dz
         normalised, inv_std = hs.norm[k]
         dn = dz * (self.gamma[k] if gamma is None else gamma)
-        mean_dn = dn.mean(axis=0)
-        mean_dn_n = (dn * normalised).mean(axis=0)
+        mean_dn = batch_mean(dn)
+        mean_dn_n = batch_mean(dn * normalised)
         return inv_std * (dn - mean_dn - normalised * mean_dn_n), dz
 
     def loss(self, x: Array, y: Array) -> float:
@@ -314,7 +377,7 @@ class Network:
         deltas: Activations = {hi - 1: delta}
         plain, f_grad = not self.batch_norm, self.f_grad
         for i in range(hi - 1, max(lo, 1) - 1, -1):
-            g = delta @ w[i].T
+            g = delta @ w[i].mT
             grads_h[i - 1] = g
             if i > lo:
                 if plain:  # the every-step path of backprop: local_delta, inlined
@@ -328,13 +391,13 @@ class Network:
         self, hs: Activations, deltas: Activations
     ) -> list[tuple[Array, Array]]:
         """dLoss/dW_k, dLoss/db_k from per-example deltas (mean over the batch), by layer."""
-        n = len(hs[0])
-        return [(hs[k].T @ deltas[k] / n, deltas[k].sum(axis=0) / n) for k in sorted(deltas)]
+        n = hs[0].shape[-2]
+        return [(hs[k].mT @ deltas[k] / n, batch_sum(deltas[k]) / n) for k in sorted(deltas)]
 
     def norm_gradients(self, hs: Pass, norm_deltas: Activations) -> list[tuple[Array, Array]]:
         """dLoss/dgamma_k, dLoss/dbeta_k of each normalised hidden layer (batch means)."""
-        n = len(hs[0])
+        n = hs[0].shape[-2]
         return [
-            ((norm_deltas[k] * hs.norm[k][0]).sum(axis=0) / n, norm_deltas[k].sum(axis=0) / n)
+            (batch_sum(norm_deltas[k] * hs.norm[k][0]) / n, batch_sum(norm_deltas[k]) / n)
             for k in sorted(norm_deltas)
         ]

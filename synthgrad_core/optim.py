@@ -26,7 +26,8 @@ class Optimizer:
             kind, _, index = name.partition(".")
             target = getattr(self, kind)
             if index:
-                target[int(index)][...] = value
+                part = target[int(index)]
+                part[...] = value.reshape(part.shape)
             else:
                 target[:] = [int(v) for v in value]
 
@@ -36,9 +37,9 @@ class Optimizer:
         The gradients are the batch means inputs^T deltas / n and sum(deltas) / n.
         Returns the change subtracted from the weights.
         """
-        n = len(deltas)
-        update = self.step(index, inputs.T @ deltas / n)
-        self.step(index + 1, deltas.sum(axis=0) / n)
+        n = deltas.shape[-2]
+        update = self.step(index, inputs.mT @ deltas / n)
+        self.step(index + 1, deltas.sum(axis=-2, keepdims=deltas.ndim > 2) / n)
         return update
 
 
@@ -51,10 +52,10 @@ class SGD(Optimizer):
     def step_dense(self, index: int, inputs: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         # Scale the (batch x width) deltas once by lr / n instead of scaling the
         # (fan-in x width) gradient twice: one weight-sized pass instead of three.
-        scaled = deltas * (self.learning_rate / len(deltas))
-        update = inputs.T @ scaled
+        scaled = deltas * (self.learning_rate / deltas.shape[-2])
+        update = inputs.mT @ scaled
         self.params[index] -= update
-        self.params[index + 1] -= scaled.sum(axis=0)
+        self.params[index + 1] -= scaled.sum(axis=-2, keepdims=scaled.ndim > 2)
         return update
 
 

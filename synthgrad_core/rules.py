@@ -204,7 +204,7 @@ class SyntheticGradients:
             out.contexts[k] = module.context()
             estimate, norm_delta = net.local_delta(k, prediction, hs)
             if k > 0:  # what layer k+1 sends back to module k-1 through its pre-update weights
-                out.targets[k - 1] = estimate @ weights[k].T
+                out.targets[k - 1] = estimate @ weights[k].mT
             if scale != 1.0:
                 out.signals[k], out.deltas[k] = prediction * scale, estimate * scale
                 if net.batch_norm:
@@ -215,7 +215,7 @@ class SyntheticGradients:
         if hi == depth:  # the top module learns from the true loss
             assert top_delta is not None
             out.deltas[depth - 1] = top_delta
-            out.targets[depth - 2] = top_delta @ weights[depth - 1].T
+            out.targets[depth - 2] = top_delta @ weights[depth - 1].mT
         return out
 
     def learn(

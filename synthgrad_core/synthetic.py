@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 
-from .nn import NORM_EPS, relu
+from .nn import NORM_EPS, batch_mean, batch_sum, batch_var, example_mean, relu, stack
 from .optim import Optimizer, make_optimizer
 
 
@@ -45,9 +46,21 @@ class SyntheticGradientModule:
             for units in self.hidden:
                 params += [np.ones(units), np.zeros(units)]
         self.params = params
+        self._optimizer_kind = (optimizer, momentum)
         self.optimizer: Optimizer = make_optimizer(optimizer, params, learning_rate, momentum)
         self._layers: list[np.ndarray] = []
         self._norms: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @classmethod
+    def stacked(cls, modules: Sequence[SyntheticGradientModule]) -> SyntheticGradientModule:
+        """One module holding fresh same-shaped modules on a leading seed axis (copies)."""
+        module = copy.copy(modules[0])
+        module.params = [stack(p) for p in zip(*(m.params for m in modules), strict=True)]
+        kind, momentum = module._optimizer_kind
+        rate = module.optimizer.learning_rate
+        module.optimizer = make_optimizer(kind, module.params, rate, momentum)
+        module._layers, module._norms = [], []
+        return module
 
     def state(self) -> dict[str, np.ndarray]:
         """The module's parameters and its optimiser's moments, by name; copies."""
@@ -64,15 +77,15 @@ class SyntheticGradientModule:
 
     def predict(self, h: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
-        x = np.concatenate([h, y], axis=1) if self.conditioned else h
+        x = np.concatenate([h, y], axis=-1) if self.conditioned else h
         layers = [x]
         params, depth = self.params, len(self.hidden)
         norms = []
         for i in range(depth):
             a = x @ params[2 * i] + params[2 * i + 1]
             if self.batch_norm:
-                inv_std = 1.0 / np.sqrt(a.var(axis=0) + NORM_EPS)
-                normalised = (a - a.mean(axis=0)) * inv_std
+                inv_std = 1.0 / np.sqrt(batch_var(a) + NORM_EPS)
+                normalised = (a - batch_mean(a)) * inv_std
                 norms.append((normalised, inv_std))
                 a = normalised * params[2 * depth + 2 + 2 * i] + params[2 * depth + 3 + 2 * i]
             x = relu(a)
@@ -103,7 +116,7 @@ class SyntheticGradientModule:
         back, params, depth = error, self.params, len(self.hidden)
         for i in range(depth, -1, -1):
             # The signal for the layer below goes through this layer's pre-update weights.
-            below = (back @ params[2 * i].T) * (layers[i] > 0) if i else None
+            below = (back @ params[2 * i].mT) * (layers[i] > 0) if i else None
             self.optimizer.step_dense(2 * i, layers[i], back)
             if below is not None:
                 back = self._normalisation_step(i - 1, below, norms) if norms else below
@@ -117,13 +130,13 @@ class SyntheticGradientModule:
         normalised, inv_std = norms[i]
         index = 2 * len(self.hidden) + 2 + 2 * i
         gamma = self.params[index].copy()
-        n = len(dz)
-        self.optimizer.step(index, (dz * normalised).sum(axis=0) / n)
-        self.optimizer.step(index + 1, dz.sum(axis=0) / n)
+        n = dz.shape[-2]
+        self.optimizer.step(index, batch_sum(dz * normalised) / n)
+        self.optimizer.step(index + 1, batch_sum(dz) / n)
         dn = dz * gamma
-        return inv_std * (dn - dn.mean(axis=0) - normalised * (dn * normalised).mean(axis=0))
+        return inv_std * (dn - batch_mean(dn) - normalised * batch_mean(dn * normalised))
 
 
 def module_loss(error: np.ndarray) -> float:
-    """0.5 * mean over the batch of the squared prediction error."""
-    return float(0.5 * np.sum(error * error) / len(error))
+    """0.5 * mean over the batch of the squared prediction error (one seed's)."""
+    return float(example_mean(0.5 * (error * error)))

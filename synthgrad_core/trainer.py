@@ -28,8 +28,8 @@ import numpy as np
 from .config import ConfigError, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
-from .nn import Activations, Network, Pass, init_weights
-from .optim import make_optimizer
+from .nn import Activations, Network, Pass, batch_sum, init_weights
+from .optim import Optimizer, make_optimizer
 from .records import EpochFidelity
 from .rules import (
     Applies,
@@ -63,7 +63,162 @@ EVAL_CHUNK = 32
 EXPLOSION_FACTOR = 1000.0
 
 
-class Trainer:
+class Stepper:
+    """The parts of a training step shared by one seed (Trainer) and a stack of seeds
+    (synthgrad_core.seeds.SeedBatch): the network, its optimiser and rule, the update,
+    the timeline of a diagnosed step, live knobs and the state's arrays."""
+
+    config: ResolvedConfig
+    net: Network
+    optimizer: Optimizer
+    rule: Rule
+    method: str
+    _async_rng: np.random.Generator
+    _origin: float
+    _events: list[list[Any]]
+    _window: list[float]
+    _change: str
+
+    def configure(self, **changes: Any) -> None:
+        """Change live knobs (LIVE_KNOBS) in place, between steps; the next record carries
+        `config_change` saying what changed. Raises ConfigError naming a field out of bounds
+        or not changeable while training."""
+        for name in changes:
+            if name not in LIVE_KNOBS:
+                raise ConfigError(
+                    name, f"cannot change while training; live knobs: {', '.join(LIVE_KNOBS)}"
+                )
+        new = dataclasses.replace(self.config, **changes)  # validates
+        said = [
+            f"{name} {getattr(self.config, name):g} → {value:g}"
+            for name, value in changes.items()
+            if getattr(self.config, name) != value
+        ]
+        self.config = new
+        self.optimizer.learning_rate = new.learning_rate
+        if isinstance(self.rule, SyntheticGradients):
+            self.rule.scale = new.sg_scale
+            for module in self.rule.modules:
+                if isinstance(module, SyntheticGradientModule):
+                    module.optimizer.learning_rate = new.sg_learning_rate
+        if said:
+            self._change = "; ".join(filter(None, [self._change, ", ".join(said)]))
+
+    def _mark_change(self, record: Record) -> None:
+        if self._change:
+            record["config_change"], self._change = self._change, ""
+
+    def _apply(
+        self,
+        hs: Pass,
+        backward: Backward,
+        applies: Applies,
+        lo: int = 0,
+        hi: int | None = None,
+        timed: bool = False,
+    ) -> tuple[list[np.ndarray | None], list[float], list[float]]:
+        """The optimiser's update of layers lo..hi-1 (those that apply it this step), and of
+        their batch normalisation's scale and shift.
+
+        Timed: what each layer's weight update subtracted (None: skipped), when it started
+        and how long it took; untimed, three empty lists.
+        """
+        hi = self.net.depth if hi is None else hi
+        if not timed and not self.net.batch_norm:  # the every-step path
+            self._apply_plain(hs, backward.deltas, applies, lo, hi)
+            return [], [], []
+        step_dense, deltas = self.optimizer.step_dense, backward.deltas
+        norm = self.net.batch_norm
+        updates: list[np.ndarray | None] = []
+        starts: list[float] = []
+        times: list[float] = []
+        for k in range(lo, hi):
+            applied = applies is None or applies[k]
+            t0 = time.perf_counter() if timed else 0.0
+            update = step_dense(2 * k, hs[k], deltas[k]) if applied else None
+            if norm and applied and k in backward.norm_deltas:
+                self._apply_norm(k, hs, backward.norm_deltas[k])
+            if timed:
+                updates.append(update)
+                starts.append(t0)
+                times.append(time.perf_counter() - t0)
+        return updates, starts, times
+
+    def _apply_plain(
+        self, hs: Pass, deltas: Activations, applies: Applies, lo: int, hi: int
+    ) -> None:
+        step_dense = self.optimizer.step_dense
+        for k in range(lo, hi):
+            if applies is None or applies[k]:
+                step_dense(2 * k, hs[k], deltas[k])
+
+    def _apply_norm(self, k: int, hs: Pass, norm_delta: np.ndarray) -> None:
+        """Hidden layer k's normalisation scale and shift (parameters after all W, b)."""
+        n = norm_delta.shape[-2]
+        index = 2 * self.net.depth + 2 * k
+        self.optimizer.step(index, batch_sum(norm_delta * hs.norm[k][0]) / n)
+        self.optimizer.step(index + 1, batch_sum(norm_delta) / n)
+
+    def _timeline(
+        self,
+        start: float,
+        forward_times: list[float],
+        update_starts: list[float],
+        update_times: list[float],
+        updates: list[np.ndarray | None],
+    ) -> None:
+        """The step's work as timeline events: a lane per layer, one after another (locked),
+        and the shared backward work (backward pass or synthetic gradients, module updates)
+        on the lane after them. Same format as the pipelined trainer's."""
+        o = self._origin
+        depth = self.net.depth
+        events: list[list[Any]] = []
+        t = start
+        for k, duration in enumerate(forward_times):
+            events.append([k, "f", round(t - o, 6), round(t + duration - o, 6)])
+            t += duration
+        end = time.perf_counter()
+        first_update = update_starts[0]
+        events.append([depth, "b", round(t - o, 6), round(first_update - o, 6)])
+        last = first_update
+        for k, (t0, duration) in enumerate(zip(update_starts, update_times, strict=True)):
+            kind = "x" if updates[k] is None else "u"
+            events.append([k, kind, round(t0 - o, 6), round(t0 + duration - o, 6)])
+            last = t0 + duration
+        events.append([depth, "m", round(last - o, 6), round(end - o, 6)])
+        self._events = events
+        self._window = [round(start - o, 6), round(end - o, 6)]
+
+    def _layers_that_update(self, depth: int) -> Applies:
+        p = self.config.update_probability
+        if p >= 1.0:
+            return None
+        return list(self._async_rng.random(depth) < p)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of every array a captured state holds but the data order, by name."""
+        net, rule = self.net, self.rule
+        arrays: dict[str, np.ndarray] = {"weights": net.flat_weights.copy()}
+        arrays |= {f"bias.{k}": b.copy() for k, b in enumerate(net.biases)}
+        arrays |= {f"opt.{k}": v for k, v in self.optimizer.state().items()}
+        if isinstance(rule, SyntheticGradients):
+            for k, module in enumerate(rule.modules):
+                if isinstance(module, SyntheticGradientModule):
+                    arrays |= {f"module.{k}.{n}": v for n, v in module.state().items()}
+        if isinstance(rule, FeedbackAlignment):
+            arrays |= {f"feedback.{k}": b.copy() for k, b in enumerate(rule.feedback)}
+        for k in range(len(net.gamma)):
+            for part, values in (
+                ("gamma", net.gamma),
+                ("beta", net.beta),
+                ("mean", net.running_mean),
+                ("var", net.running_var),
+            ):
+                arrays[f"norm.{part}.{k}"] = values[k].copy()
+        return arrays
+
+
+class Trainer(Stepper):
     """Trains one network with one rule; `step()` runs a batch and returns its record.
 
     >>> trainer = Trainer(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2))
@@ -194,35 +349,6 @@ class Trainer:
         self._periodic(record, step, position)
         return self._check_end(record)
 
-    def configure(self, **changes: Any) -> None:
-        """Change live knobs (LIVE_KNOBS) in place, between steps; the next record carries
-        `config_change` saying what changed. Raises ConfigError naming a field out of bounds
-        or not changeable while training."""
-        for name in changes:
-            if name not in LIVE_KNOBS:
-                raise ConfigError(
-                    name, f"cannot change while training; live knobs: {', '.join(LIVE_KNOBS)}"
-                )
-        new = dataclasses.replace(self.config, **changes)  # validates
-        said = [
-            f"{name} {getattr(self.config, name):g} → {value:g}"
-            for name, value in changes.items()
-            if getattr(self.config, name) != value
-        ]
-        self.config = new
-        self.optimizer.learning_rate = new.learning_rate
-        if isinstance(self.rule, SyntheticGradients):
-            self.rule.scale = new.sg_scale
-            for module in self.rule.modules:
-                if isinstance(module, SyntheticGradientModule):
-                    module.optimizer.learning_rate = new.sg_learning_rate
-        if said:
-            self._change = "; ".join(filter(None, [self._change, ", ".join(said)]))
-
-    def _mark_change(self, record: Record) -> None:
-        if self._change:
-            record["config_change"], self._change = self._change, ""
-
     def _output(
         self, record: Record, logits: np.ndarray | None, out: np.ndarray | None, y: np.ndarray
     ) -> np.ndarray | None:
@@ -240,93 +366,16 @@ class Trainer:
 
     def _next_batch(self) -> tuple[np.ndarray, np.ndarray, int]:
         """The next batch (a fresh order each epoch) and its position in the epoch."""
+        batch, position = self._next_rows()
+        return self.data.x_train[batch], self.data.y_train[batch], position
+
+    def _next_rows(self) -> tuple[np.ndarray, int]:
+        """The training rows of the next batch and its position in the epoch."""
         _epoch, position = divmod(self.step_count, self.steps_per_epoch)
         if position == 0:
             self._order = self._order_rng.permutation(len(self.data.x_train))
-        batch = self._order[position * self.batch_size : (position + 1) * self.batch_size]
         self.step_count += 1
-        return self.data.x_train[batch], self.data.y_train[batch], position
-
-    def _apply(
-        self,
-        hs: Pass,
-        backward: Backward,
-        applies: Applies,
-        lo: int = 0,
-        hi: int | None = None,
-        timed: bool = False,
-    ) -> tuple[list[np.ndarray | None], list[float], list[float]]:
-        """The optimiser's update of layers lo..hi-1 (those that apply it this step), and of
-        their batch normalisation's scale and shift.
-
-        Timed: what each layer's weight update subtracted (None: skipped), when it started
-        and how long it took; untimed, three empty lists.
-        """
-        hi = self.net.depth if hi is None else hi
-        if not timed and not self.net.batch_norm:  # the every-step path
-            self._apply_plain(hs, backward.deltas, applies, lo, hi)
-            return [], [], []
-        step_dense, deltas = self.optimizer.step_dense, backward.deltas
-        norm = self.net.batch_norm
-        updates: list[np.ndarray | None] = []
-        starts: list[float] = []
-        times: list[float] = []
-        for k in range(lo, hi):
-            applied = applies is None or applies[k]
-            t0 = time.perf_counter() if timed else 0.0
-            update = step_dense(2 * k, hs[k], deltas[k]) if applied else None
-            if norm and applied and k in backward.norm_deltas:
-                self._apply_norm(k, hs, backward.norm_deltas[k])
-            if timed:
-                updates.append(update)
-                starts.append(t0)
-                times.append(time.perf_counter() - t0)
-        return updates, starts, times
-
-    def _apply_plain(
-        self, hs: Pass, deltas: Activations, applies: Applies, lo: int, hi: int
-    ) -> None:
-        step_dense = self.optimizer.step_dense
-        for k in range(lo, hi):
-            if applies is None or applies[k]:
-                step_dense(2 * k, hs[k], deltas[k])
-
-    def _apply_norm(self, k: int, hs: Pass, norm_delta: np.ndarray) -> None:
-        """Hidden layer k's normalisation scale and shift (parameters after all W, b)."""
-        n = len(norm_delta)
-        index = 2 * self.net.depth + 2 * k
-        self.optimizer.step(index, (norm_delta * hs.norm[k][0]).sum(axis=0) / n)
-        self.optimizer.step(index + 1, norm_delta.sum(axis=0) / n)
-
-    def _timeline(
-        self,
-        start: float,
-        forward_times: list[float],
-        update_starts: list[float],
-        update_times: list[float],
-        updates: list[np.ndarray | None],
-    ) -> None:
-        """The step's work as timeline events: a lane per layer, one after another (locked),
-        and the shared backward work (backward pass or synthetic gradients, module updates)
-        on the lane after them. Same format as the pipelined trainer's."""
-        o = self._origin
-        depth = self.net.depth
-        events: list[list[Any]] = []
-        t = start
-        for k, duration in enumerate(forward_times):
-            events.append([k, "f", round(t - o, 6), round(t + duration - o, 6)])
-            t += duration
-        end = time.perf_counter()
-        first_update = update_starts[0]
-        events.append([depth, "b", round(t - o, 6), round(first_update - o, 6)])
-        last = first_update
-        for k, (t0, duration) in enumerate(zip(update_starts, update_times, strict=True)):
-            kind = "x" if updates[k] is None else "u"
-            events.append([k, kind, round(t0 - o, 6), round(t0 + duration - o, 6)])
-            last = t0 + duration
-        events.append([depth, "m", round(last - o, 6), round(end - o, 6)])
-        self._events = events
-        self._window = [round(start - o, 6), round(end - o, 6)]
+        return self._order[position * self.batch_size : (position + 1) * self.batch_size], position
 
     def _watch_explosion(self, loss: float, step: int, position: int) -> None:
         if self._first_loss is None:
@@ -360,12 +409,6 @@ class Trainer:
             self.status = "finished"
         return record
 
-    def _layers_that_update(self, depth: int) -> Applies:
-        p = self.config.update_probability
-        if p >= 1.0:
-            return None
-        return list(self._async_rng.random(depth) < p)
-
     def _diverge(self, record: Record) -> Record:
         self.status = "diverged"
         self.diverged_at = record["step"]
@@ -373,15 +416,7 @@ class Trainer:
 
     # -- measuring ---------------------------------------------------------
     def _batch_accuracy(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        # count_nonzero / size: the same numbers as .mean(), at a fraction of its call overhead.
-        if self.data.bit_targets:
-            correct = (logits > 0.0) == (y > 0.5)
-            return {
-                "accuracy": int(np.count_nonzero(correct)) / correct.size,
-                "exact_accuracy": int(np.count_nonzero(correct.all(axis=1))) / len(correct),
-            }
-        hits = int(np.count_nonzero(logits.argmax(axis=1) == y.argmax(axis=1)))
-        return {"accuracy": hits / len(y)}
+        return batch_accuracy(logits, y, self.data.bit_targets)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Loss and accuracy of the current weights on a whole split.
@@ -441,6 +476,7 @@ class Trainer:
         out: dict[str, Any] = {
             "method": self.method,
             "dataset": self.data.name,
+            "seed": self.config.seed,
             "steps": self.step_count,
             "seconds": self.elapsed,
             "loss": train["loss"],
@@ -466,26 +502,12 @@ class Trainer:
     def capture(self) -> TrainerState:
         """The trainer's complete state between two steps (synthgrad_core.state): a trainer
         restored from it and stepped with the same config makes the same records."""
-        net, rule = self.net, self.rule
-        arrays: dict[str, np.ndarray] = {"weights": net.flat_weights.copy()}
-        arrays |= {f"bias.{k}": b.copy() for k, b in enumerate(net.biases)}
-        arrays |= {f"opt.{k}": v for k, v in self.optimizer.state().items()}
-        if isinstance(rule, SyntheticGradients):
-            for k, module in enumerate(rule.modules):
-                if isinstance(module, SyntheticGradientModule):
-                    arrays |= {f"module.{k}.{n}": v for n, v in module.state().items()}
-        if isinstance(rule, FeedbackAlignment):
-            arrays |= {f"feedback.{k}": b.copy() for k, b in enumerate(rule.feedback)}
-        for k in range(len(net.gamma)):
-            for part, values in (
-                ("gamma", net.gamma),
-                ("beta", net.beta),
-                ("mean", net.running_mean),
-                ("var", net.running_var),
-            ):
-                arrays[f"norm.{part}.{k}"] = values[k].copy()
+        arrays = self._state_arrays()
         arrays["order"] = self._order.copy()
-        meta = {
+        return TrainerState(self._state_meta(), arrays)
+
+    def _state_meta(self) -> dict[str, Any]:
+        return {
             "config": self.config.as_dict(),
             "step": self.step_count,
             "status": self.status,
@@ -500,7 +522,6 @@ class Trainer:
             },
             "fidelity": self.epoch_fidelity.state(),
         }
-        return TrainerState(meta, arrays)
 
     def restore(self, state: TrainerState) -> None:
         """Take up a captured state (before the first step). The config may differ from the
@@ -557,6 +578,29 @@ class Trainer:
 
     def close(self) -> None:
         """Release what the trainer holds (worker threads of a pipelined one)."""
+
+
+def batch_accuracy(logits: np.ndarray, y: np.ndarray, bit_targets: bool) -> dict[str, Any]:
+    """Accuracy (and exact accuracy, for bit targets) of a batch's logits: floats, or one
+    per seed for a stack of batches."""
+    # count_nonzero / size: the same numbers as .mean(), at a fraction of its call overhead.
+    stacked = logits.ndim > 2
+    if bit_targets:
+        correct = (logits > 0.0) == (y > 0.5)
+        if stacked:
+            return {
+                "accuracy": np.count_nonzero(correct, axis=(-2, -1)) / correct[0].size,
+                "exact_accuracy": np.count_nonzero(correct.all(axis=-1), axis=-1)
+                / correct.shape[-2],
+            }
+        return {
+            "accuracy": int(np.count_nonzero(correct)) / correct.size,
+            "exact_accuracy": int(np.count_nonzero(correct.all(axis=1))) / len(correct),
+        }
+    hits = logits.argmax(axis=-1) == y.argmax(axis=-1)
+    if stacked:
+        return {"accuracy": np.count_nonzero(hits, axis=-1) / hits.shape[-1]}
+    return {"accuracy": int(np.count_nonzero(hits)) / len(y)}
 
 
 def record_keys(cfg: ResolvedConfig) -> list[str]:

@@ -215,3 +215,43 @@ def test_modules_with_batch_norm_train(capsys: pytest.CaptureFixture[str]) -> No
     assert main([*args, "--sg-hidden", "32,32", "--sg-batch-norm", "on", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["test_accuracy"] > 0.5
+
+
+def test_seeds_train_as_one_batch_and_report_each(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    common = ["train", "--dataset", "addition", "--bits", "4", "--examples", "60"]
+    common += ["--hidden", "8,6", "--epochs", "2", "--method", "dni", "--json"]
+    records = tmp_path / "records.jsonl"
+    assert main([*common, "--seeds", "2,5", "--records", str(records)]) == 0
+    batch = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(batch) == {"seeds", "seconds"} and batch["seconds"] > 0
+    assert [s["seed"] for s in batch["seeds"]] == [2, 5]
+    for summary in batch["seeds"]:
+        assert main([*common, "--seed", str(summary["seed"])]) == 0
+        alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert set(summary) == set(alone) and SUMMARY_KEYS | {"seed"} <= set(summary)
+        for key in ("steps", "loss", "accuracy", "test_accuracy"):
+            assert summary[key] == pytest.approx(alone[key], rel=1e-9)
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert {line["seed"] for line in lines} == {2, 5}
+    assert len(lines) == 2 * batch["seeds"][0]["steps"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seeds", "1,1"], "--seeds: lists a seed twice"),
+        (["--seeds", "1,2", "--execution", "pipelined"], "--seeds: trains sequentially only"),
+        (["--seeds", "1,2", "--save-state", "x.npz"], "--seeds: cannot be combined"),
+    ],
+)
+def test_bad_seed_options_give_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgrad_core.cli", "train", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and expected in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

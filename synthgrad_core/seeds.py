@@ -1,0 +1,382 @@
+"""Several seeds of one config trained as one computation.
+
+A researcher never trusts one seed, and on small nets a step's time is mostly Python
+and call overhead, not arithmetic. `SeedBatch` stacks the seeds on a leading axis:
+weights (seeds, fan_in, fan_out), biases and scales (seeds, 1, width), a batch (seeds,
+batch, width), modules and optimiser moments alike, so one `np.matmul` over the stack
+does every seed's product and the network, rules, modules and optimisers run unchanged
+(their math reads the batch axis as -2; synthgrad_core.nn).
+
+Each seed keeps its own `Trainer` for everything that is not the stacked arithmetic:
+its data split and order, its records, held-out evaluations, divergence and explosion
+watch, summary and captured state. Its network is a view of its slice of the stack
+(`Network.seed`), so what it evaluates is what the stack trained. Each seed's records
+equal the records of that seed trained alone (tests/core/test_seeds.py: to 1e-9, every
+rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, TrainConfig
+from .data import Dataset, load_dataset
+from .diagnostics import square_sums
+from .nn import Network, Pass
+from .optim import make_optimizer
+from .rules import (
+    Backprop,
+    Backward,
+    FeedbackAlignment,
+    GradientModule,
+    Rule,
+    SyntheticGradients,
+    TrueGradient,
+)
+from .state import TrainerState
+from .synthetic import SyntheticGradientModule
+from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_fidelity
+
+#: Most seeds one batch trains (each is a full copy of the network and its state).
+MAX_SEEDS = 64
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1,2,3' or a range '1-4' (or both: '1-3,7') to a list of distinct seeds."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, dash, high = part.partition("-")
+        try:
+            span = range(int(low), int(high) + 1) if dash and low else [int(part)]
+        except ValueError:
+            raise ConfigError("seeds", f"{part!r} is not a seed or a range like 1-4") from None
+        seeds += span
+    check_seeds(seeds)
+    return seeds
+
+
+def check_seeds(seeds: Sequence[int]) -> None:
+    if not seeds:
+        raise ConfigError("seeds", "needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", "lists a seed twice")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError("seeds", f"at most {MAX_SEEDS} seeds in one batch")
+
+
+def check_batchable(config: TrainConfig) -> None:
+    """What batched seeds cannot do, as the ConfigError a user sees."""
+    cfg = config.resolve()
+    if cfg.execution != "sequential":
+        raise ConfigError("seeds", "trains sequentially only (not with --execution pipelined)")
+    if cfg.update_probability < 1.0:
+        raise ConfigError(
+            "seeds", "needs update_probability 1 (each seed would skip different layers)"
+        )
+
+
+class SeedBatch(Stepper):
+    """Trains `config` once per seed in `seeds` (its own seed ignored), all at once.
+
+    `step()` returns one record per seed (None for a seed that has ended: diverged
+    while the others go on); `summaries()` and `capture()` give one per seed.
+
+    >>> batch = SeedBatch(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2), [1, 2])
+    >>> steps = list(batch)
+    >>> len(steps) == batch.total_steps, [s["seed"] for s in batch.summaries()]
+    (True, [1, 2])
+    """
+
+    def __init__(
+        self, config: TrainConfig, seeds: Sequence[int], dataset: Dataset | None = None
+    ) -> None:
+        check_seeds(seeds)
+        check_batchable(config)
+        cfg = config.resolve()
+        if dataset is None and cfg.dataset == "mnist":  # the same files whatever the seed
+            dataset = load_dataset(cfg)
+        self.seeds = list(seeds)
+        self.members = [
+            Trainer(dataclasses.replace(cfg, seed=seed), dataset) for seed in self.seeds
+        ]
+        first = self.members[0]
+        self.config, self.method = first.config, first.method
+        self.total_steps, self.steps_per_epoch = first.total_steps, first.steps_per_epoch
+        self._shapes = {name: a.shape for name, a in first._state_arrays().items()}
+        self.net = Network.stacked([m.net for m in self.members])
+        for s, member in enumerate(self.members):
+            member.net = self.net.seed(s)
+        params = []
+        for w, b in zip(self.net.weights, self.net.biases, strict=True):
+            params += [w, b]
+        for gamma, beta in zip(self.net.gamma, self.net.beta, strict=True):
+            params += [gamma, beta]
+        self.optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate, cfg.momentum)
+        self.rule = stacked_rule([m.rule for m in self.members])
+        self._async_rng = first._async_rng  # unused: update_probability is 1
+        self._x, self._y = stacked_data([m.data for m in self.members])
+        self._rows = [np.empty(0, dtype=np.int64)] * len(self.members)
+        self._frozen: dict[int, list[np.ndarray]] = {}
+        self.step_count = 0
+        self.elapsed = 0.0
+        self._origin = time.perf_counter()
+        self._events, self._window = [], []
+        self._change = ""
+
+    # -- running -----------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return all(m.done for m in self.members)
+
+    @property
+    def status(self) -> str:
+        """'running' while any seed trains; then 'finished' if any seed finished."""
+        statuses = {m.status for m in self.members}
+        if "running" in statuses:
+            return "running"
+        return "finished" if "finished" in statuses else statuses.pop()
+
+    def __iter__(self) -> Iterator[list[Record | None]]:
+        while not self.done:
+            yield self.step()
+
+    def step(self) -> list[Record | None]:
+        """Train every seed still running on its next batch; each one's record (None for a
+        seed that has ended)."""
+        if self.done:
+            raise RuntimeError("every seed has ended; no more steps")
+        start = time.perf_counter()
+        with np.errstate(all="ignore"):
+            records = self._step()
+        self.elapsed += time.perf_counter() - start
+        change, self._change = self._change, ""
+        unix_time = time.time()
+        events, window = self._events, self._window
+        self._events = []
+        for member, record in zip(self.members, records, strict=True):
+            if record is None:
+                continue
+            member.elapsed = self.elapsed
+            if change:
+                record["config_change"] = change
+            record["wall_time"], record["unix_time"] = self.elapsed, unix_time
+            if events:
+                record["timeline"], record["timeline_window"] = events, window
+            member.epoch_fidelity.add(record)
+        return records
+
+    def _step(self) -> list[Record | None]:
+        """The stacked step: batches -> forward -> the rule's backward -> update; then each
+        running seed's record, as its own Trainer would make it."""
+        cfg, net = self.config, self.net
+        live = [not m.done for m in self.members]
+        x, y, position = self._next_batches(live)
+        step = self.step_count
+        diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
+
+        forward_times: list[float] | None = [] if diagnose else None
+        step_start = time.perf_counter()
+        hs, logits, out = net.forward(x, layer_times=forward_times)
+        assert logits is not None and out is not None
+        records = self._first_fields(step, live, net.out.loss(logits, out, y), logits, y)
+        top_delta = net.out.delta(logits, out, y)
+        truth = None
+        if diagnose or self.rule.needs_true_gradient:
+            truth = TrueGradient(*net.true_backward(hs, top_delta))
+        backward = self.rule.backward(net, hs, top_delta, y, truth)
+        if not diagnose:
+            self._apply(hs, backward, None)
+            self.rule.learn(backward, None)
+            self._keep_frozen()
+            seen = None
+        else:
+            assert truth is not None and forward_times is not None
+            seen = self._timed_update(hs, backward, truth, step_start, forward_times)
+        self._finish(records, seen, position)
+        return records
+
+    def _finish(self, records: list[Record | None], seen: Seen | None, position: int) -> None:
+        """Each running seed's diagnostics, evaluations and end, by its own Trainer."""
+        for s, (member, record) in enumerate(zip(self.members, records, strict=True)):
+            if record is None or member.done:  # ended before, or diverged at this step
+                continue
+            if seen is None or self._diagnose(s, record, seen):
+                member._periodic(record, self.step_count, position)
+                member._check_end(record)
+
+    def _next_batches(self, live: list[bool]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Each running seed's next batch from its own order, stacked (an ended seed's slot
+        repeats its last batch); and the batch's position in the epoch."""
+        position = 0
+        for s, member in enumerate(self.members):
+            if live[s]:
+                self._rows[s], position = member._next_rows()
+        self.step_count += 1
+        rows = np.stack(self._rows)
+        return self._gather(self._x, rows), self._gather(self._y, rows), position
+
+    def _timed_update(
+        self,
+        hs: Pass,
+        backward: Backward,
+        truth: TrueGradient,
+        step_start: float,
+        forward_times: list[float],
+    ) -> Seen:
+        """A diagnosed step's update: timed, with what each seed's diagnostics need."""
+        depth = self.net.depth
+        before = [square_sums(*m.net.weight_segment(0, depth)) for m in self.members]
+        updates, starts, update_times = self._apply(hs, backward, None, timed=True)
+        errors = self.rule.learn(backward, None)
+        self._timeline(step_start, forward_times, starts, update_times, updates)
+        self._keep_frozen()
+        return Seen(hs, backward, truth, errors, updates, before, (forward_times, update_times))
+
+    def _diagnose(self, s: int, record: Record, seen: Seen) -> bool:
+        """Seed s's diagnostics into its record, as alone; False if its weights diverged."""
+        member, depth = self.members[s], self.net.depth
+        truths = _seed(seen.truth.gradients, s)
+        # backprop's signal *is* the true gradient: the same object, as alone
+        same = seen.backward.signals is seen.truth.gradients
+        fill_fidelity(record, truths if same else _seed(seen.backward.signals, s), truths)
+        updates = [None if u is None else u[s] for u in seen.updates]
+        member._layer_diagnostics(
+            record,
+            _seed(seen.hs, s),
+            _seed(seen.errors, s),
+            (updates, seen.before[s]),
+            seen.times,
+            0,
+            depth,
+        )
+        if all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
+            return True
+        self._freeze(s, record)
+        return False
+
+    def _first_fields(
+        self, step: int, live: list[bool], losses: np.ndarray, logits: np.ndarray, y: np.ndarray
+    ) -> list[Record | None]:
+        """Each running seed's record with its loss and batch accuracy; a seed whose loss is
+        not finite diverges here (its weights stay as they were: `_freeze`)."""
+        accuracy = batch_accuracy(logits, y, self.members[0].data.bit_targets)
+        records: list[Record | None] = []
+        for s, running in enumerate(live):
+            if not running:
+                records.append(None)
+                continue
+            loss = float(losses[s])
+            record: Record = {
+                "step": step,
+                "epoch": step / self.steps_per_epoch,
+                "wall_time": 0.0,
+                "loss": loss,
+            }
+            record |= {key: float(values[s]) for key, values in accuracy.items()}
+            records.append(record)
+            if not math.isfinite(loss):
+                self._freeze(s, record)
+        return records
+
+    def _gather(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if data.ndim == 2:  # one dataset for every seed
+            return data[rows]
+        return data[np.arange(len(rows))[:, None], rows]
+
+    def _freeze(self, s: int, record: Record) -> None:
+        """Seed s diverged: it ends, and its slice of the network keeps what it holds now,
+        as the seed alone would end (the stack goes on computing every slice)."""
+        self.members[s]._diverge(record)
+        self._frozen[s] = [a[s].copy() for a in self._network_arrays()]
+
+    def _keep_frozen(self) -> None:
+        for s, kept in self._frozen.items():
+            for array, values in zip(self._network_arrays(), kept, strict=True):
+                array[s] = values
+
+    def _network_arrays(self) -> list[np.ndarray]:
+        net = self.net
+        return [
+            net.flat_weights,
+            *net.biases,
+            *net.gamma,
+            *net.beta,
+            *net.running_mean,
+            *net.running_var,
+        ]
+
+    def configure(self, **changes: Any) -> None:
+        """Change live knobs of every seed (Trainer.configure)."""
+        super().configure(**changes)
+        for member in self.members:
+            member.config = dataclasses.replace(member.config, **changes)
+
+    # -- results -----------------------------------------------------------
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each seed's summary (Trainer.summary), `seconds` the whole batch's time."""
+        return [m.summary() for m in self.members]
+
+    def capture(self) -> list[TrainerState]:
+        """Each seed's complete state, as that seed trained alone would capture it."""
+        arrays = self._state_arrays()
+        states = []
+        for s, member in enumerate(self.members):
+            own = {}
+            for name, value in arrays.items():
+                shape = self._shapes[name]
+                own[name] = value[s].reshape(shape) if value.ndim > len(shape) else value
+            own["order"] = member._order.copy()
+            states.append(TrainerState(member._state_meta(), own))
+        return states
+
+    def close(self) -> None:
+        """Nothing to release (a sequential trainer)."""
+
+
+@dataclass(slots=True)
+class Seen:
+    """What a diagnosed stacked step hands each seed's diagnostics."""
+
+    hs: Pass
+    backward: Backward
+    truth: TrueGradient
+    errors: dict[int, np.ndarray]
+    updates: list[np.ndarray | None]
+    #: each seed's square sums of its weights before the update
+    before: list[list[float]]
+    times: tuple[list[float], list[float]]
+
+
+def _seed(arrays: dict[int, np.ndarray], s: int) -> dict[int, np.ndarray]:
+    return {k: a[s] for k, a in arrays.items()}
+
+
+def stacked_rule(rules: Sequence[Rule]) -> Rule:
+    """The seeds' rules as one: modules or feedback matrices stacked."""
+    first = rules[0]
+    if isinstance(first, SyntheticGradients):
+        modules: list[GradientModule] = []
+        for k in range(len(first.modules)):
+            own = [r.modules[k] for r in rules if isinstance(r, SyntheticGradients)]
+            assert all(isinstance(m, SyntheticGradientModule) for m in own)
+            modules.append(SyntheticGradientModule.stacked(own))  # type: ignore[arg-type]
+        return SyntheticGradients(modules, first.scale, conditioned=first.name == "cdni")
+    if isinstance(first, FeedbackAlignment):
+        feedback = [r.feedback for r in rules if isinstance(r, FeedbackAlignment)]
+        return FeedbackAlignment([np.stack(parts) for parts in zip(*feedback, strict=True)])
+    return Backprop()
+
+
+def stacked_data(datasets: Sequence[Dataset]) -> tuple[np.ndarray, np.ndarray]:
+    """The training inputs and targets: one dataset's when every seed shares it, else
+    stacked (seeds, rows, width)."""
+    if all(d is datasets[0] for d in datasets):
+        return datasets[0].x_train, datasets[0].y_train
+    return np.stack([d.x_train for d in datasets]), np.stack([d.y_train for d in datasets])
