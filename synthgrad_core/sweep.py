@@ -2,9 +2,12 @@
 
 Every config flag takes a list: `--method backprop,dni --seed 1,2,3 --epochs 50`
 (`--hidden 128,64;256,128` for lists of widths). The grid is every combination;
-a group is a grid point without the seed. Runs train in parallel processes
-(`--jobs`, default the number of cores), a progress line counts them, and the
-summary gives each group's held-out accuracy: mean, min and max over its seeds.
+a group is a grid point without the seed. A group's seeds train as one batched
+computation (synthgrad_core.seeds; `--no-batch-seeds` trains each seed alone, and a
+config a batch cannot train, pipelined or with update_probability below 1, always
+does); jobs train in parallel processes (`--jobs`, default the number of cores), a
+progress line counts runs, and the summary gives each group's held-out accuracy:
+mean, min and max over its seeds.
 With `--json`, the last line is one object: `runs` (grid values, accuracy,
 test_accuracy, status) and `groups` (grid values, n, test_accuracy_mean, _min, _max).
 """
@@ -41,6 +44,13 @@ def add_sweep_command(sub: Any) -> None:
         )
     sweep.add_argument("--jobs", type=int, default=None, help="runs at once (default: cores)")
     sweep.add_argument("--json", action="store_true", help="one JSON summary on the last line")
+    sweep.add_argument(
+        "--no-batch-seeds",
+        dest="batch_seeds",
+        action="store_false",
+        help="train every seed in its own process (by default a group's seeds train as one "
+        "batched computation, with the same results)",
+    )
 
 
 def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -112,6 +122,40 @@ def train_one(config: dict[str, Any]) -> dict[str, Any]:
     return trainer.summary()
 
 
+def train_group(config: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+    """A group's seeds as one batch (in a worker process); each seed's summary."""
+    from .seeds import SeedBatch
+
+    batch = SeedBatch(TrainConfig.from_dict(config), seeds)
+    while not batch.done:
+        batch.step()
+    return batch.summaries()
+
+
+def jobs_of(
+    fixed: dict[str, Any], todo: list[dict[str, Any]], batch_seeds: bool
+) -> list[list[int]]:
+    """The grid points as jobs, by index: a group's points together when its seeds can train
+    as one batch, else one point per job."""
+    from .seeds import check_batchable
+
+    if not batch_seeds:
+        return [[i] for i in range(len(todo))]
+    groups: dict[str, list[int]] = {}
+    for i, point in enumerate(todo):
+        key = json.dumps({k: v for k, v in point.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, []).append(i)
+    jobs: list[list[int]] = []
+    for members in groups.values():
+        try:
+            check_batchable(TrainConfig.from_dict({**fixed, **todo[members[0]]}))
+        except ConfigError:
+            jobs += [[i] for i in members]
+            continue
+        jobs.append(members)
+    return jobs
+
+
 def summarize(runs: list[dict[str, Any]], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """One object per grid point without the seed, in grid order.
 
@@ -152,7 +196,8 @@ def sweep(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if jobs < 1:
         raise ConfigError("jobs", "must be at least 1")
-    runs = _run_all(fixed, todo, jobs, show=sys.stderr.isatty() and not args.json)
+    plan = jobs_of(fixed, todo, args.batch_seeds)
+    runs = _run_all(fixed, todo, plan, jobs, show=sys.stderr.isatty() and not args.json)
     groups = summarize(runs, grid)
     if args.json:
         print(json.dumps({"runs": runs, "groups": groups}))
@@ -167,23 +212,37 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(
+    pool: ProcessPoolExecutor, fixed: dict[str, Any], todo: list[dict[str, Any]], job: list[int]
+) -> Any:
+    if len(job) == 1:
+        return pool.submit(train_one, {**fixed, **todo[job[0]]})
+    return pool.submit(train_group, {**fixed, **todo[job[0]]}, [todo[i]["seed"] for i in job])
+
+
 def _run_all(
-    fixed: dict[str, Any], todo: list[dict[str, Any]], jobs: int, show: bool
+    fixed: dict[str, Any],
+    todo: list[dict[str, Any]],
+    plan: list[list[int]],
+    jobs: int,
+    show: bool,
 ) -> list[dict[str, Any]]:
-    """Train every grid point in a process pool; each run's grid values and results."""
+    """Train every job of `plan` in a process pool; each run's grid values and results."""
     runs: list[dict[str, Any]] = [{} for _ in todo]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-        futures = {pool.submit(train_one, {**fixed, **p}): i for i, p in enumerate(todo)}
-        for done, future in enumerate(as_completed(futures), 1):
-            i = futures[future]
-            summary = future.result()
-            runs[i] = {
-                **todo[i],
-                "accuracy": summary["accuracy"],
-                "test_accuracy": summary["test_accuracy"],
-                "status": summary["status"],
-                "fidelity": summary.get("fidelity", {}),
-            }
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(jobs, len(plan))) as pool:
+        futures = {_submit(pool, fixed, todo, job): job for job in plan}
+        for future in as_completed(futures):
+            job, result = futures[future], future.result()
+            for i, summary in zip(job, result if len(job) > 1 else [result], strict=True):
+                runs[i] = {
+                    **todo[i],
+                    "accuracy": summary["accuracy"],
+                    "test_accuracy": summary["test_accuracy"],
+                    "status": summary["status"],
+                    "fidelity": summary.get("fidelity", {}),
+                }
+            done += len(job)
             if show:
                 sys.stderr.write(f"\r{done}/{len(todo)} runs done ")
                 sys.stderr.flush()

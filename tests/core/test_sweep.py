@@ -61,3 +61,37 @@ def test_a_bad_sweep_is_one_line_before_anything_trains(
     assert main(["sweep", "--dataset", "digits", *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_groups_seeds_train_as_one_job_unless_they_cannot() -> None:
+    from synthgrad_core.sweep import jobs_of, points
+
+    grid = {"method": ["backprop", "dni"], "seed": [1, 2, 3]}
+    todo = points({}, grid)
+    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=True) == [[0, 1, 2], [3, 4, 5]]
+    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=False) == [[i] for i in range(6)]
+    # a batch cannot skip layers per seed: such a group trains seed by seed
+    fixed = {"dataset": "digits", "update_probability": 0.5}
+    assert jobs_of(fixed, todo, batch_seeds=True) == [[i] for i in range(6)]
+
+
+def test_batched_and_unbatched_sweeps_give_the_same_groups(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["sweep", "--dataset", "addition", "--bits", "6", "--examples", "200"]
+    argv += ["--method", "dni,feedback_alignment", "--seed", "1,2,3", "--epochs", "2", "--json"]
+    results = []
+    for extra in ([], ["--no-batch-seeds"]):
+        assert main([*argv, *extra]) == 0
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    batched, alone = results
+    assert [(r["method"], r["seed"]) for r in batched["runs"]] == [
+        (r["method"], r["seed"]) for r in alone["runs"]
+    ]
+    for mine, theirs in zip(batched["runs"], alone["runs"], strict=True):
+        assert mine["test_accuracy"] == pytest.approx(theirs["test_accuracy"], rel=1e-9)
+        assert mine["accuracy"] == pytest.approx(theirs["accuracy"], rel=1e-9)
+        assert mine["fidelity"] == pytest.approx(theirs["fidelity"], rel=1e-9)
+    for mine, theirs in zip(batched["groups"], alone["groups"], strict=True):
+        assert mine["n"] == theirs["n"] == 3
+        assert mine["test_accuracy_mean"] == pytest.approx(theirs["test_accuracy_mean"], rel=1e-9)
