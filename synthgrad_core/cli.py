@@ -214,7 +214,7 @@ def train_seeds(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     if args.json:
-        print(dumps({"seeds": summaries, "seconds": batch.elapsed}))
+        print(dumps(batch.summary()))
     else:
         for summary in summaries:
             print(f"seed {summary['seed']}: {summary_line(summary)}")

@@ -323,6 +323,10 @@ class SeedBatch(Stepper):
         """Each seed's summary (Trainer.summary), `seconds` the whole batch's time."""
         return [m.summary() for m in self.members]
 
+    def summary(self) -> dict[str, Any]:
+        """{"seeds": each seed's summary, "seconds": the whole batch's training time}."""
+        return {"seeds": self.summaries(), "seconds": self.elapsed}
+
     def capture(self) -> list[TrainerState]:
         """Each seed's complete state, as that seed trained alone would capture it."""
         arrays = self._state_arrays()

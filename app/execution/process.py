@@ -21,19 +21,20 @@ from typing import Any, NamedTuple
 
 from app.execution.session import (
     TRAINING_NICENESS,
-    Entry,
+    Job,
     Session,
+    Trainable,
     TrainingFailed,
     branched,
-    entry,
+    build,
+    capture,
+    step_entry,
 )
-from synthgrad_core import ConfigError, Trainer
-from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core import ConfigError
 from synthgrad_core.state import CaptureError, TrainerState
 
 
-# What crosses the pipe. Parent -> child: "advance", "summary", ("capture",),
+# What crosses the pipe. Parent -> child: "advance", "summary", ("capture", seed index),
 # ("configure", changes) or "close".
 class Ready(NamedTuple):
     total_steps: int
@@ -56,7 +57,7 @@ class Invalid(NamedTuple):
 
 
 class Slice(NamedTuple):
-    records: list[Entry]
+    records: list[Any]  # Entry, or BatchEntry for a SeedsJob
     elapsed: float
     status: str
     diverged_at: int | None
@@ -90,11 +91,7 @@ def _refusal(exc: Exception) -> Invalid:
     return Invalid("ValueError" if isinstance(exc, ValueError) else "OSError", "", str(exc))
 
 
-def build_trainer(config: ResolvedConfig) -> Trainer:
-    return make_trainer(config)
-
-
-def answer(trainer: Trainer, request: Any, slice_seconds: float) -> Reply:
+def answer(trainer: Trainable, request: Any, slice_seconds: float) -> Reply:
     """A remote session's request ("advance", "summary", ("capture",), ("configure",
     changes)), answered where the trainer lives (a child process, a Ray actor)."""
     if request == "advance":
@@ -103,7 +100,7 @@ def answer(trainer: Trainer, request: Any, slice_seconds: float) -> Reply:
         return Summary(trainer.summary())
     try:
         if request[0] == "capture":
-            return Captured(trainer.capture())
+            return Captured(capture(trainer, request[1]))
         trainer.configure(**request[1])
         return Configured()
     except (ConfigError, CaptureError) as exc:
@@ -117,16 +114,16 @@ def replied(reply: Reply) -> Any:
     return reply.state if isinstance(reply, Captured) else None
 
 
-def train_slice(trainer: Trainer, slice_seconds: float) -> Slice:
+def train_slice(trainer: Trainable, slice_seconds: float) -> Slice:
     """One step, then more until `slice_seconds` pass or the run ends.
 
     Records are encoded here, where the trainer lives, in parallel with the server.
     """
-    records = [entry(trainer.step())]
+    records = [step_entry(trainer)]
     deadline = time.perf_counter() + slice_seconds
     while not trainer.done and time.perf_counter() < deadline:
-        records.append(entry(trainer.step()))
-    return Slice(records, trainer.elapsed, trainer.status, trainer.diverged_at)
+        records.append(step_entry(trainer))
+    return Slice(records, trainer.elapsed, trainer.status, getattr(trainer, "diverged_at", None))
 
 
 class SliceSession:
@@ -153,7 +150,7 @@ class SliceSession:
     def done(self) -> bool:
         return self._status != "running"
 
-    def _took(self, reply: Reply) -> list[Entry]:
+    def _took(self, reply: Reply) -> list[Any]:
         """The slice's records, its figures kept."""
         assert isinstance(reply, Slice)
         self._elapsed, self._status, self._diverged_at = (
@@ -166,9 +163,9 @@ class SliceSession:
 
 def _serve_trainer(
     conn: Connection,
-    config: ResolvedConfig,
+    config: Job,
     slice_seconds: float,
-    build: Callable[[ResolvedConfig], Trainer],
+    build: Callable[[Job], Trainable],
     state: TrainerState | None = None,
 ) -> None:
     """The child process: build the trainer, then answer the parent's requests until `close`."""
@@ -213,9 +210,9 @@ class ProcessSession(SliceSession):
     def __init__(
         self,
         ctx: Any,
-        config: ResolvedConfig,
+        config: Job,
         slice_seconds: float,
-        build: Callable[[ResolvedConfig], Trainer] = build_trainer,
+        build: Callable[[Job], Trainable] = build,
         state: TrainerState | None = None,
     ) -> None:
         self._conn, child = ctx.Pipe()
@@ -241,7 +238,7 @@ class ProcessSession(SliceSession):
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
 
-    def advance(self) -> list[Entry]:
+    def advance(self) -> list[Any]:
         self._conn.send("advance")
         return self._took(self._receive())
 
@@ -251,8 +248,8 @@ class ProcessSession(SliceSession):
         assert isinstance(reply, Summary)
         return reply.summary
 
-    def capture(self) -> TrainerState:
-        self._conn.send(("capture",))
+    def capture(self, seed_index: int | None = None) -> TrainerState:
+        self._conn.send(("capture", seed_index))
         state: TrainerState = replied(self._receive())
         return state
 
@@ -281,7 +278,7 @@ class ProcessExecutor:
     def __init__(
         self,
         slice_seconds: float = 0.01,
-        build: Callable[[ResolvedConfig], Trainer] = build_trainer,
+        build: Callable[[Job], Trainable] = build,
     ) -> None:
         """`build` makes the trainer in the child (a module-level function: it is pickled)."""
         self.slice_seconds = slice_seconds
@@ -290,7 +287,7 @@ class ProcessExecutor:
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
-    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: TrainerState | None = None) -> Session:
         return ProcessSession(self._ctx, config, self.slice_seconds, self.build, state)
 
     def capacity(self) -> int:

@@ -40,14 +40,15 @@ from app.execution.process import (
 from app.execution.session import (
     RAY_MISSING,
     TRAINING_NICENESS,
-    Entry,
+    Job,
     Session,
+    Trainable,
     TrainingFailed,
     branched,
+    build,
+    job_config,
 )
-from synthgrad_core import ConfigError, Trainer
-from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core import ConfigError
 from synthgrad_core.state import TrainerState
 
 log = logging.getLogger("synthgrad.executors")
@@ -67,11 +68,11 @@ class TrainerActor:
         with contextlib.suppress(OSError):
             os.nice(TRAINING_NICENESS)
         self.slice_seconds = slice_seconds
-        self.trainer: Trainer | None = None
+        self.trainer: Trainable | None = None
 
-    def load(self, config: ResolvedConfig, state: TrainerState | None = None) -> Ready | Invalid:
+    def load(self, config: Job, state: TrainerState | None = None) -> Ready | Invalid:
         try:
-            self.trainer = branched(make_trainer(config), state)
+            self.trainer = branched(build(config), state)
         except (ConfigError, OSError, ValueError) as exc:
             return _refusal(exc)
         return Ready(self.trainer.total_steps)
@@ -130,21 +131,20 @@ def _signals_kept() -> Iterator[None]:
 class RaySession(SliceSession):
     """A trainer in a Ray actor, driven in lockstep like a process session."""
 
-    def __init__(
-        self, executor: RayExecutor, config: ResolvedConfig, state: TrainerState | None = None
-    ) -> None:
+    def __init__(self, executor: RayExecutor, job: Job, state: TrainerState | None = None) -> None:
         import ray
 
         self._ray = ray
         self._executor = executor
+        config = job_config(job)
         pipelined = config.execution == "pipelined" and config.method in ("dni", "cdni")
         self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
         try:
-            reply = self._get(self._actor.load.remote(config, state))
+            reply = self._get(self._actor.load.remote(job, state))
         except TrainingFailed:  # an idle actor that died meanwhile: once more, a fresh one
             self._actor = executor.actor(self.cpus, fresh=True)
-            reply = self._get(self._actor.load.remote(config, state))
+            reply = self._get(self._actor.load.remote(job, state))
         if isinstance(reply, Invalid):
             self.close()
             raise reply.error()
@@ -164,15 +164,16 @@ class RaySession(SliceSession):
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
 
-    def advance(self) -> list[Entry]:
+    def advance(self) -> list[Any]:
         return self._took(self._get(self._actor.advance.remote()))
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = self._get(self._actor.summary.remote())
         return summary
 
-    def capture(self) -> TrainerState:
-        state: TrainerState = replied(self._get(self._actor.request.remote(("capture",))))
+    def capture(self, seed_index: int | None = None) -> TrainerState:
+        request = ("capture", seed_index)
+        state: TrainerState = replied(self._get(self._actor.request.remote(request)))
         return state
 
     def configure(self, changes: dict[str, Any]) -> None:
@@ -260,7 +261,7 @@ class RayExecutor:
         with contextlib.suppress(Exception):
             self._ray.kill(actor, no_restart=True)
 
-    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: TrainerState | None = None) -> Session:
         return RaySession(self, config, state)
 
     def shutdown(self) -> None:

@@ -7,6 +7,8 @@ from typing import Any, NamedTuple, Protocol
 
 from synthgrad_core import Trainer, dumps
 from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.seeds import SeedBatch
 from synthgrad_core.state import TrainerState
 
 Record = dict[str, Any]
@@ -36,6 +38,62 @@ def entry(record: Record) -> Entry:
         record.get("test_accuracy"),
         "test_loss" in record or "config_change" in record,
     )
+
+
+class SeedsJob(NamedTuple):
+    """A sweep group's seeds trained as one computation (synthgrad_core.seeds), each seed
+    its own run: its session's slices hold BatchEntry records."""
+
+    config: ResolvedConfig
+    seeds: list[int]
+
+
+#: What an executor trains: one run's config, or a group of seeds.
+Job = ResolvedConfig | SeedsJob
+#: What trains where the session's trainer lives.
+Trainable = Trainer | SeedBatch
+
+
+def build(job: Job) -> Trainable:
+    """The trainer of a job (a module-level function: process executors pickle it)."""
+    if isinstance(job, SeedsJob):
+        return SeedBatch(job.config, job.seeds)
+    return make_trainer(job)
+
+
+def job_config(job: Job) -> ResolvedConfig:
+    return job.config if isinstance(job, SeedsJob) else job
+
+
+class BatchEntry(NamedTuple):
+    """One step of a SeedBatch: each seed's entry (None once it has ended), and each seed's
+    status and divergence step after it."""
+
+    step: int
+    members: list[Entry | None]
+    statuses: list[str]
+    diverged_at: list[int | None]
+
+
+def step_entry(trainer: Trainable) -> Entry | BatchEntry:
+    """One step, its record(s) encoded where the trainer lives."""
+    if isinstance(trainer, SeedBatch):
+        records = trainer.step()
+        members = trainer.members
+        return BatchEntry(
+            trainer.step_count,
+            [None if r is None else entry(r) for r in records],
+            [m.status for m in members],
+            [m.diverged_at for m in members],
+        )
+    return entry(trainer.step())
+
+
+def capture(trainer: Trainable, seed_index: int | None) -> TrainerState:
+    """The trainer's state, or one seed's of a SeedBatch."""
+    if isinstance(trainer, SeedBatch):
+        return trainer.capture()[seed_index or 0]
+    return trainer.capture()
 
 
 #: What `--executor ray` says where Ray is not installed.
@@ -69,9 +127,10 @@ class TrainingFailed(RuntimeError):
         self.details = details
 
 
-def branched(trainer: Trainer, state: TrainerState | None) -> Trainer:
+def branched(trainer: Trainable, state: TrainerState | None) -> Trainable:
     """`trainer`, having taken up `state` if there is one (a branch); closed if it cannot."""
     if state is not None:
+        assert isinstance(trainer, Trainer), "a batch of seeds starts fresh"
         try:
             trainer.restore(state)
         except Exception:
@@ -101,14 +160,16 @@ class Session(Protocol):
     @property
     def done(self) -> bool: ...
 
-    def advance(self) -> list[Entry]:
-        """Train one slice (at least one step) and return its records."""
+    def advance(self) -> list[Any]:
+        """Train one slice (at least one step) and return its records: an Entry per step,
+        a BatchEntry per step of a SeedsJob."""
         ...
 
     def summary(self) -> dict[str, Any]: ...
 
-    def capture(self) -> TrainerState:
-        """The trainer's state between two steps (CaptureError if it has none)."""
+    def capture(self, seed_index: int | None = None) -> TrainerState:
+        """The trainer's state between two steps (CaptureError if it has none); of a
+        SeedsJob, the state of the seed at `seed_index`."""
         ...
 
     def configure(self, changes: dict[str, Any]) -> None:
@@ -125,9 +186,9 @@ class Session(Protocol):
 class Executor(Protocol):
     name: str
 
-    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
-        """Build the run's trainer (from `state`, for a branch); raises ConfigError, OSError or
-        ValueError for a bad config."""
+    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+        """Build the run's trainer (from `state`, for a branch), or a SeedsJob's batch;
+        raises ConfigError, OSError or ValueError for a bad config."""
         ...
 
     def capacity(self) -> int:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from app.execution.session import Entry, Session, branched, entry
-from synthgrad_core import Trainer
-from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.pipeline import make_trainer
+from app.execution.session import (
+    Job,
+    Session,
+    Trainable,
+    branched,
+    build,
+    capture,
+    step_entry,
+)
 from synthgrad_core.state import TrainerState
 
 
@@ -16,7 +21,7 @@ from synthgrad_core.state import TrainerState
 class ThreadSession:
     """The trainer in the calling thread; a slice is one step, so controls act at once."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainable) -> None:
         self.trainer = trainer
         self.total_steps = trainer.total_steps
 
@@ -26,7 +31,7 @@ class ThreadSession:
 
     @property
     def diverged_at(self) -> int | None:
-        return self.trainer.diverged_at
+        return getattr(self.trainer, "diverged_at", None)
 
     @property
     def status(self) -> str:
@@ -36,14 +41,14 @@ class ThreadSession:
     def done(self) -> bool:
         return self.trainer.done
 
-    def advance(self) -> list[Entry]:
-        return [entry(self.trainer.step())]
+    def advance(self) -> list[Any]:
+        return [step_entry(self.trainer)]
 
     def summary(self) -> dict[str, Any]:
         return self.trainer.summary()
 
-    def capture(self) -> TrainerState:
-        return self.trainer.capture()
+    def capture(self, seed_index: int | None = None) -> TrainerState:
+        return capture(self.trainer, seed_index)
 
     def configure(self, changes: dict[str, Any]) -> None:
         self.trainer.configure(**changes)
@@ -58,8 +63,8 @@ class ThreadSession:
 class ThreadExecutor:
     name = "thread"
 
-    def open(self, config: ResolvedConfig, state: TrainerState | None = None) -> Session:
-        return ThreadSession(branched(make_trainer(config), state))
+    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+        return ThreadSession(branched(build(config), state))
 
     def capacity(self) -> int:
         return os.cpu_count() or 1

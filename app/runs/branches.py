@@ -16,7 +16,7 @@ from typing import Any
 
 from app.runs.manager import RunManager
 from app.runs.run import Run
-from app.runs.status import Conflict, RunStatus
+from app.runs.status import ACTIVE, Conflict, RunStatus
 from synthgrad_core.state import CaptureError, TrainerState, check_branch, check_changes
 
 log = logging.getLogger("synthgrad.runs")
@@ -87,7 +87,8 @@ class Branches:
         return {"parent": parent, "children": children}
 
     def configure(self, run_id: str, token: str | None, changes: dict[str, Any]) -> Run:
-        """Change live knobs of a queued, running or paused run (owner or admin).
+        """Change live knobs of a queued, running or paused run (owner or admin); of every
+        seed of its batch, if it trains in one (they share one trainer).
 
         Raises Forbidden, Conflict (an ended run) or ConfigError (a value out of bounds).
         """
@@ -95,9 +96,15 @@ class Branches:
         with run.cond:
             if run.status.terminal:
                 raise Conflict(f"the run is {run.status.value}; its knobs no longer matter")
-            config = dataclasses.replace(run.config, **changes)
-            self.manager.store.update_run(run.id, config=config.as_dict())
-            run.config = config
-            run.knobs.update(changes)  # for the trainer (a no-op if it opens with them)
+            self._change(run, changes)
+        for other in self.manager.controls.partners(run, *ACTIVE):
+            with other.cond:
+                self._change(other, changes)
         log.info("run %s: knobs changed: %s", run.id, changes)
         return run
+
+    def _change(self, run: Run, changes: dict[str, Any]) -> None:
+        config = dataclasses.replace(run.config, **changes)
+        self.manager.store.update_run(run.id, config=config.as_dict())
+        run.config = config
+        run.knobs.update(changes)  # for the trainer (a no-op if it opens with them)

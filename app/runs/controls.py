@@ -145,6 +145,8 @@ class Controls:
             if run.control is not None and run.control.ends:
                 raise Conflict("the run is stopping")
             self._ask(run, Control.PAUSE)
+        for other in self.partners(run, RunStatus.RUNNING):  # a batch pauses as one
+            self._ask(other, Control.PAUSE)
         return self.settled(run, lambda r: r.status is RunStatus.PAUSED, wait)
 
     def resume(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
@@ -153,12 +155,30 @@ class Controls:
             if run.status is not RunStatus.PAUSED:
                 raise Conflict(f"only a paused run can be resumed; this one is {run.status.value}")
             self._ask(run, Control.RESUME)
+        for other in self.partners(run, RunStatus.PAUSED):
+            self._ask(other, Control.RESUME)
         return self.settled(run, lambda r: r.status is RunStatus.RUNNING, wait)
 
     def stop(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
         run = self.controlled(run_id, token)
         self.end(run, Control.STOP)
+        for other in self.partners(run, RunStatus.RUNNING, RunStatus.PAUSED):
+            with contextlib.suppress(Conflict):
+                self.end(other, Control.STOP)
         return self.settled(run, lambda r: r.status.terminal, wait)
+
+    def partners(self, run: Run, *statuses: RunStatus) -> list[Run]:
+        """The other runs of `run`'s batch of seeds (app.runs.batches) in one of `statuses`,
+        training with it and not told to end."""
+        others = (self.book.runs.get(i) for i in run.batch or [] if i != run.id)
+        return [
+            other
+            for other in others
+            if other is not None
+            and other.thread is run.thread
+            and other.status in statuses
+            and not (other.control is not None and other.control.ends)
+        ]
 
     def end(self, run: Run, control: Control) -> None:
         """End a run for `control` (stop, delete, shutdown, fail): at once if it is queued."""

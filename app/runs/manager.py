@@ -18,6 +18,7 @@ from typing import Any
 from app.execution import make_executor
 from app.execution.session import Executor, Session
 from app.runs.access import Access, new_run_id, token_hash
+from app.runs.batches import BatchTraining, start_thread, waiting_partners
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
 from app.runs.history import History
@@ -82,6 +83,7 @@ class RunManager:
             stream_rate=settings.stream_rate,
         )
         self.purger = Purger(self.store)
+        self.batching = BatchTraining(self)
 
     def start(self) -> RunManager:
         """Load the stored runs, start the recorder, the purger and the queued runs."""
@@ -207,11 +209,11 @@ class RunManager:
                 if run.held:
                     held.append(run)
                     continue
-                self._active.add(run.id)
-                run.thread = threading.Thread(
-                    target=self._train, args=(run,), name=f"synthgrad-run-{run.id}", daemon=True
-                )
-                run.thread.start()
+                self._active.add(run.id)  # a batch of seeds takes one slot
+                group = waiting_partners(run, self.runs)
+                for partner in group[1:]:
+                    self._queue.remove(partner.id)
+                start_thread(group, self._train, self.batching.train)
             for run in held:
                 self._queue.push(run.owner_hash, run.id)
 
@@ -264,7 +266,7 @@ class RunManager:
             run.total_steps = session.total_steps
             self.transition(run, RunStatus.RUNNING, started_at=time.time())
             if self._train_until_done(run, session):
-                self._finish(run, session)
+                self.finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
                 self.controls.training_failed(
@@ -273,9 +275,13 @@ class RunManager:
         finally:
             if session is not None:
                 session.close()
-            with self._lock:
-                self._active.discard(run.id)
-            self._start_queued()
+            self.release(run)
+
+    def release(self, run: Run) -> None:
+        """The run's (or its batch's) slot is free: start what waits."""
+        with self._lock:
+            self._active.discard(run.id)
+        self._start_queued()
 
     def _train_until_done(self, run: Run, session: Session) -> bool:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
@@ -292,7 +298,7 @@ class RunManager:
             outbox.extend(entries)
         return True
 
-    def _finish(self, run: Run, session: Session) -> None:
+    def finish(self, run: Run, session: Session) -> None:
         # The last records first: storing them sets the summary to the last batch's numbers,
         # which the final ones (the whole training split) must replace, not the other way.
         self.flush()  # and if the store cannot take them, the run failed

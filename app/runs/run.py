@@ -43,6 +43,9 @@ class Run:
     knobs: dict[str, Any] = field(default_factory=dict)
     #: a queued run of a paused sweep: it does not start until the sweep resumes
     held: bool = False
+    #: the runs (ids, this one among them) that train with it as one batch of seeds
+    #: (app.runs.batches); not stored: after a restart each trains alone
+    batch: list[str] | None = None
     #: records the training thread made and the recorder has not stored yet
     outbox: deque[Entry] = field(default_factory=deque, repr=False)
     #: what the owner asked for, read by the training thread at each step boundary
@@ -96,6 +99,7 @@ class Run:
             k: v for k, v in self.summary.items() if k not in SUMMARY_KEYS
         }
         row["steps_per_second"] = self.step / elapsed if elapsed else None
+        row["batch"] = self.batch  # the seeds it trains with as one batch, if any
         row["requested"] = self.requested
         return row
 

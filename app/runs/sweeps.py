@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.runs.access import new_run_id
+from app.runs.batches import is_batchable
 from app.runs.manager import RunManager
 from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
@@ -71,6 +72,19 @@ def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[d
     return todo
 
 
+def mark_batches(runs: list[Run]) -> None:
+    """Runs whose configs differ only by seed, and that a batch can train, form a batch."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        key = json.dumps({**run.config.as_dict(), "seed": None}, sort_keys=True)
+        groups.setdefault(key, []).append(run)
+    for group in groups.values():
+        if len(group) > 1 and is_batchable(group[0].config):
+            ids = [run.id for run in group]
+            for run in group:
+                run.batch = ids
+
+
 def _label(point: dict[str, Any]) -> str:
     """'method dni, seed 1': a grid point in words, for run names."""
     return ", ".join(f"{key} {_cell(value)}" for key, value in point.items())
@@ -101,8 +115,10 @@ class Sweeps:
         grid: dict[str, list[Any]],
         token: str | None = None,
         client: str | None = None,
+        batch_seeds: bool = True,
     ) -> tuple[Sweep, str]:
-        """Check the grid and every point's config, then store and queue all its runs.
+        """Check the grid and every point's config, then store and queue all its runs; with
+        `batch_seeds`, each group's seeds train as one batch (app.runs.batches).
 
         Raises GridError (the grid), ConfigError (the base config), and what
         RunManager.create_many raises (access, limits, store).
@@ -117,6 +133,8 @@ class Sweeps:
             sweep.owner_hash = owner_hash
             for run in runs:
                 run.sweep_id = sweep.id
+            if batch_seeds:
+                mark_batches(runs)
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(

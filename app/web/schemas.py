@@ -104,6 +104,9 @@ class CreateSweep(NamedBody):
 
     config: RunConfig = Field(default_factory=RunConfig)  # type: ignore[valid-type]
     grid: SweepGrid  # type: ignore[valid-type]
+    #: train each group's seeds as one batched job (same results; pause and stop of one
+    #: seed act on its whole group); false: every seed alone
+    batch_seeds: bool = True
 
 
 def _optional_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
@@ -178,6 +181,11 @@ class RunOut(BaseModel):
         "the status follows within a step",
     )
     fork_of: ForkOf | None = Field(None, description="a branch's parent and fork step")
+    batch: list[str] | None = Field(
+        None,
+        description="the runs (this one among them) of a sweep group whose seeds train as one "
+        "batched computation; pause, resume and stop of one act on all",
+    )
 
 
 class SweepRun(RunOut):

@@ -42,7 +42,9 @@ def create_sweep(
     config = body.config.model_dump(exclude_none=True)  # type: ignore[attr-defined]
     grid = body.grid.model_dump(exclude_none=True)  # type: ignore[attr-defined]
     client = request.client.host if request.client else None
-    sweep, owner_token = sweeps.create(body.name, config, grid, token=token, client=client)
+    sweep, owner_token = sweeps.create(
+        body.name, config, grid, token=token, client=client, batch_seeds=body.batch_seeds
+    )
     set_owner_cookie(request, response, owner_token)
     return {**sweeps.describe(sweep, owner_token), "owner_token": owner_token}
 

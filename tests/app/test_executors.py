@@ -334,3 +334,30 @@ def test_knobs_change_in_place_and_say_so_in_the_next_record(manager: RunManager
     assert len(marked) == 1 and marked[0]["step"] > 50
     assert marked[0]["config_change"] == "learning_rate 2 → 0.5, sg_scale 1 → 2"
     assert manager.store.load_runs()[-1]["config"]["learning_rate"] == 0.5
+
+
+def test_a_batch_of_seeds_trains_in_one_session_with_each_seeds_records(
+    manager: RunManager,
+) -> None:
+    from app.runs.sweeps import Sweeps
+
+    config = {**CONFIG, "epochs": 5, "method": "cdni"}
+    sweep, _ = Sweeps(manager).create("seeds", config, {"seed": [3, 4]})
+    runs = [manager.get(run_id) for run_id in sweep.run_ids]
+    assert runs[0].batch == runs[1].batch == sweep.run_ids
+    wait_for(lambda: all(run.thread is not None for run in runs))
+    assert runs[0].thread is runs[1].thread  # one thread drives the one session
+    for run in runs:
+        assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
+        stored = [without_timing(strict_json(t)) for t in manager.history.records(run.id)]
+        trainer = Trainer(TrainConfig.from_dict({**config, "seed": run.config.seed}))
+        engine = [
+            without_timing(strict_json(__import__("synthgrad_core").dumps(r))) for r in trainer
+        ]
+        assert len(stored) == len(engine)
+        for mine, theirs in zip(stored, engine, strict=True):
+            assert mine.keys() == theirs.keys()
+            for key, value in theirs.items():
+                if isinstance(value, float):
+                    assert mine[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+        assert run.summary["accuracy"] == pytest.approx(trainer.summary()["accuracy"], rel=1e-9)

@@ -7,6 +7,7 @@ import statistics
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -19,8 +20,11 @@ FAST = {"dataset": "digits", "hidden": [32], "epochs": 2}
 GRID = {"method": ["backprop", "cdni"], "seed": [1, 2, 3]}
 
 
-def create_sweep(client: TestClient, config: dict[str, Any], grid: dict[str, Any]) -> Any:
-    response = client.post("/api/sweeps", json={"name": "s", "config": config, "grid": grid})
+def create_sweep(
+    client: TestClient, config: dict[str, Any], grid: dict[str, Any], batch_seeds: bool = True
+) -> Any:
+    body = {"name": "s", "config": config, "grid": grid, "batch_seeds": batch_seeds}
+    response = client.post("/api/sweeps", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -175,7 +179,8 @@ def test_a_sweep_and_its_runs_survive_a_restart_and_delete_together(settings: Se
 def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Settings) -> None:
     one_at_a_time = dataclasses.replace(settings, max_concurrent_runs=1)
     with TestClient(create_app(one_at_a_time), headers=SAME_ORIGIN) as client:
-        created = create_sweep(client, {**FAST, "epochs": 100}, {"seed": [1, 2, 3]})
+        # seeds alone: a batch of them would take the one slot together
+        created = create_sweep(client, {**FAST, "epochs": 100}, {"seed": [1, 2, 3]}, False)
         sweep_id = created["id"]
         wait_sweep(client, sweep_id, "running")
         client.post(f"/api/sweeps/{sweep_id}/pause")
@@ -197,3 +202,55 @@ def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Setting
         client.post(f"/api/sweeps/{sweep_id}/resume")
         done = wait_sweep(client, sweep_id, "ended")
         assert sorted(r["status"] for r in done["runs"]) == ["finished", "finished", "stopped"]
+
+
+def numbers(run: dict[str, Any]) -> dict[str, Any]:
+    summary = run["summary"]
+    return {k: summary[k] for k in ("loss", "accuracy", "test_accuracy")} | summary["fidelity"]
+
+
+def test_a_groups_seeds_train_as_one_batch_with_the_numbers_of_seeds_alone(
+    client: TestClient,
+) -> None:
+    grid = {"method": ["backprop", "dni"], "seed": [1, 2, 3]}
+    swept = {}
+    for batch_seeds in (True, False):
+        created = create_sweep(client, FAST, grid, batch_seeds)
+        swept[batch_seeds] = wait_sweep(client, created["id"], "finished")
+    batched, alone = swept[True], swept[False]
+    for run in batched["runs"]:  # each group is one batch of its three seeds
+        partners = [r for r in batched["runs"] if r["point"]["method"] == run["point"]["method"]]
+        assert sorted(run["batch"]) == sorted(r["id"] for r in partners)
+    assert all(run["batch"] is None for run in alone["runs"])
+    for mine, theirs in zip(batched["runs"], alone["runs"], strict=True):
+        assert mine["point"] == theirs["point"]
+        assert mine["step"] == mine["total_steps"] == theirs["step"]
+        for key, value in numbers(theirs).items():
+            assert numbers(mine)[key] == pytest.approx(value, rel=1e-9), key
+        records = client.get(f"/api/runs/{mine['id']}/metrics").json()["records"]
+        own = client.get(f"/api/runs/{theirs['id']}/metrics").json()["records"]
+        assert len(records) == len(own) == mine["total_steps"]
+        assert records[-1]["test_accuracy"] == pytest.approx(own[-1]["test_accuracy"], rel=1e-9)
+    for mine, theirs in zip(batched["groups"], alone["groups"], strict=True):
+        assert mine["test_accuracy_mean"] == pytest.approx(theirs["test_accuracy_mean"], rel=1e-9)
+
+
+def test_pause_resume_and_stop_of_one_seed_act_on_its_whole_batch(client: TestClient) -> None:
+    created = create_sweep(client, {**FAST, "epochs": 300}, {"seed": [1, 2, 3]})
+    first, *others = created["runs"]
+    wait_sweep(client, created["id"], "running")
+    wait_status(client, first["id"], {"running"})
+    assert client.post(f"/api/runs/{first['id']}/pause").status_code == 200
+    sweep = wait_sweep(client, created["id"], "paused")
+    deadline = time.monotonic() + 30
+    while {r["status"] for r in sweep["runs"]} != {"paused"}:
+        assert time.monotonic() < deadline, sweep["runs"]
+        sweep = client.get(f"/api/sweeps/{created['id']}").json()
+    steps = {r["id"]: r["step"] for r in sweep["runs"]}
+    assert len(set(steps.values())) == 1  # one computation: every seed at the same step
+    client.post(f"/api/runs/{others[0]['id']}/resume")
+    for run in created["runs"]:
+        wait_status(client, run["id"], {"running"})
+    client.post(f"/api/runs/{others[1]['id']}/stop")
+    ended = wait_sweep(client, created["id"], "ended")
+    assert {r["status"] for r in ended["runs"]} == {"stopped"}
