@@ -70,16 +70,16 @@ def layer_stats(
     statistic for all layers together. std comes from E[w^2] - mean^2: weights have
     |mean| << std, so the cancellation this formula can suffer costs no visible digits.
     """
-    sizes = np.diff(np.append(starts, flat.size))
-    sums = np.add.reduceat(flat, starts)
+    bounds = [*starts.tolist(), flat.size]
+    sums = np.add.reduceat(flat, starts).tolist()
     square = square_sums(flat, starts)
-    highs = np.maximum.reduceat(flat, starts)
-    lows = np.minimum.reduceat(flat, starts)
+    highs = np.maximum.reduceat(flat, starts).tolist()
+    lows = np.minimum.reduceat(flat, starts).tolist()
     stats = []
     for k, update in enumerate(updates):
-        size = int(sizes[k])
-        mean = float(sums[k]) / size
-        square_sum = float(square[k])
+        size = bounds[k + 1] - bounds[k]
+        mean = sums[k] / size
+        square_sum = square[k]
         if update is None:
             update_norm = 0.0
         else:
@@ -91,7 +91,7 @@ def layer_stats(
                 mean,
                 math.sqrt(max(square_sum / size - mean * mean, 0.0)),
                 math.sqrt(square_sum),
-                max(float(highs[k]), -float(lows[k])),
+                max(highs[k], -lows[k]),
                 update_norm / before if before > 0 else math.nan,
             )
         )
@@ -99,7 +99,16 @@ def layer_stats(
 
 
 def histogram(w: np.ndarray) -> list[int]:
-    """Counts of the weights in HISTOGRAM_EDGES' bins, outliers folded into the end bins."""
-    clipped = np.clip(w.ravel(), HISTOGRAM_EDGES[0], HISTOGRAM_EDGES[-1])
-    counts, _ = np.histogram(clipped, bins=HISTOGRAM_EDGES)
-    return [int(c) for c in counts]
+    """Counts of the weights in HISTOGRAM_EDGES' bins, outliers folded into the end bins.
+
+    np.histogram's counts (bins [a, b), the last [a, b]), found as its uniform-bins path
+    finds them: the bin by arithmetic, then corrected where rounding put a value on the
+    wrong side of an edge; with explicit edges np.histogram searches them, ~6x slower.
+    """
+    edges, bins = HISTOGRAM_EDGES, len(HISTOGRAM_EDGES) - 1
+    clipped = np.clip(w.ravel(), edges[0], edges[-1])
+    index = ((clipped - edges[0]) * (bins / (edges[-1] - edges[0]))).astype(np.intp)
+    np.minimum(index, bins - 1, out=index)
+    index -= clipped < edges[index]
+    index += (clipped >= edges[index + 1]) & (index != bins - 1)
+    return np.bincount(index, minlength=bins).tolist()

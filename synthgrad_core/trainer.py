@@ -170,24 +170,24 @@ class Stepper:
         """The step's work as timeline events: a lane per layer, one after another (locked),
         and the shared backward work (backward pass or synthetic gradients, module updates)
         on the lane after them. Same format as the pipelined trainer's."""
-        o = self._origin
-        depth = self.net.depth
-        events: list[list[Any]] = []
-        t = start
-        for k, duration in enumerate(forward_times):
-            events.append([k, "f", round(t - o, 6), round(t + duration - o, 6)])
-            t += duration
         end = time.perf_counter()
-        first_update = update_starts[0]
-        events.append([depth, "b", round(t - o, 6), round(first_update - o, 6)])
-        last = first_update
-        for k, (t0, duration) in enumerate(zip(update_starts, update_times, strict=True)):
-            kind = "x" if updates[k] is None else "u"
-            events.append([k, kind, round(t0 - o, 6), round(t0 + duration - o, 6)])
-            last = t0 + duration
-        events.append([depth, "m", round(last - o, 6), round(end - o, 6)])
+        # Every boundary, then one vectorised rounding (18 calls of round() took ~25 us).
+        stamps = [start]
+        for duration in forward_times:
+            stamps.append(stamps[-1] + duration)
+        stamps.append(update_starts[0])
+        for t0, duration in zip(update_starts, update_times, strict=True):
+            stamps += [t0, t0 + duration]
+        stamps.append(end)
+        r = np.round(np.array(stamps) - self._origin, 6).tolist()
+        depth, n = self.net.depth, len(forward_times)
+        events: list[list[Any]] = [[k, "f", r[k], r[k + 1]] for k in range(n)]
+        events.append([depth, "b", r[n], r[n + 1]])
+        for k, update in enumerate(updates):
+            events.append([k, "x" if update is None else "u", r[n + 2 + 2 * k], r[n + 3 + 2 * k]])
+        events.append([depth, "m", r[-2], r[-1]])
         self._events = events
-        self._window = [round(start - o, 6), round(end - o, 6)]
+        self._window = [r[0], r[-1]]
 
     def _layers_that_update(self, depth: int) -> Applies:
         p = self.config.update_probability

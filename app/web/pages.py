@@ -142,6 +142,11 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
         run=run.public(),
         shape={"inputs": inputs, "outputs": outputs},
         family=request.app.state.branches.family(run),
+        batch=[
+            {"id": other.id, "seed": other.config.seed}
+            for other_id in run.batch or []
+            if other_id != run.id and (other := manager.runs.get(other_id)) is not None
+        ],
         fork_fields=fork_fields,
         knob_fields=knob_fields,
     )

@@ -170,3 +170,19 @@ def test_saturation_thresholds_are_the_documented_share_of_the_derivative_peak()
     edge = _SATURATION["sigmoid"]
     assert float(sigmoid_grad(np.array(edge))) / 0.25 == pytest.approx(0.08, abs=0.005)
     assert float(tanh_grad(np.array(_SATURATION["tanh"]))) / 1.0 == pytest.approx(0.02, abs=0.001)
+
+
+def test_histogram_counts_as_numpy_does_on_and_beside_every_edge() -> None:
+    import numpy as np
+
+    from synthgrad_core.diagnostics import HISTOGRAM_EDGES, histogram
+
+    rng = np.random.default_rng(0)
+    for scale in (0.05, 0.5, 3.0):
+        w = rng.standard_normal(4000) * scale
+        w[:50] = rng.choice(HISTOGRAM_EDGES, 50)  # exactly on an edge
+        w[50:100] = np.nextafter(rng.choice(HISTOGRAM_EDGES, 50), -np.inf)  # just below
+        w[100:150] = np.nextafter(rng.choice(HISTOGRAM_EDGES, 50), np.inf)  # just above
+        expected, _ = np.histogram(np.clip(w, -1.0, 1.0), bins=HISTOGRAM_EDGES)
+        assert histogram(w) == expected.tolist()
+        assert sum(histogram(w)) == w.size
