@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import statistics
@@ -74,6 +75,25 @@ def processes(pool: Any, name: str, steps: int, k: int) -> float:
     return k * steps / (max(end for _, end in spans) - min(start for start, _ in spans))
 
 
+def products(name: str, k: int, repeats: int = 300) -> float:
+    """Seconds per step of only a step's matrix products (forward, backward, weight
+    gradients) for k stacked seeds: the arithmetic no batching removes."""
+    config = CASES[name][1].resolve()
+    trainer = Trainer(config, _data(name))
+    sizes = [trainer.data.n_inputs, *config.hidden, trainer.data.n_outputs]
+    rng = np.random.default_rng(0)
+    batch = config.batch_size
+    hs = [rng.random((k, batch, n)) for n in sizes]
+    ws = [rng.random((k, a, b)) for a, b in itertools.pairwise(sizes)]
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for i, w in enumerate(ws):
+            hs[i] @ w  # forward
+            hs[i + 1] @ w.mT  # backward (the top layer's is not needed: close enough)
+            hs[i].mT @ hs[i + 1]  # weight gradient
+    return (time.perf_counter() - start) / repeats
+
+
 def _data(name: str) -> Any:
     """The wide case's random data (the same for every seed, as MNIST would be)."""
     return wide_data() if name == "wide" else None
@@ -94,6 +114,8 @@ def measure(name: str, steps: int, rounds: int, seeds: list[int], pool: Any) -> 
         f"{'seeds':>5} {'alone steps/s':>14} {'batched seed-steps/s':>21} {'x alone':>8} "
         f"{'K processes seed-steps/s':>25} {'x alone':>8} {'batched/processes':>18}"
     )
+    alone(name, max(steps // 5, 2))  # warm up: imports, caches, the allocator
+    batched(name, max(steps // 5, 2), max(seeds))
     for k in seeds:
         one, together, apart = [], [], []
         for _ in range(rounds):
@@ -107,6 +129,18 @@ def measure(name: str, steps: int, rounds: int, seeds: list[int], pool: Any) -> 
             f"{k:>5} {a:>14,.0f} {b:>21,.0f} {batch_ratio:>8.2f} {p:>25,.0f} "
             f"{process_ratio:>8.2f} {b / p:>18.2f}",
             flush=True,
+        )
+    alone_step, single = 1 / statistics.median(one), products(name, 1)
+    print(
+        f"one seed: whole step {alone_step * 1e6:,.0f} us, "
+        f"its matrix products {single * 1e6:,.0f} us"
+    )
+    for k in seeds:
+        floor = products(name, k)
+        bound = k * alone_step / (alone_step - single + floor)
+        print(
+            f"  {k} seeds stacked: products {floor * 1e6:,.0f} us ({floor / single:.2f}x); "
+            f"batching can reach at most {bound:.2f}x alone (if only the products grew)"
         )
     single, per_seed = state_bytes(name, max(seeds))
     print(f"state per seed: alone {single / 1024:,.0f} KiB, in a batch {per_seed / 1024:,.0f} KiB")

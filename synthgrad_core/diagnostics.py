@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,30 +23,59 @@ def fidelity(signal: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
     Undefined values (a zero vector) come back as NaN, which records encode as null.
     """
     t = truth.ravel()
-    t_norm = math.sqrt(float(t @ t))
-    nan = math.nan
     if signal is truth:  # backprop: the signal *is* the true gradient
-        return (1.0, 0.0, 1.0) if t_norm > 0 else (nan, nan, nan)
+        return fidelity_figures(None, 0.0, float(t @ t), 0.0)
     s = signal.ravel()
-    dot = float(s @ t)
-    s_norm = math.sqrt(float(s @ s))
     diff = s - t
-    diff_norm = math.sqrt(float(diff @ diff))
+    return fidelity_figures(float(s @ t), float(s @ s), float(t @ t), float(diff @ diff))
+
+
+def fidelity_figures(
+    dot: float | None, s_square: float, t_square: float, diff_square: float
+) -> tuple[float, float, float]:
+    """fidelity's three numbers from the sums it needs (dot None: the signal is the truth)."""
+    nan = math.nan
+    t_norm = math.sqrt(t_square)
+    if dot is None:
+        return (1.0, 0.0, 1.0) if t_norm > 0 else (nan, nan, nan)
+    s_norm = math.sqrt(s_square)
     cos = dot / (s_norm * t_norm) if s_norm > 0 and t_norm > 0 else nan
-    rel_err = diff_norm / t_norm if t_norm > 0 else nan
+    rel_err = math.sqrt(diff_square) / t_norm if t_norm > 0 else nan
     norm_ratio = s_norm / t_norm if t_norm > 0 else nan
     return cos, rel_err, norm_ratio
 
 
-def saturation(h: np.ndarray, activation: str) -> float:
-    """Share of saturated units (sigmoid, tanh) or dead units (relu: zero on the whole batch)."""
+def stacked_fidelity(signal: np.ndarray, truth: np.ndarray) -> list[tuple[float, float, float]]:
+    """fidelity of each seed of stacked (seeds, batch, width) arrays, one reduction each."""
+    t = truth.reshape(len(truth), -1)
+    t_square = _row_squares(t)
+    if signal is truth:
+        return [fidelity_figures(None, 0.0, ts, 0.0) for ts in t_square]
+    s = signal.reshape(len(signal), -1)
+    dots = np.vecdot(s, t).tolist()
+    sums = zip(dots, _row_squares(s), t_square, _row_squares(s - t), strict=True)
+    return [fidelity_figures(*four) for four in sums]
+
+
+def _row_squares(rows: np.ndarray) -> list[float]:
+    result: list[float] = np.vecdot(rows, rows).tolist()  # one dot product per seed
+    return result
+
+
+def saturation(h: np.ndarray, activation: str) -> Any:
+    """Share of saturated units (sigmoid, tanh) or dead units (relu: zero on the whole batch):
+    a float, or one per seed of stacked (seeds, batch, width) activations."""
+    stacked = h.ndim > 2
+    axes = (-2, -1) if stacked else None
     if activation == "relu":
-        alive = int(np.count_nonzero((h > 0).any(axis=0)))
-        return 1.0 - alive / h.shape[1]
+        alive = np.count_nonzero((h > 0).any(axis=-2), axis=-1 if stacked else None)
+        return (1.0 - alive / h.shape[-1]).tolist() if stacked else 1.0 - int(alive) / h.shape[1]
     if activation == "sigmoid":
         edge = _SATURATION["sigmoid"]
-        return int(np.count_nonzero(np.abs(h - 0.5) > 0.5 - edge)) / h.size
-    return int(np.count_nonzero(np.abs(h) > _SATURATION["tanh"])) / h.size
+        saturated = np.count_nonzero(np.abs(h - 0.5) > 0.5 - edge, axis=axes)
+    else:
+        saturated = np.count_nonzero(np.abs(h) > _SATURATION["tanh"], axis=axes)
+    return (saturated / h[0].size).tolist() if stacked else int(saturated) / h.size
 
 
 def square_sums(flat: np.ndarray, starts: np.ndarray) -> list[float]:
@@ -77,25 +107,76 @@ def layer_stats(
     lows = np.minimum.reduceat(flat, starts).tolist()
     stats = []
     for k, update in enumerate(updates):
-        size = bounds[k + 1] - bounds[k]
-        mean = sums[k] / size
-        square_sum = square[k]
-        if update is None:
-            update_norm = 0.0
-        else:
-            u = update.ravel()
-            update_norm = math.sqrt(float(u @ u))
-        before = math.sqrt(float(before_square_sums[k]))
-        stats.append(
-            (
-                mean,
-                math.sqrt(max(square_sum / size - mean * mean, 0.0)),
-                math.sqrt(square_sum),
-                max(highs[k], -lows[k]),
-                update_norm / before if before > 0 else math.nan,
+        u = None if update is None else update.ravel()
+        update_square = 0.0 if u is None else float(u @ u)
+        figures = (sums[k], square[k], highs[k], lows[k], update_square, before_square_sums[k])
+        stats.append(layer_figures(bounds[k + 1] - bounds[k], *figures))
+    return stats
+
+
+def layer_figures(
+    size: int,
+    total: float,
+    square_sum: float,
+    high: float,
+    low: float,
+    update_square: float,
+    before_square: float,
+) -> tuple[float, float, float, float, float]:
+    """layer_stats' five numbers of one layer from its sums."""
+    mean = total / size
+    before = math.sqrt(before_square)
+    return (
+        mean,
+        math.sqrt(max(square_sum / size - mean * mean, 0.0)),
+        math.sqrt(square_sum),
+        max(high, -low),
+        math.sqrt(update_square) / before if before > 0 else math.nan,
+    )
+
+
+def stacked_square_sums(flat: np.ndarray, starts: np.ndarray) -> list[list[float]]:
+    """square_sums of each seed's row of stacked flat weights (seeds, total), by seed."""
+    bounds = [*starts.tolist(), flat.shape[1]]
+    layers = [_row_squares(flat[:, a:b]) for a, b in itertools.pairwise(bounds)]
+    return [list(per_seed) for per_seed in zip(*layers, strict=True)]
+
+
+def stacked_layer_stats(
+    flat: np.ndarray,
+    starts: np.ndarray,
+    updates: list[np.ndarray | None],
+    before_square_sums: list[list[float]],
+) -> list[list[tuple[float, float, float, float, float]]]:
+    """layer_stats of each seed of stacked flat weights (seeds, total), by seed: one
+    reduction per statistic and layer for every seed together."""
+    seeds = len(flat)
+    bounds = [*starts.tolist(), flat.shape[1]]
+    by_layer = []
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+        layer = flat[:, a:b]
+        update = updates[k]
+        update_squares = (
+            [0.0] * seeds if update is None else _row_squares(update.reshape(seeds, -1))
+        )
+        by_layer.append(
+            zip(
+                layer.sum(axis=1).tolist(),
+                _row_squares(layer),
+                layer.max(axis=1).tolist(),
+                layer.min(axis=1).tolist(),
+                update_squares,
+                strict=True,
             )
         )
-    return stats
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    return [
+        [
+            layer_figures(sizes[k], total, square, high, low, moved, before_square_sums[s][k])
+            for k, (total, square, high, low, moved) in enumerate(per_layer)
+        ]
+        for s, per_layer in enumerate(zip(*by_layer, strict=True))
+    ]
 
 
 def histogram(w: np.ndarray) -> list[int]:

@@ -28,7 +28,12 @@ import numpy as np
 
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset
-from .diagnostics import square_sums
+from .diagnostics import (
+    saturation,
+    stacked_fidelity,
+    stacked_layer_stats,
+    stacked_square_sums,
+)
 from .nn import Network, Pass
 from .optim import make_optimizer
 from .rules import (
@@ -41,8 +46,8 @@ from .rules import (
     TrueGradient,
 )
 from .state import TrainerState
-from .synthetic import SyntheticGradientModule
-from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_fidelity
+from .synthetic import SyntheticGradientModule, stacked_module_loss
+from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_figures
 
 #: Most seeds one batch trains (each is a full copy of the network and its state).
 MAX_SEEDS = 64
@@ -122,6 +127,11 @@ class SeedBatch(Stepper):
         self.rule = stacked_rule([m.rule for m in self.members])
         self._async_rng = first._async_rng  # unused: update_probability is 1
         self._x, self._y = stacked_data([m.data for m in self.members])
+        rows = len(first.data.x_train)
+        #: where each seed's rows begin in the stacked data (one take gathers every batch)
+        self._offsets = np.arange(len(self.members))[:, None] * (
+            rows if self._x is not first.data.x_train else 0
+        )
         self._rows = [np.empty(0, dtype=np.int64)] * len(self.members)
         self._frozen: dict[int, list[np.ndarray]] = {}
         self.step_count = 0
@@ -204,12 +214,13 @@ class SeedBatch(Stepper):
 
     def _finish(self, records: list[Record | None], seen: Seen | None, position: int) -> None:
         """Each running seed's diagnostics, evaluations and end, by its own Trainer."""
-        for s, (member, record) in enumerate(zip(self.members, records, strict=True)):
+        if seen is not None:
+            self._diagnose_all(records, seen)
+        for member, record in zip(self.members, records, strict=True):
             if record is None or member.done:  # ended before, or diverged at this step
                 continue
-            if seen is None or self._diagnose(s, record, seen):
-                member._periodic(record, self.step_count, position)
-                member._check_end(record)
+            member._periodic(record, self.step_count, position)
+            member._check_end(record)
 
     def _next_batches(self, live: list[bool]) -> tuple[np.ndarray, np.ndarray, int]:
         """Each running seed's next batch from its own order, stacked (an ended seed's slot
@@ -220,7 +231,8 @@ class SeedBatch(Stepper):
                 self._rows[s], position = member._next_rows()
         self.step_count += 1
         rows = np.stack(self._rows)
-        return self._gather(self._x, rows), self._gather(self._y, rows), position
+        rows += self._offsets
+        return self._x[rows], self._y[rows], position
 
     def _timed_update(
         self,
@@ -231,35 +243,37 @@ class SeedBatch(Stepper):
         forward_times: list[float],
     ) -> Seen:
         """A diagnosed step's update: timed, with what each seed's diagnostics need."""
-        depth = self.net.depth
-        before = [square_sums(*m.net.weight_segment(0, depth)) for m in self.members]
+        before = stacked_square_sums(self.net.flat_weights, self.net.weight_starts)
         updates, starts, update_times = self._apply(hs, backward, None, timed=True)
         errors = self.rule.learn(backward, None)
         self._timeline(step_start, forward_times, starts, update_times, updates)
         self._keep_frozen()
         return Seen(hs, backward, truth, errors, updates, before, (forward_times, update_times))
 
-    def _diagnose(self, s: int, record: Record, seen: Seen) -> bool:
-        """Seed s's diagnostics into its record, as alone; False if its weights diverged."""
-        member, depth = self.members[s], self.net.depth
-        truths = _seed(seen.truth.gradients, s)
-        # backprop's signal *is* the true gradient: the same object, as alone
-        same = seen.backward.signals is seen.truth.gradients
-        fill_fidelity(record, truths if same else _seed(seen.backward.signals, s), truths)
-        updates = [None if u is None else u[s] for u in seen.updates]
-        member._layer_diagnostics(
-            record,
-            _seed(seen.hs, s),
-            _seed(seen.errors, s),
-            (updates, seen.before[s]),
-            seen.times,
-            0,
-            depth,
-        )
-        if all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
-            return True
-        self._freeze(s, record)
-        return False
+    def _diagnose_all(self, records: list[Record | None], seen: Seen) -> None:
+        """Every running seed's diagnostics at once: each figure one stacked reduction for all
+        seeds, then written into each record as the seed alone writes it
+        (Trainer._fill_layers); a seed whose weights are no longer finite diverges."""
+        net, depth = self.net, self.net.depth
+        truths, signals = seen.truth.gradients, seen.backward.signals
+        fidelity = {k: stacked_fidelity(g, truths[k]) for k, g in signals.items() if k in truths}
+        saturations = {k: saturation(seen.hs[k + 1], net.activation_name) for k in range(depth - 1)}
+        losses = {k: stacked_module_loss(error) for k, error in seen.errors.items()}
+        stats = stacked_layer_stats(net.flat_weights, net.weight_starts, seen.updates, seen.before)
+        for s, (member, record) in enumerate(zip(self.members, records, strict=True)):
+            if record is None or member.done:
+                continue
+            fill_figures(record, {k: figures[s] for k, figures in fidelity.items()})
+            member._fill_layers(
+                record,
+                {k: values[s] for k, values in saturations.items()},
+                {k: values[s] for k, values in losses.items()},
+                stats[s],
+                seen.times,
+                0,
+            )
+            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
+                self._freeze(s, record)
 
     def _first_fields(
         self, step: int, live: list[bool], losses: np.ndarray, logits: np.ndarray, y: np.ndarray
@@ -284,11 +298,6 @@ class SeedBatch(Stepper):
             if not math.isfinite(loss):
                 self._freeze(s, record)
         return records
-
-    def _gather(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        if data.ndim == 2:  # one dataset for every seed
-            return data[rows]
-        return data[np.arange(len(rows))[:, None], rows]
 
     def _freeze(self, s: int, record: Record) -> None:
         """Seed s diverged: it ends, and its slice of the network keeps what it holds now,
@@ -358,10 +367,6 @@ class Seen:
     times: tuple[list[float], list[float]]
 
 
-def _seed(arrays: dict[int, np.ndarray], s: int) -> dict[int, np.ndarray]:
-    return {k: a[s] for k, a in arrays.items()}
-
-
 def stacked_rule(rules: Sequence[Rule]) -> Rule:
     """The seeds' rules as one: modules or feedback matrices stacked."""
     first = rules[0]
@@ -379,8 +384,10 @@ def stacked_rule(rules: Sequence[Rule]) -> Rule:
 
 
 def stacked_data(datasets: Sequence[Dataset]) -> tuple[np.ndarray, np.ndarray]:
-    """The training inputs and targets: one dataset's when every seed shares it, else
-    stacked (seeds, rows, width)."""
+    """The training inputs and targets: one dataset's when every seed shares it, else every
+    seed's one after another (seed s's row i at s * rows + i)."""
     if all(d is datasets[0] for d in datasets):
         return datasets[0].x_train, datasets[0].y_train
-    return np.stack([d.x_train for d in datasets]), np.stack([d.y_train for d in datasets])
+    return np.concatenate([d.x_train for d in datasets]), np.concatenate(
+        [d.y_train for d in datasets]
+    )

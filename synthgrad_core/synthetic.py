@@ -137,6 +137,13 @@ class SyntheticGradientModule:
         return inv_std * (dn - batch_mean(dn) - normalised * batch_mean(dn * normalised))
 
 
+def stacked_module_loss(error: np.ndarray) -> list[float]:
+    """module_loss of each seed of a stacked (seeds, batch, width) error."""
+    rows = error.reshape(len(error), -1)
+    losses: list[float] = (0.5 * np.vecdot(rows, rows) / error.shape[-2]).tolist()
+    return losses
+
+
 def module_loss(error: np.ndarray) -> float:
     """0.5 * mean over the batch of the squared prediction error (one seed's)."""
     flat = error.ravel()

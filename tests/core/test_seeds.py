@@ -185,3 +185,19 @@ def test_what_a_batch_cannot_do_is_refused(extra: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:
         SeedBatch(config("dni", **extra), [1, 2])
     assert caught.value.field == "seeds"
+
+
+def test_seeds_that_share_one_dataset_each_equal_that_seed_alone() -> None:
+    # MNIST is the same files whatever the seed: a batch holds it once.
+    from synthgrad_core.data import load_dataset
+
+    cfg = TrainConfig(dataset="digits", epochs=1, hidden=(16,), method="dni")
+    data = load_dataset(cfg.resolve())
+    batch = SeedBatch(cfg, [1, 2], data)
+    assert batch._x is data.x_train
+    steps = list(batch)
+    for s, seed in enumerate([1, 2]):
+        single = [without_timing(r) for r in Trainer(dataclasses.replace(cfg, seed=seed), data)]
+        mine = [without_timing(r[s]) for r in steps if r[s] is not None]
+        assert all(mismatches(a, b) == [] for a, b in zip(mine, single, strict=True))
+        assert len(mine) == len(single)
