@@ -75,7 +75,7 @@ def processes(pool: Any, name: str, steps: int, k: int) -> float:
     return k * steps / (max(end for _, end in spans) - min(start for start, _ in spans))
 
 
-def products(name: str, k: int, repeats: int = 300) -> float:
+def products(name: str, k: int, budget: float = 0.5) -> float:
     """Seconds per step of only a step's matrix products (forward, backward, weight
     gradients) for k stacked seeds: the arithmetic no batching removes."""
     config = CASES[name][1].resolve()
@@ -85,12 +85,13 @@ def products(name: str, k: int, repeats: int = 300) -> float:
     batch = config.batch_size
     hs = [rng.random((k, batch, n)) for n in sizes]
     ws = [rng.random((k, a, b)) for a, b in itertools.pairwise(sizes)]
-    start = time.perf_counter()
-    for _ in range(repeats):
+    repeats, start = 0, time.perf_counter()
+    while repeats < 3 or time.perf_counter() - start < budget:  # about `budget` seconds
         for i, w in enumerate(ws):
             hs[i] @ w  # forward
             hs[i + 1] @ w.mT  # backward (the top layer's is not needed: close enough)
             hs[i].mT @ hs[i + 1]  # weight gradient
+        repeats += 1
     return (time.perf_counter() - start) / repeats
 
 

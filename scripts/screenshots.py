@@ -1,11 +1,12 @@
 """Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
 DNI run on the article's task, four rules on digits compared, presentation mode, a
-sweep of the four rules over three seeds on digits, and a fork: DNI on the article's task
-paused, branched to backprop, both compared, and the branch's own page.
+sweep of the four rules over three seeds on digits and one of its seeds' page (the seeds
+of a group train as one batch), and a fork: DNI on the article's task paused, branched
+to backprop, both compared, and the branch's own page.
 
 Usage: python scripts/screenshots.py [NAME ...]  (only those: runs, run-dni-addition,
-compare-digits, present, sweep, fork-compare, fork-branch; needs Debian's chromium and the
-playwright package)
+compare-digits, present, sweep, sweep-run, fork-compare, fork-branch; needs Debian's
+chromium and the playwright package)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PAGES = (
     "compare-digits",
     "present",
     "sweep",
+    "sweep-run",
     "fork-compare",
     "fork-branch",
 )
@@ -56,6 +58,11 @@ def fork(url: str) -> tuple[str, str]:
     httpx.post(f"{url}/api/runs/{parent}/resume", headers=owner)
     time.sleep(12)
     return parent, str(branch["id"])
+
+
+def first_run(url: str, sweep: str) -> str:
+    """A sweep's first run: one seed of a group that trained as one batch."""
+    return str(httpx.get(f"{url}/api/sweeps/{sweep}").json()["runs"][0]["id"])
 
 
 def draw_everything(page: Any) -> None:
@@ -93,7 +100,7 @@ def main() -> None:
             else []
         )
         sweep = ""
-        if "sweep" in wanted:
+        if wanted & {"sweep", "sweep-run"}:
             sweep = httpx.post(
                 f"{server.url}/api/sweeps",
                 json={
@@ -121,6 +128,7 @@ def main() -> None:
             "compare-digits": f"/compare?runs={','.join(digits)}",
             "present": f"/runs/{dni}?present=1&chart=fidelity",
             "sweep": f"/sweeps/{sweep}",
+            "sweep-run": f"/runs/{first_run(server.url, sweep)}" if sweep else "",
             "fork-compare": f"/compare?runs={parent},{branch}",
             "fork-branch": f"/runs/{branch}",
         }

@@ -254,24 +254,15 @@ class SeedBatch(Stepper):
         """Every running seed's diagnostics at once: each figure one stacked reduction for all
         seeds, then written into each record as the seed alone writes it
         (Trainer._fill_layers); a seed whose weights are no longer finite diverges."""
-        net, depth = self.net, self.net.depth
-        truths, signals = seen.truth.gradients, seen.backward.signals
-        fidelity = {k: stacked_fidelity(g, truths[k]) for k, g in signals.items() if k in truths}
-        saturations = {k: saturation(seen.hs[k + 1], net.activation_name) for k in range(depth - 1)}
-        losses = {k: stacked_module_loss(error) for k, error in seen.errors.items()}
-        stats = stacked_layer_stats(net.flat_weights, net.weight_starts, seen.updates, seen.before)
+        depth = self.net.depth
+        fidelity, saturations, losses, stats = stacked_figures(self.net, seen)
         for s, (member, record) in enumerate(zip(self.members, records, strict=True)):
             if record is None or member.done:
                 continue
             fill_figures(record, {k: figures[s] for k, figures in fidelity.items()})
-            member._fill_layers(
-                record,
-                {k: values[s] for k, values in saturations.items()},
-                {k: values[s] for k, values in losses.items()},
-                stats[s],
-                seen.times,
-                0,
-            )
+            saturated = {k: values[s] for k, values in saturations.items()}
+            module_losses = {k: values[s] for k, values in losses.items()}
+            member._fill_layers(record, saturated, module_losses, stats[s], seen.times, 0)
             if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
                 self._freeze(s, record)
 
@@ -365,6 +356,18 @@ class Seen:
     #: each seed's square sums of its weights before the update
     before: list[list[float]]
     times: tuple[list[float], list[float]]
+
+
+def stacked_figures(net: Network, seen: Seen) -> tuple[Any, Any, Any, Any]:
+    """A diagnosed stacked step's figures, one reduction each for every seed: fidelity and
+    saturation by hidden layer, module loss by module, layer statistics by seed."""
+    truths, signals = seen.truth.gradients, seen.backward.signals
+    fidelity = {k: stacked_fidelity(g, truths[k]) for k, g in signals.items() if k in truths}
+    hidden = range(net.depth - 1)
+    saturations = {k: saturation(seen.hs[k + 1], net.activation_name) for k in hidden}
+    losses = {k: stacked_module_loss(error) for k, error in seen.errors.items()}
+    stats = stacked_layer_stats(net.flat_weights, net.weight_starts, seen.updates, seen.before)
+    return fidelity, saturations, losses, stats
 
 
 def stacked_rule(rules: Sequence[Rule]) -> Rule:

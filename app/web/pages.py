@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -188,6 +188,22 @@ def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
         return page(request, "not_found.html", status_code=404, missing=[sweep_id], kind="sweep")
     # The grid's fields in order: tojson sorts object keys.
     return page(request, "sweep.html", sweep=sweeps.describe(sweep), fields=list(sweep.grid))
+
+
+@lru_cache(maxsize=1)
+def results_text() -> str:
+    return (asset_dir("docs") / "results.md").read_text(encoding="utf-8")
+
+
+@router.get("/results", response_class=HTMLResponse)
+def results_page(request: Request) -> HTMLResponse:
+    """docs/results.md, what each rule reaches as measured, readable offline (as text)."""
+    return page(request, "doc.html", text=results_text())
+
+
+@router.get("/results.md", response_class=PlainTextResponse)
+def results_markdown() -> PlainTextResponse:
+    return PlainTextResponse(results_text(), media_type="text/markdown; charset=utf-8")
 
 
 def mount_static(app: Any) -> None:

@@ -285,3 +285,19 @@ def _close_shared_client() -> Any:
     if _shared_client is not None:
         _shared_client.__exit__(None, None, None)
         _shared_client = None
+
+
+def test_the_introduction_links_the_measured_results(client: TestClient) -> None:
+    from pathlib import Path
+
+    intro = client.get("/").text
+    assert 'href="/results"' in intro
+    page = client.get("/results")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
+    assert "The paper's fully connected setup" in doc  # the section this round adds
+    first_heading = doc.splitlines()[0].lstrip("# ")
+    assert first_heading in page.text
+    raw = client.get("/results.md")
+    assert raw.status_code == 200 and raw.text == doc
+    assert raw.headers["content-type"].startswith("text/markdown")

@@ -157,3 +157,34 @@ def test_a_branch_outlives_its_deleted_parent(client: TestClient) -> None:
     page = client.get(f"/runs/{branch['id']}").text
     assert "Fork of a deleted run at step" in page and "Compare with parent" not in page
     client.post(f"/api/runs/{branch['id']}/stop")
+
+
+def test_a_seed_of_a_batch_forks_into_a_run_of_its_own_that_repeats_it(
+    client: TestClient,
+) -> None:
+    # A batch's capture is a capture per seed: the fork takes this seed's state alone.
+    body = {"config": {**CONFIG, "epochs": 60}, "grid": {"seed": [4, 5]}}
+    sweep = client.post("/api/sweeps", json=body).json()
+    first, second = sweep["runs"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/runs/{second['id']}").json()["step"] < 30:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.post(f"/api/runs/{second['id']}/pause")  # pauses the batch
+    while client.get(f"/api/runs/{second['id']}").json()["status"] != "paused":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    parent = client.get(f"/api/runs/{second['id']}").json()
+    assert parent["batch"] == [first["id"], second["id"]]
+    branch = client.post(f"/api/runs/{second['id']}/fork").json()
+    assert branch["batch"] is None and branch["config"]["seed"] == 5
+    assert finished(client, branch["id"])["status"] == "finished"
+    client.post(f"/api/runs/{first['id']}/resume")  # resumes the batch
+    assert finished(client, second["id"])["status"] == "finished"
+    mine, theirs = records(client, branch["id"]), records(client, second["id"])
+    assert mine[0]["step"] == parent["step"] + 1
+    assert len(mine) == len(theirs) - parent["step"]
+    for got, want in zip(mine, theirs[parent["step"] :], strict=True):
+        for key, value in want.items():
+            if isinstance(value, float):
+                assert abs(got[key] - value) <= 1e-9 * max(1.0, abs(value)), key

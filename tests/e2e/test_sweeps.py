@@ -59,6 +59,13 @@ def test_the_form_starts_a_sweep_whose_page_shows_each_group_with_a_band(
     assert page.locator("#sweep-runs tbody tr").count() == 6
     csv = httpx.get(page.url.replace("/sweeps/", "/api/sweeps/") + "/results?format=csv").text
     assert csv.splitlines()[0].startswith("method,runs,train accuracy mean")
+    # each group's seeds trained as one batch: the sweep page and each seed's page say so
+    assert "acts on the whole group" in page.inner_text("#batch-note")
+    first = httpx.get(page.url.replace("/sweeps/", "/api/sweeps/")).json()["runs"][0]
+    page.goto(f"{server.url}/runs/{first['id']}")
+    note = page.inner_text("#batch-note")
+    others = [f"seed {s}" for s in (1, 2, 3) if s != first["point"]["seed"]]
+    assert all(seed in note for seed in others) and "act on all of them" in note
 
 
 def test_owner_stops_a_sweep_from_its_page_and_a_viewer_sees_no_controls(

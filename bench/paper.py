@@ -1,0 +1,171 @@
+"""The paper's fully connected MNIST experiment in synthgrad: backprop, DNI and cDNI over seeds.
+
+Jaderberg et al. (2016, arXiv:1608.05343, section 3 and its MNIST table) train fully
+connected nets on MNIST with batch normalisation and Adam, batches of 256, and put a
+synthetic-gradient module between every two layers: an MLP with two hidden layers of
+1024 units whose output layer starts at zero (cDNI's modules also see the label). This
+trains that setup with synthgrad's engine: ReLU hidden layers of `--width` units (256)
+for each depth in `--layers` (the weight layers, output included), the seeds of a rule
+as one batched computation (synthgrad_core.seeds), and writes a Markdown table of
+held-out error per depth and rule (mean and range over the seeds), the last epoch's
+gradient fidelity, and how long each row took, with the paper's column beside it.
+
+`PAPER` holds the paper's Table 1 test errors by (rule, layers). It is empty: the
+paper's numbers could not be read where this was written, and a number not read from
+the paper does not go in; the column says so until someone fills it from the paper.
+
+MNIST comes from the four IDX files in `--data-path` (gzipped or not; nothing is
+downloaded). `--dataset digits` runs the same protocol on the 8x8 digits shipped with
+synthgrad, for a machine without MNIST.
+
+Usage: python -m bench.paper --data-path DIR [--epochs N] [--layers 3,4] [--seeds 1,2,3]
+       [--examples N] [--out FILE] [--dataset mnist|digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core.data import load_dataset
+from synthgrad_core.flags import flag_name
+from synthgrad_core.seeds import SeedBatch, parse_seeds
+
+RULES = ("backprop", "dni", "cdni")
+
+#: The paper's Table 1 test error (%) by (rule, layers). Empty: see the module's docstring.
+PAPER: dict[tuple[str, int], float] = {}
+
+
+def config(args: argparse.Namespace, rule: str, layers: int) -> TrainConfig:
+    """One rule at one depth, the paper's way (what the paper does not say: our flags)."""
+    return TrainConfig(
+        dataset=args.dataset,
+        data_path=args.data_path,
+        examples=args.examples,
+        method=rule,
+        hidden=(args.width,) * (layers - 1),
+        activation="relu",
+        loss="cross_entropy",
+        batch_norm="on",
+        optimizer="adam",
+        learning_rate=args.learning_rate,
+        batch_size=256,
+        epochs=args.epochs,
+        sg_hidden=(args.module_width, args.module_width),
+        sg_optimizer="adam",
+        sg_learning_rate=args.sg_learning_rate,
+        diagnostics_every=args.diagnostics_every,
+        histogram_every=0,
+    )
+
+
+def run_row(args: argparse.Namespace, rule: str, layers: int, data: Any) -> dict[str, Any]:
+    """Train one rule at one depth over the seeds (batched); its row's numbers."""
+    start = time.perf_counter()
+    batch = SeedBatch(config(args, rule, layers), args.seeds, data)
+    while not batch.done:
+        batch.step()
+    summaries = batch.summaries()
+    errors = [100.0 * (1.0 - s["test_accuracy"]) for s in summaries]
+    train = [100.0 * (1.0 - s["accuracy"]) for s in summaries]
+    cosines = [s.get("fidelity", {}).get("cos_h1") for s in summaries]
+    known = [c for c in cosines if c is not None]
+    return {
+        "layers": layers,
+        "rule": rule,
+        "error": statistics.fmean(errors),
+        "error_min": min(errors),
+        "error_max": max(errors),
+        "train_error": statistics.fmean(train),
+        "cos_h1": statistics.fmean(known) if known else None,
+        "statuses": sorted({s["status"] for s in summaries}),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, data: Any) -> str:
+    name = "MNIST" if args.dataset == "mnist" else "the 8x8 digits (not MNIST)"
+    lines = [
+        f"Fully connected nets on {name}: {len(data.x_train)} training and {len(data.x_test)} "
+        f"held-out examples, {args.epochs} epochs, batch 256, ReLU layers of {args.width} "
+        f"with batch norm, Adam (lr {args.learning_rate:g}), modules of two hidden layers of "
+        f"{args.module_width} (Adam, lr {args.sg_learning_rate:g}), seeds "
+        f"{', '.join(map(str, args.seeds))}, trained as one batch per row.",
+        "",
+        "| layers | rule | held-out error % (mean) | min | max | train error % | "
+        "cos h1, last epoch | status | seconds | paper, Table 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        paper = PAPER.get((row["rule"], row["layers"]))
+        cos = "" if row["cos_h1"] is None else f"{row['cos_h1']:.3f}"
+        lines.append(
+            f"| {row['layers']} | {row['rule']} | {row['error']:.2f} | {row['error_min']:.2f} | "
+            f"{row['error_max']:.2f} | {row['train_error']:.2f} | {cos} | "
+            f"{', '.join(row['statuses'])} | {row['seconds']:.0f} | "
+            f"{'not read' if paper is None else f'{paper:.2f}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.paper", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--data-path", help="folder with MNIST's four IDX files (.gz or not)")
+    parser.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
+    parser.add_argument("--epochs", type=int, default=20, help="per run (default 20)")
+    parser.add_argument("--layers", default="3,4", help="depths, weight layers (default 3,4)")
+    parser.add_argument("--seeds", type=parse_seeds, default=[1, 2, 3])
+    parser.add_argument("--examples", type=int, default=None, help="cap train+test examples")
+    parser.add_argument("--width", type=int, default=256, help="hidden units (default 256)")
+    parser.add_argument("--module-width", type=int, default=1024, help="module hidden units")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--sg-learning-rate", type=float, default=1e-4)
+    parser.add_argument(
+        "--diagnostics-every", type=int, default=5, help="fidelity every N steps (default 5)"
+    )
+    parser.add_argument("--out", help="also write the table to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        depths = [int(n) for n in args.layers.split(",")]
+        if any(n < 2 for n in depths):
+            raise ConfigError("layers", "each depth must be at least 2 (a hidden layer)")
+        data = load_dataset(config(args, "backprop", depths[0]).resolve())
+        rows = []
+        for layers in depths:
+            for rule in RULES:
+                rows.append(run_row(args, rule, layers, data))
+                print(
+                    f"{layers} layers, {rule}: {rows[-1]['error']:.2f}% held-out error "
+                    f"({rows[-1]['seconds']:.0f} s)",
+                    file=sys.stderr,
+                )
+    except ConfigError as exc:
+        print(f"bench.paper: error: {flag_name(exc.field)}: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a depth that is not a number
+        print(f"bench.paper: error: --layers: {exc}", file=sys.stderr)
+        return 2
+    table = markdown(rows, args, data)
+    print(table)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

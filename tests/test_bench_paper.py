@@ -1,0 +1,58 @@
+"""bench.paper: the paper's FC MNIST protocol on IDX files the user has (tiny fakes here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import paper
+from tests.core.test_data import write_idx
+
+
+def fake_mnist(folder: Path, train: int = 300, test: int = 100) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("t10k", test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        # each digit a bright block in its own place, so the nets can learn something
+        images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 * label : 2 * label + 6, 4:20] = 255
+        write_idx(folder / f"{split}-images-idx3-ubyte", images, compress=True)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels, compress=False)
+
+
+def test_the_table_has_a_row_per_depth_and_rule(tmp_path: Path) -> None:
+    fake_mnist(tmp_path)
+    out = tmp_path / "table.md"
+    argv = ["--data-path", str(tmp_path), "--epochs", "12", "--layers", "3", "--seeds", "1,2"]
+    argv += ["--width", "32", "--module-width", "16", "--out", str(out)]
+    assert paper.main(argv) == 0
+    table = out.read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 3 |")]
+    assert [row.split("|")[2].strip() for row in rows] == list(paper.RULES)
+    assert "MNIST: 300 training and 100 held-out examples" in table
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        error, low, high = (float(c) for c in cells[2:5])
+        assert 0.0 <= low <= error <= high <= 100.0
+        assert cells[-1] == "not read"  # no number the paper's table was not read for
+    backprop = next(r for r in rows if "| backprop |" in r)
+    assert float(backprop.split("|")[3]) < 50.0  # it learned the blocks
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "--data-path: is required for the mnist dataset"),
+        (["--data-path", "{tmp}"], "has no train-images-idx3-ubyte"),
+        (["--dataset", "digits", "--layers", "1"], "--layers: each depth must be at least 2"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_flag(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert paper.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err
