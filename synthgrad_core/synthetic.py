@@ -145,6 +145,9 @@ def stacked_module_loss(error: np.ndarray) -> list[float]:
 
 
 def module_loss(error: np.ndarray) -> float:
-    """0.5 * mean over the batch of the squared prediction error (one seed's)."""
-    flat = error.ravel()
-    return 0.5 * float(flat @ flat) / len(error)
+    """0.5 * mean over the batch of the squared prediction error (one seed's).
+
+    A numpy sum, not a BLAS dot product: a dot's last bits depend on where the array
+    sits in memory (its kernel's alignment peel), and a run's records must not differ
+    between the server's training process and a trainer built anywhere else."""
+    return 0.5 * float((error * error).sum()) / len(error)
