@@ -25,14 +25,14 @@ Usage: python -m bench.paper --data-path DIR [--epochs N] [--layers 3,4] [--seed
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from typing import Any
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
+# No OPENBLAS_NUM_THREADS here (bench.engine and bench.seeds pin one thread to compare
+# per-call overhead): the modules' 1024-wide products use every core, and the test
+# suite imports this module, whose training processes must see the threads it sees.
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.data import load_dataset
 from synthgrad_core.flags import flag_name
