@@ -48,6 +48,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "app/static/js/run-page.js",
         "app/static/app.css",
         "synthgrad_core/data/digits.npz",
+        "app/docs/results.md",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     site = tmp / "site"
@@ -101,6 +102,7 @@ def test_the_installed_package_serves_every_page(installed: Path, tmp_path: Path
             ("/static/js/network-diagram.js", "class NetworkDiagram"),
             ("/static/app.css", "--fg"),
             ("/static/vendor/plotly.min.js", "plotly"),
+            ("/results", "What each rule reaches"),
         ):
             response = httpx.get(f"{url}{path}", timeout=10)
             assert response.status_code == 200, path
