@@ -174,6 +174,11 @@ def init_weights(
     return weights, biases
 
 
+#: A network's lists of per-layer vectors (biases, and batch norm's scales, shifts and
+#: running statistics): stacked as (seeds, 1, width), a seed's view is (width,).
+VECTORS = ("biases", "gamma", "beta", "running_mean", "running_var")
+
+
 def stack(arrays: Sequence[Array]) -> Array:
     """Same-shaped per-seed arrays on a leading seed axis (a copy); vectors (a bias, a scale)
     become (seeds, 1, width), so they broadcast over a stacked batch."""
@@ -229,7 +234,7 @@ class Network:
             net.flat_weights[:, start : start + w.size].reshape((seeds, *w.shape))
             for start, w in zip(net.weight_starts, nets[0].weights, strict=True)
         ]
-        for name in ("biases", "gamma", "beta", "running_mean", "running_var"):
+        for name in VECTORS:
             parts = zip(*(getattr(n, name) for n in nets), strict=True)
             setattr(net, name, [stack(arrays) for arrays in parts])
         return net
@@ -240,7 +245,7 @@ class Network:
         net = copy.copy(self)
         net.flat_weights = self.flat_weights[s]
         net.weights = [w[s] for w in self.weights]
-        for name in ("biases", "gamma", "beta", "running_mean", "running_var"):
+        for name in VECTORS:
             setattr(net, name, [v[s, 0] for v in getattr(self, name)])
         return net
 

@@ -34,7 +34,7 @@ from .diagnostics import (
     stacked_layer_stats,
     stacked_square_sums,
 )
-from .nn import Network, Pass
+from .nn import VECTORS, Network, Pass
 from .optim import make_optimizer
 from .rules import (
     Backprop,
@@ -47,7 +47,7 @@ from .rules import (
 )
 from .state import TrainerState
 from .synthetic import SyntheticGradientModule, stacked_module_loss
-from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_figures
+from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_figures, network_params
 
 #: Most seeds one batch trains (each is a full copy of the network and its state).
 MAX_SEEDS = 64
@@ -118,14 +118,9 @@ class SeedBatch(Stepper):
         self.net = Network.stacked([m.net for m in self.members])
         for s, member in enumerate(self.members):
             member.net = self.net.seed(s)
-        params = []
-        for w, b in zip(self.net.weights, self.net.biases, strict=True):
-            params += [w, b]
-        for gamma, beta in zip(self.net.gamma, self.net.beta, strict=True):
-            params += [gamma, beta]
+        params = network_params(self.net)
         self.optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate, cfg.momentum)
         self.rule = stacked_rule([m.rule for m in self.members])
-        self._async_rng = first._async_rng  # unused: update_probability is 1
         self._x, self._y = stacked_data([m.data for m in self.members])
         rows = len(first.data.x_train)
         #: where each seed's rows begin in the stacked data (one take gathers every batch)
@@ -303,14 +298,7 @@ class SeedBatch(Stepper):
 
     def _network_arrays(self) -> list[np.ndarray]:
         net = self.net
-        return [
-            net.flat_weights,
-            *net.biases,
-            *net.gamma,
-            *net.beta,
-            *net.running_mean,
-            *net.running_var,
-        ]
+        return [net.flat_weights, *(a for name in VECTORS for a in getattr(net, name))]
 
     def configure(self, **changes: Any) -> None:
         """Change live knobs of every seed (Trainer.configure)."""

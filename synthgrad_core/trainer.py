@@ -73,7 +73,6 @@ class Stepper:
     optimizer: Optimizer
     rule: Rule
     method: str
-    _async_rng: np.random.Generator
     _origin: float
     _events: list[list[Any]]
     _window: list[float]
@@ -189,12 +188,6 @@ class Stepper:
         self._events = events
         self._window = [r[0], r[-1]]
 
-    def _layers_that_update(self, depth: int) -> Applies:
-        p = self.config.update_probability
-        if p >= 1.0:
-            return None
-        return list(self._async_rng.random(depth) < p)
-
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every array a captured state holds but the data order, by name."""
         net, rule = self.net, self.rule
@@ -243,11 +236,7 @@ class Trainer(Stepper):
         self.net = Network(
             sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on"
         )
-        self.params: list[np.ndarray] = []
-        for w, b in zip(self.net.weights, self.net.biases, strict=True):
-            self.params += [w, b]
-        for gamma, beta in zip(self.net.gamma, self.net.beta, strict=True):
-            self.params += [gamma, beta]  # after every layer's W, b (Trainer._apply_norm)
+        self.params = network_params(self.net)
         self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
         self.method = cfg.method
         self.rule = make_rule(cfg, sizes, self.data.n_outputs, init_rng, modules)
@@ -408,6 +397,12 @@ class Trainer(Stepper):
                 return self._diverge(record)
             self.status = "finished"
         return record
+
+    def _layers_that_update(self, depth: int) -> Applies:
+        p = self.config.update_probability
+        if p >= 1.0:
+            return None
+        return list(self._async_rng.random(depth) < p)
 
     def _diverge(self, record: Record) -> Record:
         self.status = "diverged"
@@ -615,6 +610,17 @@ def batch_accuracy(logits: np.ndarray, y: np.ndarray, bit_targets: bool) -> dict
     if stacked:
         return {"accuracy": hits.sum(axis=-1) / hits.shape[-1]}
     return {"accuracy": int(np.count_nonzero(hits)) / len(y)}
+
+
+def network_params(net: Network) -> list[np.ndarray]:
+    """The arrays the network's optimiser updates, in its index order: each layer's W and b,
+    then each normalised layer's scale and shift (Stepper._apply_norm counts on it)."""
+    params: list[np.ndarray] = []
+    for w, b in zip(net.weights, net.biases, strict=True):
+        params += [w, b]
+    for gamma, beta in zip(net.gamma, net.beta, strict=True):
+        params += [gamma, beta]
+    return params
 
 
 def record_keys(cfg: ResolvedConfig) -> list[str]:

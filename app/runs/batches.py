@@ -27,6 +27,8 @@ from app.runs.quotas import Admission
 from app.runs.run import Run
 from app.runs.status import Control, RunStatus
 from synthgrad_core import ConfigError
+from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.seeds import check_batchable
 from synthgrad_core.state import TrainerState
 
 log = logging.getLogger("synthgrad.runs")
@@ -95,9 +97,7 @@ class MemberSession:
         self.batch.kill()
 
 
-def is_batchable(config: Any) -> bool:
-    from synthgrad_core.seeds import check_batchable
-
+def is_batchable(config: ResolvedConfig) -> bool:
     try:
         check_batchable(config)
     except ConfigError:
