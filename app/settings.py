@@ -91,6 +91,12 @@ class Settings:
     data_root: str = "data"
     #: seconds a run told to stop or be deleted gets before its training process is killed.
     kill_grace: float = 2.0
+    #: seconds a training process gets to answer a capture (a fork) or a knob change; a
+    #: process that does not is killed and its run fails, saying so.
+    answer_timeout: float = 5.0
+    #: seconds a run may stay paused before it is parked: its exact state is kept, its
+    #: training process ends and its slot goes to the next queued run; resume queues it.
+    park_after: float = 60.0
     # -- connections --
     #: largest request body (bytes); larger ones get 413 unread.
     max_body_bytes: int = 64 * 1024
@@ -115,7 +121,8 @@ class Settings:
         for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0")
-        for name in ("header_timeout", "ws_send_timeout", "kill_grace"):
+        timeouts = ("header_timeout", "ws_send_timeout", "kill_grace", "answer_timeout")
+        for name in (*timeouts, "park_after"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 seconds")
         if self.admin_token_file:

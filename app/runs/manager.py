@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from app.execution import make_executor
-from app.execution.session import Executor, Session
+from app.execution.session import Executor
 from app.runs.access import Access, new_run_id, token_hash
-from app.runs.batches import BatchTraining, start_thread, waiting_partners
+from app.runs.batches import waiting_partners
+from app.runs.commands import Desk
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
 from app.runs.history import History
+from app.runs.loop import Training
 from app.runs.quotas import Admission, FairQueue
 from app.runs.recorder import Recorder
 from app.runs.run import Run
@@ -29,7 +31,7 @@ from app.runs.status import TRANSITIONS, Conflict, Control, RunNotFound, RunStat
 from app.settings import Settings
 from app.storage.purger import Purger
 from app.storage.store import Store, StoreError
-from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core import TrainConfig
 from synthgrad_core.config import planned_steps
 
 log = logging.getLogger("synthgrad.runs")
@@ -62,6 +64,7 @@ class RunManager:
             settings.executor,
             settings.ray_slice if settings.executor == "ray" else settings.pipe_slice,
             settings.ray_address,
+            settings.answer_timeout,
         )
         self.slots = settings.max_concurrent_runs or self.executor.capacity()
         self.access = Access(settings.admin, settings.read_only)
@@ -83,7 +86,6 @@ class RunManager:
             stream_rate=settings.stream_rate,
         )
         self.purger = Purger(self.store)
-        self.batching = BatchTraining(self)
 
     def start(self) -> RunManager:
         """Load the stored runs, start the recorder, the purger and the queued runs."""
@@ -98,6 +100,8 @@ class RunManager:
             if run.status is RunStatus.QUEUED and run.fork_of:  # its state went with the server
                 lost = f"its starting state (step {run.fork_of['step']} of its parent) was lost"
                 self.transition(run, RunStatus.FAILED, error=f"{lost} when the server restarted")
+            elif run.status is RunStatus.QUEUED and run.step:  # a resumed parked run's too
+                self.transition(run, RunStatus.INTERRUPTED)
             elif run.status is RunStatus.QUEUED:
                 self._queue.push(run.owner_hash, run.id)
         self.recorder.start()
@@ -213,9 +217,32 @@ class RunManager:
                 group = waiting_partners(run, self.runs)
                 for partner in group[1:]:
                     self._queue.remove(partner.id)
-                start_thread(group, self._train, self.batching.train)
+                self._start_session(group)
             for run in held:
                 self._queue.push(run.owner_hash, run.id)
+
+    def _start_session(self, group: list[Run]) -> None:
+        """Start the thread that trains `group` (one run, or a batch of seeds) in one
+        session, with the desk that takes its commands; every member holds both."""
+        desk = Desk()
+        thread = threading.Thread(
+            target=Training(self, group, desk), name=f"synthgrad-run-{group[0].id}", daemon=True
+        )
+        for run in group:
+            run.thread, run.desk = thread, desk
+        thread.start()
+
+    def requeue(self, run: Run) -> None:
+        """Queue a parked run again: it goes on from its state when a slot is free."""
+        assert run.parked is not None
+        with self._lock:
+            run.start_state, run.thread, run.desk = run.parked.state, None, None
+            self.transition(run, RunStatus.QUEUED)
+            self._queue.push(run.owner_hash, run.id)
+        self._start_queued()
+
+    def closing(self) -> bool:
+        return self._closing.is_set()
 
     def dequeue(self, run: Run) -> bool:
         """Take a run that has not started out of the queue; False if it has started."""
@@ -250,32 +277,8 @@ class RunManager:
         log.log(level, "run %s %s at step %d%s", run.id, new, run.step, error)
         if run.control is Control.DELETE:
             return
-        diverged_at = run.session.diverged_at if run.session and new is RunStatus.DIVERGED else None
+        diverged_at = run.summary.get("diverged_at") if new is RunStatus.DIVERGED else None
         self.events.emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
-
-    def _train(self, run: Run) -> None:
-        session: Session | None = None
-        try:
-            try:
-                config, state = self.admission.runnable(run.config), run.start_state
-                session = self.executor.open(config, state)
-            except (ConfigError, OSError, ValueError) as exc:
-                self.transition(run, RunStatus.FAILED, error=self.admission.scrub(str(exc)))
-                return
-            run.session, run.start_state = session, None
-            run.total_steps = session.total_steps
-            self.transition(run, RunStatus.RUNNING, started_at=time.time())
-            if self._train_until_done(run, session):
-                self.finish(run, session)
-        except Exception as exc:  # a bug must not kill the server; the run says what happened
-            if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
-                self.controls.training_failed(
-                    run, exc
-                )  # (one still opening at shutdown stays queued)
-        finally:
-            if session is not None:
-                session.close()
-            self.release(run)
 
     def release(self, run: Run) -> None:
         """The run's (or its batch's) slot is free: start what waits."""
@@ -283,27 +286,13 @@ class RunManager:
             self._active.discard(run.id)
         self._start_queued()
 
-    def _train_until_done(self, run: Run, session: Session) -> bool:
-        """Advance slice by slice, obeying controls between slices; False if told to end."""
-        outbox = run.outbox
-        while not session.done:
-            if run.control is not None and not self.controls.obey(run):
-                return False
-            if run.knobs:
-                with run.cond:
-                    changes, run.knobs = run.knobs, {}
-                session.configure(changes)
-            entries = session.advance()
-            run.step = entries[-1].step
-            outbox.extend(entries)
-        return True
-
-    def finish(self, run: Run, session: Session) -> None:
+    def finish(self, run: Run, status: str, summary: dict[str, Any]) -> None:
+        """The run's training ended ("finished" or "diverged") with `summary`."""
         # The last records first: storing them sets the summary to the last batch's numbers,
         # which the final ones (the whole training split) must replace, not the other way.
         self.flush()  # and if the store cannot take them, the run failed
-        run.keep_summary(session.summary())
-        final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
+        run.keep_summary(summary)
+        final = RunStatus.FINISHED if status == "finished" else RunStatus.DIVERGED
         final = RunStatus.FAILED if run.control is Control.FAIL else final
         self.transition(run, final)
 
