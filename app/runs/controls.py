@@ -103,8 +103,6 @@ class Controls:
             case End(run_id, control) if run_id == run.id and not run.status.terminal:
                 run.parked = None
                 self.book.transition(run, control.final_status)
-            case Configure(changes) if parked is not None:
-                parked.changes.update(changes)
             case Capture(run_id, answer) if run_id == run.id:
                 if parked is not None:
                     answer.give(parked.state)

@@ -15,6 +15,7 @@ Plain Python on top of the run manager; it knows nothing of HTTP.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Protocol
@@ -88,8 +89,9 @@ class Training:
     def _open(self) -> bool:
         book, first = self.book, self.runs[0]
         batched = len(self.runs) > 1
+        base = first.parked.config if first.parked is not None else first.config
         try:
-            config = book.admission.runnable(first.config)
+            config = book.admission.runnable(base)
             job = SeedsJob(config, [run.config.seed for run in self.runs]) if batched else config
             self.session = session = book.executor.open(job, first.start_state)
         except (ConfigError, OSError, ValueError) as exc:
@@ -97,12 +99,16 @@ class Training:
                 book.transition(run, RunStatus.FAILED, error=book.admission.scrub(str(exc)))
             self.live = []
             return False
-        changes = first.parked.changes if first.parked is not None else {}
+        changes = {  # knobs changed while it was parked: the next record says so
+            f.name: getattr(first.config, f.name)
+            for f in dataclasses.fields(base)
+            if getattr(first.config, f.name) != getattr(base, f.name)
+        }
         for run in self.runs:
             run.session, run.start_state, run.parked = session, None, None
             run.total_steps = session.total_steps
             book.transition(run, RunStatus.RUNNING, started_at=run.started_at or time.time())
-        if changes:  # knobs changed while it was parked: the next record says so
+        if changes:
             session.configure(changes)
         if batched:
             log.info("runs %s train as one batch", ", ".join(run.id for run in self.runs))
@@ -226,6 +232,6 @@ class Training:
             self.parkable = False
             return
         for run, state in zip(self.live, states, strict=True):
-            run.parked, run.session, run.batch = Parked(state), None, None
+            run.parked, run.session, run.batch = Parked(state, run.config), None, None
             log.info("run %s parked at step %d: its slot is free", run.id, state.step)
         self.live = []

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.execution.session import Entry
-from app.runs.status import Control
 from app.runs.events import Event, MetricsEvent
 from app.runs.run import Run
+from app.runs.status import Control
 from app.storage.store import Store, StoreError
 
 #: A record as the store takes it: run id, step, streamed (0/1), encoded text.

@@ -21,10 +21,11 @@ KEPT_FLAGS = ("diverged_at", "exploded_at", "notes", "execution", "fidelity")
 
 @dataclass
 class Parked:
-    """A parked run's state (as a fork captures it) and the knobs changed since."""
+    """A parked run's state (as a fork captures it) and its config then (knobs changed
+    since are changed again when it goes on, so its records say so)."""
 
     state: TrainerState
-    changes: dict[str, Any] = field(default_factory=dict)
+    config: ResolvedConfig
 
 
 @dataclass(eq=False)
