@@ -6,8 +6,11 @@ run list is a behavioural bound (they must never wait on a run's training).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -204,3 +207,57 @@ def test_a_paused_runs_stopped_or_killed_training_holds_no_request(
             stop.set()
             watcher.join()
         assert slow == []
+
+
+#: A server process under `ulimit -n 256` that trains 300 runs in training processes,
+#: then prints its open file descriptors and threads before and after, and whether it
+#: still starts a run.
+FD_CHILD = """
+import json, os, resource, sys, threading
+from app.runs.manager import RunManager
+from app.settings import Settings
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+config = {"dataset": "addition", "bits": 4, "examples": 40, "epochs": 1}
+settings = Settings(
+    db=sys.argv[1], executor="process", max_stored_runs=1000, max_active_per_owner=0,
+    create_rate=0, max_concurrent_runs=2,
+)
+manager = RunManager(settings).start()
+first, token = manager.create(config)
+manager.controls.wait(first.id, timeout=60)
+fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+runs = [manager.create(config, token=token)[0] for _ in range(300)]
+ended = [manager.controls.wait(run.id, timeout=300).status.value for run in runs]
+after_fds, after_threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+last, _ = manager.create(config, token=token)
+print(json.dumps({
+    "ended": sorted(set(ended)), "fds": [fds, after_fds], "threads": [threads, after_threads],
+    "last": manager.controls.wait(last.id, timeout=60).status.value,
+}))
+manager.close()
+"""
+
+
+def test_300_runs_under_ulimit_256_release_their_pipes_processes_and_threads(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FD_CHILD, str(tmp_path / "fd.sqlite3")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["ended"] == ["finished"] and seen["last"] == "finished"
+    before, after = seen["fds"]
+    assert after <= before, seen  # each finished run's pipe and process sentinel are closed
+    assert seen["threads"][1] <= seen["threads"][0], seen
