@@ -58,6 +58,15 @@ class Lifecycle(Protocol):
     def closing(self) -> bool: ...
 
 
+def changed(before: Any, after: Any) -> dict[str, Any]:
+    """The fields of config `after` that differ from `before`, with their new values."""
+    return {
+        f.name: getattr(after, f.name)
+        for f in dataclasses.fields(before)
+        if getattr(after, f.name) != getattr(before, f.name)
+    }
+
+
 class Training:
     """One session's life; calling it (the session's thread) trains until every member ends."""
 
@@ -99,11 +108,7 @@ class Training:
                 book.transition(run, RunStatus.FAILED, error=book.admission.scrub(str(exc)))
             self.live = []
             return False
-        changes = {  # knobs changed while it was parked: the next record says so
-            f.name: getattr(first.config, f.name)
-            for f in dataclasses.fields(base)
-            if getattr(first.config, f.name) != getattr(base, f.name)
-        }
+        changes = changed(base, first.config)  # while parked: the next record says so
         for run in self.runs:
             run.session, run.start_state, run.parked = session, None, None
             run.total_steps = session.total_steps
