@@ -27,9 +27,8 @@ from app.runs.status import Conflict, RunStatus
 from app.runs.sweeps import Sweeps
 from app.settings import Settings
 from support.live import live_server, strict_json
+from support.waiting import wait_until
 from synthgrad_core import TrainConfig, Trainer, dumps, without_timing
-
-from .test_executors import wait_for
 
 CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
 ADMIN = "admin-secret-token-123"
@@ -76,9 +75,9 @@ def test_each_knob_of_a_batched_seed_applies_to_every_seed_or_is_409(
     config = {**CONFIG, "epochs": 8, "method": "cdni"}
     sweep, token = Sweeps(manager).create("seeds", config, {"seed": [3, 4]})
     runs = [manager.get(run_id) for run_id in sweep.run_ids]
-    wait_for(lambda: all(run.step > 20 for run in runs))
+    wait_until(lambda: all(run.step > 20 for run in runs))
     manager.controls.pause(runs[0].id, token)
-    wait_for(lambda: all(run.status is RunStatus.PAUSED for run in runs))
+    wait_until(lambda: all(run.status is RunStatus.PAUSED for run in runs))
     branches = Branches(manager)
     knobs = {"learning_rate": 0.5, "sg_learning_rate": 0.02, "sg_scale": 0.5}
     branches.configure(runs[1].id, token, knobs)  # any seed's change is every seed's
@@ -105,14 +104,14 @@ def test_a_run_paused_past_park_after_frees_its_slot_and_goes_on_exactly(
     manager = RunManager(settings).start()
     try:
         run, token = manager.create(CONFIG)
-        wait_for(lambda: run.step > 50)
+        wait_until(lambda: run.step > 50)
         session = run.session
         assert isinstance(session, ProcessSession)
         pid = session._process.pid
         manager.controls.pause(run.id, token)
-        wait_for(lambda: run.public()["parked"])
+        wait_until(lambda: run.public()["parked"])
         assert run.status is RunStatus.PAUSED
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}"))  # its process ended (reaped)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # its process ended (reaped)
         other, _ = manager.create({**CONFIG, "epochs": 2})  # takes the one slot
         assert manager.controls.wait(other.id, timeout=60).status is RunStatus.FINISHED
         branch, _ = Branches(manager).fork(run.id, token)  # a parked run forks as well
@@ -138,9 +137,9 @@ def test_a_parked_run_can_be_stopped_and_its_knobs_reach_it_on_resume(
     first, token = manager.create(CONFIG)
     second, token2 = manager.create(CONFIG)
     for run, owner in ((first, token), (second, token2)):
-        wait_for(lambda run=run: run.step > 10)
+        wait_until(lambda run=run: run.step > 10)
         manager.controls.pause(run.id, owner)
-    wait_for(lambda: first.parked is not None and second.parked is not None)
+    wait_until(lambda: first.parked is not None and second.parked is not None)
     manager.controls.stop(first.id, token)
     assert first.status is RunStatus.STOPPED and first.parked is None
     Branches(manager).configure(second.id, token2, {"learning_rate": 0.5})
@@ -181,9 +180,9 @@ def test_a_paused_runs_stopped_or_killed_training_holds_no_request(
         manager: RunManager = live.app.state.manager
         run_id = api.post("/api/runs", json={"config": CONFIG}).json()["id"]
         run = manager.get(run_id)
-        wait_for(lambda: run.step > 20)
+        wait_until(lambda: run.step > 20)
         assert api.post(f"/api/runs/{run_id}/pause").status_code == 200
-        wait_for(lambda: run.status is RunStatus.PAUSED)
+        wait_until(lambda: run.status is RunStatus.PAUSED)
         session = run.session
         assert isinstance(session, ProcessSession)
         pid = session._process.pid
@@ -195,12 +194,12 @@ def test_a_paused_runs_stopped_or_killed_training_holds_no_request(
             fork = api.post(f"/api/runs/{run_id}/fork")
             # SIGSTOP: no answer within answer_timeout (503); SIGKILL: a dead process (409).
             assert fork.status_code == (503 if signum == signal.SIGSTOP else 409), fork.text
-            wait_for(lambda: run.status is RunStatus.FAILED, timeout=15)
+            wait_until(lambda: run.status is RunStatus.FAILED, timeout=15)
             assert "training process" in (run.error or "")
             assert api.post(f"/api/runs/{run_id}/fork").status_code == 409
             assert api.post(f"/api/runs/{run_id}/stop").status_code == 409  # already ended
             assert api.delete(f"/api/runs/{run_id}").status_code == 204
-            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
             other = api.post("/api/runs", json={"config": {**CONFIG, "epochs": 2}}).json()
             assert manager.controls.wait(other["id"], timeout=60).status is RunStatus.FINISHED
         finally:
