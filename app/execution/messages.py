@@ -64,6 +64,9 @@ class Slice(NamedTuple):
     elapsed: float
     status: str
     diverged_at: int | None
+    #: every record is out (a pipelined trainer says "finished" while records it made
+    #: ahead are still to be read)
+    done: bool
 
 
 class Summary(NamedTuple):
@@ -121,4 +124,5 @@ def train_slice(trainer: Trainable, slice_seconds: float) -> Slice:
     deadline = time.perf_counter() + slice_seconds
     while not trainer.done and time.perf_counter() < deadline:
         records.append(step_entry(trainer))
-    return Slice(records, trainer.elapsed, trainer.status, getattr(trainer, "diverged_at", None))
+    diverged_at = getattr(trainer, "diverged_at", None)
+    return Slice(records, trainer.elapsed, trainer.status, diverged_at, trainer.done)

@@ -56,6 +56,7 @@ class SliceSession:
     _elapsed: float = 0.0
     _status: str = "running"
     _diverged_at: int | None = None
+    _done: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -71,7 +72,7 @@ class SliceSession:
 
     @property
     def done(self) -> bool:
-        return self._status != "running"
+        return self._done
 
     def check(self) -> None:
         """Nothing seen without asking (a process session looks at its process)."""
@@ -79,10 +80,11 @@ class SliceSession:
     def _took(self, reply: Reply) -> list[Any]:
         """The slice's records, its figures kept."""
         assert isinstance(reply, Slice)
-        self._elapsed, self._status, self._diverged_at = (
+        self._elapsed, self._status, self._diverged_at, self._done = (
             reply.elapsed,
             reply.status,
             reply.diverged_at,
+            reply.done,
         )
         return reply.records
 

@@ -144,8 +144,15 @@ class Training:
     def _end_the_ended(self, last: Any) -> None:
         session = self.session
         assert session is not None
+        # A seed of a batch ends with its step; a run when its session is done (a pipelined
+        # trainer says "finished" while records made ahead are still to be read).
         statuses = last.statuses if isinstance(last, BatchEntry) else [session.status]
-        ended = [r for r in self.live if statuses[self.index[r.id]] != "running" or session.done]
+        ended = [
+            r
+            for r in self.live
+            if session.done
+            or (isinstance(last, BatchEntry) and statuses[self.index[r.id]] != "running")
+        ]
         if not ended:
             return
         summary = session.summary()  # a batch's costs an evaluation per seed: taken once
