@@ -57,6 +57,10 @@ class Lifecycle(Protocol):
 
     def closing(self) -> bool: ...
 
+    def parked(self, run: Run) -> None:
+        """Tell listeners the paused run is parked."""
+        ...
+
 
 def changed(before: Any, after: Any) -> dict[str, Any]:
     """The fields of config `after` that differ from `before`, with their new values."""
@@ -246,4 +250,5 @@ class Training:
         for run, state in zip(self.live, states, strict=True):
             run.parked, run.session, run.batch = Parked(state, run.config), None, None
             log.info("run %s parked at step %d: its slot is free", run.id, state.step)
+            self.book.parked(run)
         self.live = []

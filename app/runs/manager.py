@@ -278,7 +278,13 @@ class RunManager:
         if run.control is Control.DELETE:
             return
         diverged_at = run.summary.get("diverged_at") if new is RunStatus.DIVERGED else None
-        self.events.emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
+        self.events.emit(
+            StatusEvent(run.id, new.value, run.step, run.error, diverged_at, run.parked is not None)
+        )
+
+    def parked(self, run: Run) -> None:
+        """Tell listeners a paused run is parked (its status stays `paused`)."""
+        self.events.emit(StatusEvent(run.id, run.status.value, run.step, parked=True))
 
     def release(self, run: Run) -> None:
         """The run's (or its batch's) slot is free: start what waits."""

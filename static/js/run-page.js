@@ -108,7 +108,7 @@ function showStatus(status, extra = {}) {
     return;
   }
   run.status = status;
-  statusEl.textContent = status;
+  statusEl.textContent = status === "paused" && run.parked ? "paused (parked)" : status;
   if (TERMINAL.has(status)) connection.textContent = ""; // an ended run is never "live"
   statusEl.className = `status status-${status}`;
   if (status === "diverged") {
@@ -158,6 +158,8 @@ function updateControls() {
   controls.hidden = !canControl;
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
+  document.getElementById("resume-button").title = run.status === "paused" && run.parked ?
+    "Parked: its training slot went to other runs. Resume queues it; it goes on from exactly where it paused." : "";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
   document.getElementById("fork-button").disabled = run.status !== "paused";
   document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
@@ -282,6 +284,7 @@ new RunStream(run.id, {
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
+    run.parked = Boolean(msg.parked); // a paused run that gave its training slot back
     showStatus(msg.status, msg);
     showProgress();
     showLoaded();

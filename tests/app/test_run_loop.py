@@ -22,6 +22,7 @@ import pytest
 
 from app.execution.process import ProcessSession
 from app.runs.branches import Branches
+from app.runs.events import StatusEvent
 from app.runs.manager import RunManager
 from app.runs.status import Conflict, RunStatus
 from app.runs.sweeps import Sweeps
@@ -102,6 +103,8 @@ def test_a_run_paused_past_park_after_frees_its_slot_and_goes_on_exactly(
         db=str(tmp_path / "p.sqlite3"), executor="process", park_after=0.3, max_concurrent_runs=1
     )
     manager = RunManager(settings).start()
+    heard: list[Any] = []
+    manager.events.add_listener(heard.append)
     try:
         run, token = manager.create(CONFIG)
         wait_until(lambda: run.step > 50)
@@ -111,6 +114,8 @@ def test_a_run_paused_past_park_after_frees_its_slot_and_goes_on_exactly(
         manager.controls.pause(run.id, token)
         wait_until(lambda: run.public()["parked"])
         assert run.status is RunStatus.PAUSED
+        told = StatusEvent(run.id, "paused", run.step, parked=True)
+        wait_until(lambda: told in heard)  # watchers' pages say "paused (parked)"
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # its process ended (reaped)
         other, _ = manager.create({**CONFIG, "epochs": 2})  # takes the one slot
         assert manager.controls.wait(other.id, timeout=60).status is RunStatus.FINISHED
