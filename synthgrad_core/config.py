@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -690,13 +691,13 @@ def _batch_statistics_need_two(cfg: ResolvedConfig) -> None:
         )
 
 
-#: Rules over several fields, each raising ConfigError naming the field to change.
-CROSS_FIELD_RULES = (
-    _examples_exist,
-    _loss_fits_targets,
-    _a_stage_per_worker,
-    _batch_statistics_need_two,
-)
+Rule = Callable[["ResolvedConfig"], None]
+#: Rules over several fields, each raising ConfigError naming the field to change: what
+#: the data and the net can be built from, then combinations that build but cannot train
+#: (found by scripts/extremes.py, a search over the fields' extremes).
+CONSISTENCY_RULES: tuple[Rule, ...] = (_examples_exist, _loss_fits_targets, _a_stage_per_worker)
+TRAINABILITY_RULES: tuple[Rule, ...] = (_batch_statistics_need_two,)
+CROSS_FIELD_RULES: tuple[Rule, ...] = CONSISTENCY_RULES + TRAINABILITY_RULES
 
 
 #: MNIST's standard files hold 60,000 training and 10,000 test images.
