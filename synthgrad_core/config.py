@@ -86,7 +86,8 @@ class FieldSpec:
     fork_form: bool = False
 
     def __post_init__(self) -> None:
-        assert self.branchable or not (self.live or self.fork_form), "live/offered: branchable"
+        if (self.live or self.fork_form) and not self.branchable:
+            raise ValueError(f"{self.label}: a live or offered field must be branchable")
 
     @property
     def integer(self) -> bool:
