@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from synthgrad_core.config import (
     FIELD_SPECS,
     MAX_LAYERS,
     MAX_WIDTH,
+    MAX_WORKERS,
     ConfigError,
     FieldSpec,
     TrainConfig,
@@ -47,6 +49,24 @@ STRUCTURES: dict[str, dict[str, Any]] = {
     "feedback alignment": {"method": "feedback_alignment"},
     "adam": {"optimizer": "adam", "sg_optimizer": "adam"},
     "pipelined dni": {"method": "dni", "execution": "pipelined", "workers": 2},
+}
+#: Corners no single field's extreme reaches: the most stages, the fewest examples per
+#: batch statistic, a batch larger than the data, a net of one unit per layer.
+CORNERS: dict[str, dict[str, Any]] = {
+    "most workers": {
+        "method": "dni",
+        "execution": "pipelined",
+        "workers": MAX_WORKERS,
+        "hidden": [8] * (MAX_WORKERS - 1),
+    },
+    "two examples under batch norm": {
+        "examples": 4,
+        "test_fraction": 0.5,
+        "batch_norm": "on",
+        "batch_size": 2,
+    },
+    "batch larger than the data": {"examples": 20, "batch_size": 4096, "batch_norm": "on"},
+    "a unit per layer": {"hidden": [1] * MAX_LAYERS, "method": "cdni", "batch_norm": "on"},
 }
 #: Fields the search leaves alone: what the base sets, and what only names things.
 SKIPPED = ("dataset", "data_path", "seed")
@@ -75,6 +95,12 @@ def configs() -> Iterator[tuple[str, dict[str, Any]]]:
                 for value in extremes(spec):
                     label = f"{base_name}, {structure}, {name}={value!r}"
                     yield label, fitted({**base, **changes, name: value}, name)
+
+
+def corners() -> Iterator[tuple[str, dict[str, Any]]]:
+    for base_name, base in BASES.items():
+        for corner, changes in CORNERS.items():
+            yield f"{base_name}, {corner}", fitted({**base, **changes}, "")
 
 
 def fitted(values: dict[str, Any], varied: str) -> dict[str, Any]:
@@ -127,7 +153,7 @@ def main() -> int:
         config.CROSS_FIELD_RULES = config.CONSISTENCY_RULES
     tried = refused = 0
     findings: list[str] = []
-    for label, values in configs():
+    for label, values in itertools.chain(configs(), corners()):
         tried += 1
         try:
             TrainConfig.from_dict(values).resolve()

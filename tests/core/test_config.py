@@ -48,6 +48,8 @@ def test_a_stored_config_loads_even_if_todays_bounds_refuse_it() -> None:
     stored = {**TrainConfig(dataset="digits").resolve().as_dict(), "epochs": 0, "gone": 1}
     cfg = ResolvedConfig.from_stored(stored)
     assert cfg.epochs == 0 and cfg.hidden == (128, 64)
+    refused_now = {**stored, "epochs": 3, "batch_norm": "on", "batch_size": 1}  # a newer rule
+    assert ResolvedConfig.from_stored(refused_now).batch_size == 1
     fine = ResolvedConfig.from_stored(TrainConfig(dataset="digits", epochs=3).resolve().as_dict())
     assert fine == TrainConfig(dataset="digits", epochs=3).resolve()
 
