@@ -54,7 +54,8 @@ def _json_schema(spec: FieldSpec) -> dict[str, Any]:
             "minItems": spec.min_count,
             "maxItems": MAX_LAYERS,
         }
-        one = {"type": "integer", "minimum": 0, "maximum": spec.le}  # 0: none, n: one layer
+        # one width: n is one layer, and 0 no layers where a field may have none
+        one = {"type": "integer", "minimum": 0 if spec.min_count == 0 else 1, "maximum": spec.le}
         return {"anyOf": [layers, one]}
     return _number_schema(spec)
 
