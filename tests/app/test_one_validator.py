@@ -2,9 +2,9 @@
 
 Each row is an input as JSON text (so NaN, 1e400 and a 400-digit integer reach the
 server exactly as a client sends them) and, where the command line can write it, as
-flag text. Every row goes to all three ways in: TrainConfig directly, POST /api/runs
-(PATCH /api/runs/{id}/config for the live knobs too) and `synthgrad train`'s own
-argument parsing; a refusal must name the same field everywhere (HTTP 422 with that
+flag text. Every row goes to all three ways in: TrainConfig directly, the API (POST
+/api/runs and /api/sweeps; PATCH /api/runs/{id}/config and a fork for the fields those
+may change) and `synthgrad train`'s own argument parsing; a refusal must name the same field everywhere (HTTP 422 with that
 field last in `loc`, CLI exit 2 with one line naming its flag).
 """
 
@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from synthgrad_core.cli import build_parser, config_from_args, main
-from synthgrad_core.config import LIVE_FIELDS, ConfigError, TrainConfig
+from synthgrad_core.config import BRANCHABLE_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig
 from synthgrad_core.flags import flag_name
 
 from .conftest import ADMIN, SAME_ORIGIN
@@ -215,6 +215,51 @@ def test_knobs_of_a_running_run_follow_the_same_rules(
     else:
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["loc"][-1] == field
+
+
+FORK_ROWS = [
+    (c, f)
+    for c, _, f in ROWS
+    if set(json.loads(c)) <= set(BRANCHABLE_FIELDS) - {"epochs"}  # epochs: the steps trained
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), FORK_ROWS, ids=[r[0][:40] for r in FORK_ROWS])
+def test_a_fork_follows_the_same_rules(
+    api: TestClient, paused_run: str, changes: str, field: str | None
+) -> None:
+    response = api.post(
+        f"/api/runs/{paused_run}/fork",
+        content='{"config": ' + changes + "}",
+        headers={"content-type": "application/json"},
+    )
+    if field is None:
+        assert response.status_code == 201, response.text
+        api.delete(f"/api/runs/{response.json()['id']}")
+    else:
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"][-1] == field
+
+
+@pytest.mark.parametrize(("changes", "flags", "field"), ROWS, ids=[r[0][:40] for r in ROWS])
+def test_a_sweep_follows_the_same_rules(
+    api: TestClient, changes: str, flags: list[str] | None, field: str | None
+) -> None:
+    """A row of one field is the sweep's grid (one value); a combination is its config."""
+    values = json.loads(changes)
+    (name,) = values if len(values) == 1 else (None,)
+    if name is not None:
+        config, grid = json.dumps(BASE), '{"' + name + '": [' + changes.split(":", 1)[1][:-1] + "]}"
+    else:
+        config, grid = json.dumps(BASE)[:-1] + ", " + changes[1:], '{"seed": [1]}'
+    body = '{"config": ' + config + ', "grid": ' + grid + "}"
+    response = api.post("/api/sweeps", content=body, headers={"content-type": "application/json"})
+    if field is None:
+        assert response.status_code == 201, response.text
+        api.delete(f"/api/sweeps/{response.json()['id']}")
+    else:
+        assert response.status_code == 422, response.text
+        assert field in response.json()["detail"][0]["loc"]
 
 
 def test_the_command_line_refuses_in_one_line_from_a_real_process() -> None:
