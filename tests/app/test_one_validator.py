@@ -4,8 +4,9 @@ Each row is an input as JSON text (so NaN, 1e400 and a 400-digit integer reach t
 server exactly as a client sends them) and, where the command line can write it, as
 flag text. Every row goes to all three ways in: TrainConfig directly, the API (POST
 /api/runs and /api/sweeps; PATCH /api/runs/{id}/config and a fork for the fields those
-may change) and `synthgrad train`'s own argument parsing; a refusal must name the same field everywhere (HTTP 422 with that
-field last in `loc`, CLI exit 2 with one line naming its flag).
+may change) and `synthgrad train`'s own argument parsing; a refusal must name the same
+field everywhere (HTTP 422 with that field in `loc`, CLI exit 2 with one line naming its
+flag).
 """
 
 from __future__ import annotations
