@@ -197,10 +197,10 @@ class Controls:
         trainer has none between two steps; Unavailable if its training does not answer
         within `answer_timeout` (the run then fails, saying so)."""
         with run.cond:
-            if run.parked is not None:
-                return run.parked.state
             if run.status is not RunStatus.PAUSED:
                 raise Conflict(f"only a paused run can be forked; this one is {run.status.value}")
+            if run.parked is not None:
+                return run.parked.state
         command = Capture(run.id)
         self._post([run], command)
         state: TrainerState = command.answer.wait(
