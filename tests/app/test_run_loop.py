@@ -134,11 +134,16 @@ def test_a_run_paused_past_park_after_frees_its_slot_and_goes_on_exactly(
         manager.close()
 
 
-def test_a_parked_run_can_be_stopped_and_its_knobs_reach_it_on_resume(
-    thread_manager: RunManager,
-) -> None:
-    manager = thread_manager
-    object.__setattr__(manager.settings, "park_after", 0.2)
+def test_a_parked_run_can_be_stopped_and_its_knobs_reach_it_on_resume(tmp_path: Path) -> None:
+    settings = Settings(db=str(tmp_path / "k.sqlite3"), executor="thread", park_after=0.2)
+    manager = RunManager(settings).start()
+    try:
+        _stop_one_and_change_the_other(manager)
+    finally:
+        manager.close()
+
+
+def _stop_one_and_change_the_other(manager: RunManager) -> None:
     first, token = manager.create(CONFIG)
     second, token2 = manager.create(CONFIG)
     for run, owner in ((first, token), (second, token2)):
