@@ -235,9 +235,9 @@ class RunManager:
     def requeue(self, run: Run) -> None:
         """Queue a parked run again: it goes on from its state when a slot is free."""
         assert run.parked is not None
+        run.start_state, run.thread, run.desk = run.parked.state, None, None
+        self.transition(run, RunStatus.QUEUED)  # not under the manager's lock: it takes run.cond
         with self._lock:
-            run.start_state, run.thread, run.desk = run.parked.state, None, None
-            self.transition(run, RunStatus.QUEUED)
             self._queue.push(run.owner_hash, run.id)
         self._start_queued()
 
