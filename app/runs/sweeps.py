@@ -82,13 +82,23 @@ def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[d
             raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
         key = json.dumps(resolved.as_dict(), sort_keys=True)
         if (twin := seen.setdefault(key, point)) is not point:
-            field = next(f for f in grid if twin[f] != point[f])
-            raise GridError(
-                field,
-                f"lists {_cell(twin[field])} and {_cell(point[field])}, the same run twice: "
-                "give each value once",
-            )
+            raise _twice(grid, twin, point)
     return todo
+
+
+def _twice(grid: dict[str, list[Any]], twin: dict[str, Any], point: dict[str, Any]) -> GridError:
+    """The error for two grid points that are the same run: a value listed twice, or two
+    values the config reads the same (0.1 and 0.10)."""
+    for field, values in grid.items():
+        texts = [json.dumps(v, sort_keys=True) for v in values]
+        if len(set(texts)) < len(texts):
+            return GridError(field, f"lists {_cell(point[field])} twice: give each value once")
+    field = next(f for f in grid if twin[f] != point[f])
+    return GridError(
+        field,
+        f"lists {_cell(twin[field])} and {_cell(point[field])}, the same run twice: "
+        "give each value once",
+    )
 
 
 def mark_batches(runs: list[Run], most: Callable[[Run], int]) -> None:
