@@ -128,7 +128,7 @@ class Shares:
             return
         ours = sum(1 for r in visitors if self.address(r.id) == client)
         if ours + adding > per_address:
-            who = "your address has (every owner token from it together)"
+            who = "your address (every owner token from it together) has"
             raise TooManyRuns(self._share(kind, who, ours, adding, per_address, cap), retry)
 
     def _full(self, kind: str, cap: int, now: int, admin: bool) -> str:
