@@ -19,10 +19,12 @@ for what the part names) or store, on a temporary folder:
 - visitor: one anonymous visitor's worst case against the default shares: 64-seed
   sweeps from one address, each as a new owner, until refused; the runs, unfinished
   runs, training slots and server fds it holds; a second address's creation and
-  health, and the admin's creation, meanwhile.
+  health, and the admin's creation, meanwhile;
+- fds: the server's open file descriptors while one address holds its share of
+  finished single-seed runs, and after it deletes them.
 
 Usage: python -m bench.reliability [--parts budget flood csv storage controls sigterm
-slowloris slowclient batch visitor]
+slowloris slowclient batch visitor fds]
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ PARTS = (
     "slowclient",
     "batch",
     "visitor",
+    "fds",
 )
 #: A step of this net takes seconds on one core: a "slow step" for controls and SIGTERM.
 SLOW = {"dataset": "digits", "hidden": [4096, 4096], "batch_size": 1024, "epochs": 100}
@@ -400,6 +403,45 @@ def visitor(folder: Path) -> None:
     )
 
 
+def fds(folder: Path) -> None:
+    config = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 1}
+    with server_process(str(folder / "fds.sqlite3")) as (url, process):
+        before = _fds(process.pid)
+        tokens: list[str] = []
+        with httpx.Client(timeout=60) as hostile:
+            while True:  # every seed its own run, each sweep a new owner, until refused
+                hostile.cookies.clear()
+                grid = {"seed": list(range(1, 65))}
+                body = {"config": config, "grid": grid, "batch_seeds": False}
+                answer = hostile.post(f"{url}/api/sweeps", json=body)
+                if answer.status_code != 201:
+                    if "unfinished" in answer.text:
+                        time.sleep(1.0)
+                        continue
+                    break
+                tokens.append(answer.json()["owner_token"])
+            started = time.monotonic()
+            while any(
+                r["status"] in ("queued", "running") for r in hostile.get(f"{url}/api/runs").json()
+            ):
+                time.sleep(0.5)
+            stored = len(hostile.get(f"{url}/api/runs").json())
+            trained = time.monotonic() - started
+            finished = _fds(process.pid)
+            for sweep in hostile.get(f"{url}/api/sweeps").json():
+                for token in tokens:  # the sweep's owner's
+                    auth = {"Authorization": f"Bearer {token}"}
+                    if hostile.delete(f"{url}/api/sweeps/{sweep['id']}", headers=auth).is_success:
+                        break
+            time.sleep(1)
+            deleted = _fds(process.pid)
+    print(
+        f"fds: one address's {stored} finished single-seed runs (its stored share, trained "
+        f"in {trained:.0f} s): server fds {before} -> {finished}; after deleting them "
+        f"{deleted}"
+    )
+
+
 RUNNERS = {
     "budget": budget,
     "flood": flood,
@@ -411,6 +453,7 @@ RUNNERS = {
     "slowclient": slow_client,
     "batch": batch,
     "visitor": visitor,
+    "fds": fds,
 }
 
 
