@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from app.runs.run import Run
-from app.runs.status import TooManyRuns
+from app.runs.status import RunStatus, TooManyRuns
 from app.settings import Settings
 
 
@@ -161,7 +161,9 @@ class Shares:
         run = runs.get(run_id)
         if len(holders) >= slots or run is None:
             return len(holders) < slots  # a run gone from `runs`: the caller skips it
-        return not self._holds_share(run, holders, slots)
+        # A paused run keeps its slot but not its visitor's share: a fork of it may start.
+        training = [r for r in holders if r.status is not RunStatus.PAUSED]
+        return not self._holds_share(run, training, slots)
 
     def _holds_share(self, run: Run, holders: list[Run], slots: int) -> bool:
         """Whether `run`'s owner or address already holds its share of the slots."""
