@@ -171,10 +171,11 @@ def test_one_visitor_holds_one_slot_and_the_admin_always_starts(
         def statuses() -> list[str]:
             return [hostile.get(f"{url}/api/runs/{i}").json()["status"] for i in ids]
 
-        wait_until(lambda: "running" in statuses(), what="the visitor's first run")
+        wait_until(lambda: "running" in statuses(), timeout=60, what="the visitor's first run")
         other = second_visitor_is_served(url)
         wait_until(
             lambda: hostile.get(f"{url}/api/runs/{other}").json()["status"] != "queued",
+            timeout=60,
             what="the second visitor's run to start beside the first's",
         )
         assert statuses().count("running") == 1  # one of two slots, however many owners
@@ -184,6 +185,7 @@ def test_one_visitor_holds_one_slot_and_the_admin_always_starts(
                 lambda: (
                     admin.get(f"{url}/api/runs/{mine.json()['id']}").json()["status"] == "running"
                 ),
+                timeout=60,
                 what="the admin's run to start while visitors hold every slot",
             )
         assert statuses().count("running") == 1
