@@ -283,3 +283,28 @@ def test_settings_refuse_shares_out_of_range(tmp_path: Path) -> None:
     for field, value in [("owner_share", 0), ("address_share", 1.5), ("admin_reserve", 1)]:
         with pytest.raises(ValueError, match=field):
             dataclasses.replace(base, **{field: value})
+
+
+def test_control_characters_are_422_naming_the_field_never_a_500(server: LiveServer) -> None:
+    # A NUL in data_path was a 500 (an embedded null byte reached the file system).
+    attempts = [
+        ("/api/runs", {"config": {"data_path": "\u0000"}}, ["config", "data_path"]),
+        ("/api/runs", {"name": "a\u0007b", "config": TINY}, ["name"]),
+        (
+            "/api/sweeps",
+            {"config": {"data_path": "\u0000"}, "grid": {"seed": [1, 2]}},
+            ["config", "data_path"],
+        ),
+        (
+            "/api/sweeps",
+            {"config": TINY, "grid": {"data_path": ["a", "\u0000"]}},
+            ["grid", "data_path", 1],
+        ),
+    ]
+    with visitor() as hostile:  # one kept-alive connection for all of them
+        for path, body, where in attempts:
+            answer = hostile.post(f"{server.url}{path}", json=body)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["detail"][0]["loc"][1:] == where
+        assert hostile.get(f"{server.url}/api/health").status_code == 200
+    second_visitor_is_served(server.url)
