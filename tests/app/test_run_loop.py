@@ -238,18 +238,19 @@ from app.settings import Settings
 
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 config = {"dataset": "addition", "bits": 4, "examples": 40, "epochs": 1}
+admin = "fd-test-admin-token-0123"
 settings = Settings(
     db=sys.argv[1], executor="process", max_stored_runs=1000, max_active_per_owner=0,
-    create_rate=0, max_concurrent_runs=2,
+    create_rate=0, max_concurrent_runs=2, admin_token=admin,
 )
 manager = RunManager(settings).start()
-first, token = manager.create(config)
+first, _ = manager.create(config, token=admin)
 manager.controls.wait(first.id, timeout=60)
 fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
-runs = [manager.create(config, token=token)[0] for _ in range(300)]
+runs = [manager.create(config, token=admin)[0] for _ in range(300)]
 ended = [manager.controls.wait(run.id, timeout=300).status.value for run in runs]
 after_fds, after_threads = len(os.listdir("/proc/self/fd")), threading.active_count()
-last, _ = manager.create(config, token=token)
+last, _ = manager.create(config, token=admin)
 print(json.dumps({
     "ended": sorted(set(ended)), "fds": [fds, after_fds], "threads": [threads, after_threads],
     "last": manager.controls.wait(last.id, timeout=60).status.value,
