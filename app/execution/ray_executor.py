@@ -137,6 +137,7 @@ class RaySession(SliceSession):
         pipelined = config.execution == "pipelined" and config.uses_modules
         self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
+        self._ping: Any = None  # a liveness question in flight (check)
         try:
             reply = self._get(self._actor.load.remote(job, state))
         except TrainingFailed:  # an idle actor that died meanwhile: once more, a fresh one
@@ -179,6 +180,17 @@ class RaySession(SliceSession):
 
     def configure(self, changes: dict[str, Any]) -> None:
         replied(self._ask(ChangeKnobs(changes), self.answer_timeout))
+
+    def check(self) -> None:
+        """TrainingFailed once a ping shows the worker dead; a ping not yet answered (a
+        stopped worker) is asked again later, never waited for."""
+        if self._ping is None:
+            self._ping = self._actor.pid.remote()
+            return
+        ready, _ = self._ray.wait([self._ping], timeout=0)
+        if ready:
+            ping, self._ping = self._ping, None
+            self._get(ping)
 
     def pid(self) -> int:
         """The worker process's id (on its node), for tests and operators."""

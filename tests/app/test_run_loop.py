@@ -211,6 +211,8 @@ def test_a_paused_runs_stopped_or_killed_training_holds_no_request(
         watcher.start()
         try:
             os.kill(pid, signum)
+            if signum == signal.SIGKILL:  # seen while paused, without a command to notice it
+                wait_until(lambda: run.status is RunStatus.FAILED, timeout=15)
             fork = api.post(f"/api/runs/{run_id}/fork")
             # SIGSTOP: no answer within answer_timeout (503); SIGKILL: a dead process (409).
             assert fork.status_code == (503 if signum == signal.SIGSTOP else 409), fork.text
