@@ -91,12 +91,19 @@ class Training:
                 if not (self.book.closing() and run.status is RunStatus.QUEUED):
                     self.book.controls.training_failed(run, exc)
         finally:
-            for command in self.desk.close():  # came too late: for the runs as they are now
-                for run in self.runs:
-                    self.book.controls.offline(run, command)
+            self._hand_back(self.desk.close())
             if self.session is not None:
                 self.session.close()
             self.book.release(self.runs[0])
+
+    def _hand_back(self, late: list[Command]) -> None:
+        """Commands that came too late for the loop, for the runs as they are now (at
+        shutdown none: a run that did not open stays queued, for the restart)."""
+        if self.book.closing():
+            return
+        for command in late:
+            for run in self.runs:
+                self.book.controls.offline(run, command)
 
     # -- opening -----------------------------------------------------------------
     def _open(self) -> bool:
