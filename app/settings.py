@@ -66,6 +66,9 @@ class Settings:
     ray_address: str | None = None
     #: seconds of training a Ray run sends per message (a round trip costs ~2 ms).
     ray_slice: float = 0.05
+    #: seconds of training between a run's checkpoints (its exact state, stored): a fork
+    #: at any step replays at most about this much training from the nearest one.
+    checkpoint_seconds: float = 2.0
     #: most live records a websocket client may have pending; past it the backlog is thinned.
     stream_backlog: int = 4000
     #: level of the server's log (debug, info, warning, error).
@@ -105,6 +108,8 @@ class Settings:
         for name in ("flush_interval", "pipe_slice", "ray_slice"):
             if not 0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: must be > 0 and <= 1 second")
+        if not 0 < self.checkpoint_seconds <= 3600:
+            raise ValueError("checkpoint_seconds: must be > 0 and <= 3600 seconds")
         if self.max_concurrent_runs < 0:
             raise ValueError("max_concurrent_runs: must be >= 0")
         if not 0 < self.port < 65536:

@@ -19,6 +19,7 @@ from app.execution import make_executor
 from app.execution.session import Executor, Session
 from app.runs.access import Access, new_run_id, token_hash
 from app.runs.batches import BatchTraining, start_thread, waiting_partners
+from app.runs.checkpoints import RunCheckpoints
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
 from app.runs.history import History
@@ -84,6 +85,7 @@ class RunManager:
         )
         self.purger = Purger(self.store)
         self.batching = BatchTraining(self)
+        self.checkpoints = RunCheckpoints(settings, self.store)
 
     def start(self) -> RunManager:
         """Load the stored runs, start the recorder, the purger and the queued runs."""
@@ -266,6 +268,7 @@ class RunManager:
             run.total_steps = session.total_steps
             self.transition(run, RunStatus.RUNNING, started_at=time.time())
             if self._train_until_done(run, session):
+                self.checkpoints.take(run, session)  # its end: before the status says so
                 self.finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
@@ -275,6 +278,7 @@ class RunManager:
         finally:
             if session is not None:
                 session.close()
+            self.checkpoints.forget(run)
             self.release(run)
 
     def release(self, run: Run) -> None:
@@ -287,8 +291,10 @@ class RunManager:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
         outbox = run.outbox
         while not session.done:
-            if run.control is not None and not self.controls.obey(run):
-                return False
+            if run.control is not None:
+                self.checkpoints.before_control(run, session)
+                if not self.controls.obey(run):
+                    return False
             if run.knobs:
                 with run.cond:
                     changes, run.knobs = run.knobs, {}
@@ -296,6 +302,7 @@ class RunManager:
             entries = session.advance()
             run.step = entries[-1].step
             outbox.extend(entries)
+            self.checkpoints.tick(run, session)
         return True
 
     def finish(self, run: Run, session: Session) -> None:

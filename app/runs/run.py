@@ -7,10 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.session import Entry, Session
 from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.state import TrainerState
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
@@ -37,7 +37,7 @@ class Run:
     #: a branch's parent and the step it branched at: {"run": id, "step": n}
     fork_of: dict[str, Any] | None = None
     #: a branch's starting state until its session opens (not stored: a restart loses it)
-    start_state: TrainerState | None = field(default=None, repr=False)
+    start_state: StartState | None = field(default=None, repr=False)
     #: live knob changes the owner asked for, applied by the training thread at its next
     #: slice boundary
     knobs: dict[str, Any] = field(default_factory=dict)

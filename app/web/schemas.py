@@ -127,6 +127,12 @@ class ForkRun(NamedBody):
     """Body of POST /api/runs/{id}/fork (optional)."""
 
     config: ForkConfig = Field(default_factory=ForkConfig)  # type: ignore[valid-type]
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        description="the parent's step the branch starts from; default: a paused run's "
+        "current step, any other run's last (good) step",
+    )
 
 
 Knobs = create_model(  # type: ignore[call-overload]

@@ -1,0 +1,159 @@
+"""Checkpoints in the store and forks from any step, on every executor and after a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.runs.branches import Branches
+from app.runs.manager import RunManager
+from app.runs.run import Run
+from app.runs.status import RunStatus
+from app.settings import Settings
+from app.storage.checkpoints import Checkpoints, kept_steps, pack, unpack
+from app.storage.store import Store
+from support.live import strict_json
+from synthgrad_core import TrainConfig, Trainer, without_timing
+
+FINISHING = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
+#: dni on digits with a module learning rate that runs away at step 224 (seed 1)
+DIVERGING = {
+    "dataset": "digits",
+    "method": "dni",
+    "examples": 600,
+    "epochs": 20,
+    "seed": 1,
+    "sg_learning_rate": 0.08,
+}
+
+
+@pytest.fixture(params=["thread", "process", "ray"])
+def executor(request: pytest.FixtureRequest) -> str:
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+    return str(request.param)
+
+
+def ended(manager: RunManager, run: Run) -> Run:
+    return manager.controls.wait(run.id, timeout=120)
+
+
+def stored(manager: RunManager, run_id: str) -> list[dict[str, object]]:
+    return [without_timing(strict_json(t)) for t in manager.history.records(run_id)]
+
+
+def test_finished_and_diverged_runs_fork_at_an_earlier_step_after_a_restart(
+    executor: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = Settings(
+        db=str(tmp_path / "x.sqlite3"),
+        executor=executor,
+        data_root=str(tmp_path),
+        checkpoint_seconds=0.02,
+    )
+    manager = RunManager(settings).start()
+    finished, token = manager.create(FINISHING)
+    diverged, _ = manager.create(DIVERGING, token=token)
+    assert ended(manager, finished).status is RunStatus.FINISHED
+    assert ended(manager, diverged).status is RunStatus.DIVERGED
+    steps = manager.checkpoints.table.steps(finished.id)
+    assert len(steps) >= 2 and steps[-1] == finished.step  # at the cadence, and its end
+    kept = manager.checkpoints.table.steps(diverged.id)
+    assert kept and kept[-1] < diverged.step  # the last finite state, before the divergence
+    manager.close()
+
+    manager = RunManager(settings).start()  # a restart: only the store remains
+    request.addfinalizer(manager.close)
+    branches = Branches(manager)
+    for parent, step in ((finished, steps[0] + 7), (diverged, diverged.step - 1)):
+        start = manager.checkpoints.table.at_or_before(parent.id, step)
+        assert start is not None and 0 < start.step <= step  # restored, then replayed
+        branch, _ = branches.fork(parent.id, token, step=step)
+        assert branch.fork_of == {"run": parent.id, "step": step}
+        assert ended(manager, branch).status is manager.get(parent.id).status
+        assert stored(manager, branch.id) == stored(manager, parent.id)[step:]
+
+
+def test_a_fork_from_step_zero_of_a_run_equals_the_run(tmp_path: Path) -> None:
+    settings = Settings(db=str(tmp_path / "x.sqlite3"), executor="thread")
+    with_manager = RunManager(settings).start()
+    try:
+        run, token = with_manager.create(FINISHING)
+        assert ended(with_manager, run).status is RunStatus.FINISHED
+        branch, _ = Branches(with_manager).fork(run.id, token, step=0)
+        assert ended(with_manager, branch).status is RunStatus.FINISHED
+        assert stored(with_manager, branch.id) == stored(with_manager, run.id)
+    finally:
+        with_manager.close()
+
+
+def test_forks_from_a_step_it_cannot_start_from_are_refused_naming_why(
+    client: TestClient,
+) -> None:
+    run = client.post("/api/runs", json={"config": FINISHING}).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/api/runs/{run['id']}").json()["status"] != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    beyond = client.post(f"/api/runs/{run['id']}/fork", json={"step": 10**6})
+    assert beyond.status_code == 422 and "step" in beyond.text and "960" in beyond.text
+    pipelined = {**FINISHING, "method": "dni", "execution": "pipelined", "workers": 2}
+    two = client.post("/api/runs", json={"config": pipelined}).json()
+    while client.get(f"/api/runs/{two['id']}").json()["status"] != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    refused = client.post(f"/api/runs/{two['id']}/fork", json={"step": 100})
+    assert refused.status_code == 422
+    assert "2 workers" in refused.text and "thread timing" in refused.text
+    negative = client.post(f"/api/runs/{run['id']}/fork", json={"step": -1})
+    assert negative.status_code == 422 and "step" in negative.text
+
+
+def test_a_checkpoint_unpacks_to_the_exact_state_it_packed() -> None:
+    trainer = Trainer(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2))
+    for _ in range(7):
+        trainer.step()
+    state = trainer.capture()
+    back = unpack(pack(state))
+    assert back.meta == state.meta and back.arrays.keys() == state.arrays.keys()
+    for name, array in state.arrays.items():
+        assert back.arrays[name].dtype == array.dtype and np.array_equal(back.arrays[name], array)
+
+
+def test_thinning_keeps_the_newest_and_ever_wider_spaced_older_ones() -> None:
+    kept = kept_steps(list(range(100, 10_001, 100)))
+    assert kept[:4] == [10_000, 9_900, 9_800, 9_700]
+    assert len(kept) < 20 and 100 in kept or min(kept) <= 2_000
+    gaps = [a - b for a, b in zip(kept, kept[1:], strict=False)]
+    assert gaps == sorted(gaps)  # never closer further back
+
+
+def test_checkpoints_go_with_their_deleted_run(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "x.sqlite3"))
+    table = Checkpoints(store)
+    trainer = Trainer(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2))
+    trainer.step()
+    store.insert_run(
+        {
+            "id": "r1",
+            "name": "n",
+            "status": "finished",
+            "config": trainer.config.as_dict(),
+            "owner_hash": "h",
+            "created_at": 0.0,
+            "total_steps": 10,
+            "step": 1,
+            "summary": {},
+        }
+    )
+    size = table.add("r1", trainer.capture())
+    assert table.bytes_of("r1") == size == table.bytes_of_owner("h") > 0
+    store.delete_run("r1")
+    while store.purge():
+        pass
+    assert table.steps("r1") == [] and table.bytes_of_owner("h") == 0
+    store.close()
