@@ -108,8 +108,6 @@ class Settings:
         for name in ("flush_interval", "pipe_slice", "ray_slice"):
             if not 0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: must be > 0 and <= 1 second")
-        if not 0 < self.checkpoint_seconds <= 3600:
-            raise ValueError("checkpoint_seconds: must be > 0 and <= 3600 seconds")
         if self.max_concurrent_runs < 0:
             raise ValueError("max_concurrent_runs: must be >= 0")
         if not 0 < self.port < 65536:
@@ -120,7 +118,7 @@ class Settings:
         for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0")
-        for name in ("header_timeout", "ws_send_timeout", "kill_grace"):
+        for name in ("header_timeout", "ws_send_timeout", "kill_grace", "checkpoint_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 seconds")
         if self.admin_token_file:

@@ -43,9 +43,10 @@ class Branches:
     ) -> tuple[Run, str]:
         """A branch of a run at `step` (owner or admin); returns it and its owner token.
 
-        Without `step`, a paused run branches from its live state at its current step,
-        any other from its last (good) step; with one, from the run's stored checkpoint
-        at or before it, replayed to it where the branch trains (app.runs.checkpoints).
+        A paused run branches at its current step (the default) from its live state,
+        any other run by default from its last (good) step; an earlier step starts from
+        the run's stored checkpoint at or before it, replayed to it where the branch
+        trains (app.runs.checkpoints).
         Raises Forbidden, Conflict (a queued run, or a paused one without a state between
         two steps), ConfigError (a step it cannot start from, a change that does not fit
         the state), and what RunManager.create_many raises (limits, store).
@@ -53,7 +54,7 @@ class Branches:
         parent = self.manager.controls.controlled(run_id, token)
         check_changes(parent.config, changes or {})
         start: StartState
-        if step is None and parent.status is RunStatus.PAUSED:
+        if parent.status is RunStatus.PAUSED and step in (None, parent.step):
             start = self._capture(parent)
             at = start.step
         else:

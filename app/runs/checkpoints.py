@@ -3,10 +3,10 @@
 The training thread of a run calls `tick` after each slice: every
 `Settings.checkpoint_seconds` of training it asks the session for the trainer's
 state (a round trip between two slices, wherever the trainer lives) and stores it
-(app.storage.checkpoints). `take` stores one at once: before a control is obeyed
-(pause, stop, a server shutting down) and when the run finishes. A diverged
-run's last stored checkpoint is its last finite state: a state with a
-non-finite array, or captured after the divergence, is never stored.
+(app.storage.checkpoints); also when a control waits to be obeyed (a pause, a
+stop, a server shutting down) and when the run has ended. A diverged run's last
+stored checkpoint is its last finite state: a state with a non-finite array, or
+captured after the divergence, is never stored.
 
 A fork at step n restores the newest checkpoint at or before n and replays the
 parent's steps to n (app.execution.checkpoints.Replay, where the branch trains).
@@ -66,10 +66,19 @@ class RunCheckpoints:
         self.costs: list[float] = []
 
     def tick(self, run: Run, session: Session) -> None:
-        """After a slice: a checkpoint if `checkpoint_seconds` of training passed."""
+        """After a slice: a checkpoint if `checkpoint_seconds` of training passed, if a
+        control is about to be obeyed (a pause, a stop, a shutdown: not a delete, whose
+        checkpoints go with it), or if the run has ended (finished; a diverged run keeps
+        its last finite one)."""
         last = self._last.get(run.id, 0.0)
-        if last is not None and session.elapsed - last >= self.every:
+        control = run.control
+        if last is None or (control is Control.DELETE):
+            return
+        due = session.elapsed - last >= self.every
+        if due or control is not None or session.done:
             self.take(run, session)
+        if session.done:
+            self._last.pop(run.id, None)
 
     def take(self, run: Run, session: Session) -> None:
         """Store the trainer's state now, if it has one worth keeping."""
@@ -95,15 +104,6 @@ class RunCheckpoints:
             return
         self.costs = [*self.costs[-99:], time.perf_counter() - started]
         log.debug("run %s: checkpoint at step %d (%d bytes)", run.id, state.step, size)
-
-    def before_control(self, run: Run, session: Session) -> None:
-        """A pause, a stop or a shutdown is about to be obeyed: keep the state it leaves
-        (not for a delete: its checkpoints go with it)."""
-        if run.control is not Control.DELETE and session.elapsed != self._last.get(run.id):
-            self.take(run, session)
-
-    def forget(self, run: Run) -> None:
-        self._last.pop(run.id, None)
 
     def start_of_fork(self, parent: Run, step: int | None) -> Replay:
         """Where a branch of `parent` at `step` starts (default: its last good step).

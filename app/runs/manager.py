@@ -268,17 +268,13 @@ class RunManager:
             run.total_steps = session.total_steps
             self.transition(run, RunStatus.RUNNING, started_at=time.time())
             if self._train_until_done(run, session):
-                self.checkpoints.take(run, session)  # its end: before the status says so
                 self.finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
-                self.controls.training_failed(
-                    run, exc
-                )  # (one still opening at shutdown stays queued)
+                self.controls.training_failed(run, exc)  # (one opening at shutdown stays queued)
         finally:
             if session is not None:
                 session.close()
-            self.checkpoints.forget(run)
             self.release(run)
 
     def release(self, run: Run) -> None:
@@ -291,10 +287,8 @@ class RunManager:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
         outbox = run.outbox
         while not session.done:
-            if run.control is not None:
-                self.checkpoints.before_control(run, session)
-                if not self.controls.obey(run):
-                    return False
+            if run.control is not None and not self.controls.obey(run):
+                return False
             if run.knobs:
                 with run.cond:
                     changes, run.knobs = run.knobs, {}

@@ -11,11 +11,12 @@ from app.execution.checkpoints import StartState
 from app.execution.session import Entry, Session
 from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.records import json_safe
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
 #: What else of a session's summary a finished run keeps.
-KEPT_FLAGS = ("diverged_at", "exploded_at", "notes", "execution", "fidelity")
+KEPT_FLAGS = ("diverged_at", "divergence", "exploded_at", "notes", "execution", "fidelity")
 
 
 @dataclass(eq=False)
@@ -60,7 +61,9 @@ class Run:
     killed: str | None = None
 
     def keep_summary(self, summary: dict[str, Any]) -> None:
-        """Keep a finished session's final numbers and what else the run should show."""
+        """Keep a finished session's final numbers and what else the run should show
+        (non-finite numbers, a diverged run's loss, as None: pages embed the summary)."""
+        summary = json_safe(summary)
         self.summary.update({k: summary[k] for k in SUMMARY_KEYS})
         for flag in KEPT_FLAGS:
             if summary.get(flag) is not None:

@@ -2,7 +2,7 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
-import { setupFork } from "./fork-dialog.js";
+import { rescueChanges, setupFork } from "./fork-dialog.js";
 import { setupKnobs } from "./knobs.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
@@ -114,6 +114,7 @@ function showStatus(status, extra = {}) {
   if (status === "diverged") {
     banner.hidden = false;
     banner.textContent = `This run diverged at step ${extra.diverged_at ?? extra.step ?? run.step}: a loss or weight became non-finite.`;
+    explainDivergence();
   } else if (status === "finished") {
     warnIfExploded();
   } else if (status === "failed" || status === "interrupted") {
@@ -121,6 +122,18 @@ function showStatus(status, extra = {}) {
     banner.textContent = status === "failed" ? `This run failed: ${extra.error || run.error || "unknown error"}` :
       "This run was interrupted when the server stopped; what it recorded is kept.";
   }
+  updateControls();
+}
+
+// A diverged run's banner says why, from the engine's explanation in its summary: the step,
+// what went non-finite first, what ran away and what to try.
+async function explainDivergence() {
+  let summary = run.summary || {};
+  if (!summary.divergence) {
+    const response = await fetch(`/api/runs/${run.id}`);
+    if (response.ok) run.summary = summary = (await response.json()).summary || {};
+  }
+  if (summary.divergence) banner.textContent = `This run diverged. ${summary.divergence.text}`;
   updateControls();
 }
 
@@ -159,10 +172,15 @@ function updateControls() {
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
-  document.getElementById("fork-button").disabled = run.status !== "paused";
+  document.getElementById("fork-button").disabled = !FORKABLE.has(run.status);
+  document.getElementById("rescue").hidden = !canControl || run.status !== "diverged";
   document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
 }
-setupFork(run);
+// Runs a branch can start from: a paused one's live state, any ended one's checkpoints.
+const FORKABLE = new Set(["paused", "finished", "stopped", "diverged", "interrupted"]);
+const fork = setupFork(run);
+document.getElementById("rescue-button").addEventListener("click", () =>
+  fork.open(Math.max(0, run.step - 1), rescueChanges(run)));
 setupKnobs(run);
 if (run.fork_of) {
   fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)
