@@ -60,6 +60,7 @@ CHECKPOINTS_TABLE = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (run_id, step)
 );

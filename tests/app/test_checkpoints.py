@@ -15,7 +15,7 @@ from app.runs.manager import RunManager
 from app.runs.run import Run
 from app.runs.status import RunStatus
 from app.settings import Settings
-from app.storage.checkpoints import Checkpoints, kept_steps, pack, unpack
+from app.storage.checkpoints import Checkpoints, kept, pack, unpack
 from app.storage.store import Store
 from support.live import strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
@@ -125,12 +125,17 @@ def test_a_checkpoint_unpacks_to_the_exact_state_it_packed() -> None:
         assert back.arrays[name].dtype == array.dtype and np.array_equal(back.arrays[name], array)
 
 
-def test_thinning_keeps_the_newest_and_ever_wider_spaced_older_ones() -> None:
-    kept = kept_steps(list(range(100, 10_001, 100)))
-    assert kept[:4] == [10_000, 9_900, 9_800, 9_700]
-    assert len(kept) < 20 and min(kept) <= 2_000
-    gaps = [a - b for a, b in itertools.pairwise(kept)]
+def test_thinning_keeps_the_newest_and_ever_fewer_older_ones_and_never_needs_a_dropped_one() -> (
+    None
+):
+    stored: list[int] = []
+    for seq in range(1000):  # as a run adds them: each addition thins the rest
+        stored = kept([*stored, seq])
+    assert stored[:4] == [999, 998, 997, 996] and 0 in stored
+    assert len(stored) < 4 + 2 * 10 + 2  # RECENT + RECENT / 2 per doubling of age
+    gaps = [a - b for a, b in itertools.pairwise(stored)]
     assert gaps == sorted(gaps)  # never closer further back
+    assert stored == kept(list(range(1000)))  # thinning as it goes = thinning at once
 
 
 def test_checkpoints_go_with_their_deleted_run(tmp_path: Path) -> None:

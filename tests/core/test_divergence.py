@@ -41,7 +41,10 @@ def test_a_loss_that_overflows_first_says_so() -> None:
 def test_advice_follows_the_config() -> None:
     pipelined = Config(dataset="digits", method="dni", execution="pipelined", workers=2)
     tips = " | ".join(advice(pipelined.resolve(), None))
-    assert "learning_rate 0.05 (half of 0.1)" in tips and "sg_learning_rate 0.005 (half of 0.01)" in tips
+    assert (
+        "learning_rate 0.05 (half of 0.1)" in tips
+        and "sg_learning_rate 0.005 (half of 0.01)" in tips
+    )
     assert "optimizer adam" in tips and "batch_norm on" in tips and "workers 1" in tips
     settled = Config(dataset="digits", optimizer="adam", batch_norm="on", learning_rate=0.01)
     tips = " | ".join(advice(settled.resolve(), None))
