@@ -61,6 +61,12 @@ WINDOW_PER_STAGE = 1
 #: Pre-update copies a diagnosed batch keeps for its late true gradient: weights and
 #: normalisation scales of the stage's layers, by index.
 Kept = tuple[Activations, Activations]
+#: What a run with batches in flight says of itself (the CLI, the run's summary).
+TIMING_NOTE = (
+    "pipelined over {workers} workers: each stage's top module learns from targets that "
+    "arrive a varying number of batches late, set by thread timing, so the numbers are not "
+    "reproducible, even with the same seed"
+)
 #: What stage 0 reads when every batch has been handed out.
 END = object()
 
@@ -122,6 +128,8 @@ class PipelinedTrainer(Trainer):
         ]
         self._out: queue.Queue[Record | BaseException] = queue.Queue()
         self.window = window or WINDOW_PER_STAGE * len(self.stages)
+        if self.window > 1:
+            self.notes.append(TIMING_NOTE.format(workers=len(self.stages)))
         # Batches stage 0 may start beyond those asked for: step() sends one credit before it
         # waits, so at most `window` batches are in flight while the reader reads and
         # window - 1 when it does not (none with one batch in flight: nothing runs ahead).
