@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,14 @@ class RunCheckpoints:
             return
         self.costs = [*self.costs[-99:], time.perf_counter() - started]
         log.debug("run %s: checkpoint at step %d (%d bytes)", run.id, state.step, size)
+
+    def stored(self, run: Run) -> dict[str, Any]:
+        """The run's stored checkpoints (steps, bytes) and its owner's checkpoint bytes."""
+        return {
+            "steps": self.table.steps(run.id),
+            "bytes": self.table.bytes_of(run.id),
+            "owner_bytes": self.table.bytes_of_owner(run.owner_hash),
+        }
 
     def start_of_fork(self, parent: Run, step: int | None) -> Replay:
         """Where a branch of `parent` at `step` starts (default: its last good step).

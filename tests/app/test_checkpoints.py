@@ -100,6 +100,8 @@ def test_forks_from_a_step_it_cannot_start_from_are_refused_naming_why(
     while client.get(f"/api/runs/{run['id']}").json()["status"] != "finished":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    stored = client.get(f"/api/runs/{run['id']}").json()["checkpoints"]
+    assert stored["steps"][-1] == 960 and 0 < stored["bytes"] <= stored["owner_bytes"]
     beyond = client.post(f"/api/runs/{run['id']}/fork", json={"step": 10**6})
     assert beyond.status_code == 422 and "step" in beyond.text and "960" in beyond.text
     pipelined = {**FINISHING, "method": "dni", "execution": "pipelined", "workers": 2}
