@@ -269,8 +269,7 @@ class TrainConfig:
             "Execution",
             "sequential: one layer after another; pipelined: each stage of layers in its own "
             "worker, updating at once (dni, cdni; backprop and feedback alignment stay locked); "
-            "with more than one worker a pipelined run depends on thread timing and is not "
-            "reproducible, even with the same seed",
+            "the same config and seed give the same numbers either way",
             choices=EXECUTIONS,
         ),
     )
@@ -279,9 +278,9 @@ class TrainConfig:
         metadata=_spec(
             "int",
             "Workers",
-            "stages of layers working in parallel when pipelined; with w > 1 the module "
-            "learning rate defaults to the dataset's / (2w - 1), as each stage's top module "
-            "learns from late targets",
+            "stages of layers working in parallel when pipelined; with w > 1 each stage's top "
+            "module learns from its targets w - 1 batches late, and the module learning rate "
+            "defaults to the dataset's / (2w - 1)",
             ge=1,
             le=MAX_WORKERS,
             unit="workers",
@@ -570,7 +569,7 @@ def default_sg_learning_rate(filled: dict[str, Any]) -> float:
     """The modules' default learning rate: the dataset's, divided by 2w - 1 for a dni/cdni
     run pipelined over w > 1 workers.
 
-    There a stage's top module learns from each target up to w - 1 batches late, and
+    There a stage's top module learns from each target w - 1 batches late, and
     gradient descent with updates d steps late is stable only for step sizes about
     2d + 1 times smaller (docs/results.md, "Pipelined runs and divergence"). Measured:
     digits pipelined over 2 workers for 200 epochs at the dataset's 0.03 diverged in 5

@@ -10,8 +10,8 @@ captured after the divergence, is never stored.
 
 A fork at step n restores the newest checkpoint at or before n and replays the
 parent's steps to n (app.execution.checkpoints.Replay, where the branch trains).
-That needs a deterministic parent: a pipelined dni/cdni run with more than one
-worker learns in an order set by thread timing, so its steps cannot be replayed.
+That needs a state between two steps: a pipelined dni/cdni run with more than
+one worker has batches in flight there, so it forks only from step 0.
 
 Plain Python, no HTTP.
 """
@@ -42,9 +42,10 @@ def not_replayable(config: ResolvedConfig) -> str | None:
     """Why a run of `config` cannot be replayed step for step, or None if it can."""
     if config.execution == "pipelined" and config.method in ("dni", "cdni") and config.workers > 1:
         return (
-            f"it trained pipelined with {config.workers} workers, where each module learns "
-            "from its late targets in an order set by thread timing, so its steps cannot be "
-            "replayed (train with workers 1 or sequentially to fork at any step)"
+            f"it trained pipelined with {config.workers} workers: between two of its steps "
+            "batches are in flight (the modules at stage boundaries hold targets they have "
+            "not learned from yet), so no state there can start a branch (train with "
+            "workers 1 or sequentially to fork at any step)"
         )
     return None
 

@@ -111,7 +111,7 @@ def test_forks_from_a_step_it_cannot_start_from_are_refused_naming_why(
         time.sleep(0.05)
     refused = client.post(f"/api/runs/{two['id']}/fork", json={"step": 100})
     assert refused.status_code == 422
-    assert "2 workers" in refused.text and "thread timing" in refused.text
+    assert "2 workers" in refused.text and "in flight" in refused.text
     negative = client.post(f"/api/runs/{run['id']}/fork", json={"step": -1})
     assert negative.status_code == 422 and "step" in negative.text
 
