@@ -279,8 +279,7 @@ class TrainConfig:
             "int",
             "Workers",
             "stages of layers working in parallel when pipelined; with w > 1 each stage's top "
-            "module learns from its targets w - 1 batches late, and the module learning rate "
-            "defaults to the dataset's / (2w - 1)",
+            "module learns from its targets w - 1 batches late",
             ge=1,
             le=MAX_WORKERS,
             unit="workers",
@@ -332,8 +331,6 @@ class TrainConfig:
         }
         for name in WIDTH_FIELDS:
             filled[name] = widths(filled[name])
-        if self.sg_learning_rate is None:
-            filled["sg_learning_rate"] = default_sg_learning_rate(filled)
         return ResolvedConfig(**filled)  # which validates itself
 
     def as_dict(self) -> dict[str, Any]:
@@ -563,22 +560,6 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "sg_learning_rate": 0.03,
     },
 }
-
-
-def default_sg_learning_rate(filled: dict[str, Any]) -> float:
-    """The modules' default learning rate: the dataset's, divided by 2w - 1 for a dni/cdni
-    run pipelined over w > 1 workers.
-
-    There a stage's top module learns from each target w - 1 batches late, and
-    gradient descent with updates d steps late is stable only for step sizes about
-    2d + 1 times smaller (docs/results.md, "Pipelined runs and divergence"). Measured:
-    digits pipelined over 2 workers for 200 epochs at the dataset's 0.03 diverged in 5
-    of 5 tries of seed 0; at 0.01 it finished in 5 of 5, and for seeds 0-9.
-    """
-    rate: float = DATASET_DEFAULTS[filled["dataset"]]["sg_learning_rate"]
-    late = filled["execution"] == "pipelined" and filled["method"] in ("dni", "cdni")
-    workers = int(filled["workers"]) if late and isinstance(filled["workers"], int) else 1
-    return rate / (2 * workers - 1) if workers > 1 else rate
 
 
 def config_fields() -> list[dataclasses.Field[Any]]:

@@ -116,8 +116,8 @@ def advice(config: ResolvedConfig, ran_away: str | None) -> list[str]:
         tips.append("batch_norm on")
     if config.execution == "pipelined" and modules and config.workers > 1:
         tips.append(
-            "workers 1: with more, each stage's top module learns from targets a few batches "
-            "late, and late updates are stable only at smaller module learning rates"
+            "workers 1: with more, each stage's top module learns from its targets "
+            f"{config.workers - 1} batch(es) late"
         )
     return tips
 

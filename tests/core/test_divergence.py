@@ -43,7 +43,7 @@ def test_advice_follows_the_config() -> None:
     tips = " | ".join(advice(pipelined.resolve(), None))
     assert (
         "learning_rate 0.05 (half of 0.1)" in tips
-        and "sg_learning_rate 0.005 (half of 0.01)" in tips
+        and "sg_learning_rate 0.015 (half of 0.03)" in tips
     )
     assert "optimizer adam" in tips and "batch_norm on" in tips and "workers 1" in tips
     settled = Config(dataset="digits", optimizer="adam", batch_norm="on", learning_rate=0.01)

@@ -46,7 +46,6 @@ def test_three_stages_in_lockstep_equal_sequential(extra: dict[str, Any]) -> Non
     # sequential engine exactly.
     config = {"dataset": "digits", "method": "dni", "epochs": 2, "hidden": (32, 32, 16)}
     config.update(extra)
-    config.setdefault("sg_learning_rate", 0.03)  # the same for both (more workers: lower)
     sequential = records(Trainer(TrainConfig(**config)))
     cfg = TrainConfig(**config, execution="pipelined", workers=3)  # type: ignore[arg-type]
     pipelined = PipelinedTrainer(cfg, window=1)
