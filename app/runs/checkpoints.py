@@ -79,7 +79,7 @@ class RunCheckpoints:
         due = session.elapsed - last >= self.every
         if due or control is not None or session.done:
             self.take(run, session)
-        if session.done:
+        if session.done or (control is not None and control.ends):
             self._last.pop(run.id, None)
 
     def take(self, run: Run, session: Session) -> None:
@@ -114,6 +114,20 @@ class RunCheckpoints:
             "bytes": self.table.bytes_of(run.id),
             "owner_bytes": self.table.bytes_of_owner(run.owner_hash),
         }
+
+    def restart_branch(self, run: Run, runs: dict[str, Run]) -> str | None:
+        """A branch still queued when the server stopped starts from its parent's stored
+        checkpoints (run.start_state); why it cannot, if it cannot."""
+        assert run.fork_of is not None
+        parent, step = runs.get(run.fork_of["run"]), run.fork_of["step"]
+        lost = f"its starting state (step {step} of its parent) was lost when the server restarted"
+        if parent is None:
+            return f"{lost} (the parent was deleted)"
+        try:
+            run.start_state = self.start_of_fork(parent, step)
+        except ConfigError as exc:
+            return f"{lost} ({exc.message})"
+        return None
 
     def start_of_fork(self, parent: Run, step: int | None) -> Replay:
         """Where a branch of `parent` at `step` starts (default: its last good step).

@@ -97,10 +97,10 @@ class RunManager:
         for row in self.store.load_runs():
             run = Run.from_row(row)
             self.runs[run.id] = run
-            if run.status is RunStatus.QUEUED and run.fork_of:  # its state went with the server
-                lost = f"its starting state (step {run.fork_of['step']} of its parent) was lost"
-                self.transition(run, RunStatus.FAILED, error=f"{lost} when the server restarted")
-            elif run.status is RunStatus.QUEUED:
+            queued = run.status is RunStatus.QUEUED
+            if queued and run.fork_of and (lost := self.checkpoints.restart_branch(run, self.runs)):
+                self.transition(run, RunStatus.FAILED, error=lost)  # its state: from the store
+            elif queued:
                 self._queue.push(run.owner_hash, run.id)
         self.recorder.start()
         self.purger.start()

@@ -79,6 +79,30 @@ def test_finished_and_diverged_runs_fork_at_an_earlier_step_after_a_restart(
         assert stored(manager, branch.id) == stored(manager, parent.id)[step:]
 
 
+def test_a_branch_still_queued_at_a_restart_starts_from_its_parents_checkpoints(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = Settings(
+        db=str(tmp_path / "x.sqlite3"),
+        executor="thread",
+        max_concurrent_runs=1,
+        checkpoint_seconds=0.02,
+    )
+    manager = RunManager(settings).start()
+    parent, token = manager.create(FINISHING)
+    assert ended(manager, parent).status is RunStatus.FINISHED
+    step = manager.checkpoints.table.steps(parent.id)[0] + 3
+    blocker, _ = manager.create({**FINISHING, "epochs": 2000}, token=token)  # holds the slot
+    branch, _ = Branches(manager).fork(parent.id, token, step=step)
+    assert branch.status is RunStatus.QUEUED
+    manager.close()
+    manager = RunManager(settings).start()
+    request.addfinalizer(manager.close)
+    assert manager.get(blocker.id).status is RunStatus.INTERRUPTED
+    assert ended(manager, manager.get(branch.id)).status is RunStatus.FINISHED
+    assert stored(manager, branch.id) == stored(manager, parent.id)[step:]
+
+
 def test_a_fork_from_step_zero_of_a_run_equals_the_run(tmp_path: Path) -> None:
     settings = Settings(db=str(tmp_path / "x.sqlite3"), executor="thread")
     with_manager = RunManager(settings).start()
