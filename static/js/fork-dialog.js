@@ -71,6 +71,17 @@ export function setupFork(run) {
   return { open };
 }
 
+// The step of the record nearest to `x` on the charts' x axis (`key`: step, epoch or
+// wall_time), or null.
+export function nearestStep(records, key, x) {
+  let best = null;
+  for (const r of records) {
+    if (r[key] == null) continue;
+    if (best === null || Math.abs(r[key] - x) < Math.abs(best[key] - x)) best = r;
+  }
+  return best === null ? null : best.step;
+}
+
 // What a diverged run's rescue fork changes: half the learning rate, and half the
 // modules' too when a module's loss is what ran away.
 export function rescueChanges(run) {

@@ -2,7 +2,7 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
-import { rescueChanges, setupFork } from "./fork-dialog.js";
+import { defaultStep, nearestStep, rescueChanges, setupFork } from "./fork-dialog.js";
 import { setupKnobs } from "./knobs.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
@@ -56,6 +56,8 @@ function buildCharts() {
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
     chart.push(run.id, records);
+    // Plotly gives the chart its events once drawn: hook the click when the pointer comes.
+    chart.card.addEventListener("pointerenter", () => forkOnClick(chart));
     return chart;
   });
   window.synthgradCharts = charts;
@@ -176,11 +178,23 @@ function updateControls() {
   document.getElementById("rescue").hidden = !canControl || run.status !== "diverged";
   document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
 }
+// A click on a point of a chart opens the fork dialog at that step (for an owner, on a run
+// a branch can start from).
+function forkOnClick(chart) {
+  if (chart.div.dataset.forkClick || typeof chart.div.on !== "function") return;
+  chart.div.dataset.forkClick = "1";
+  chart.div.on("plotly_click", (event) => {
+    if (!canControl || !FORKABLE.has(run.status) || !event.points.length) return;
+    const step = nearestStep(records, view.x, event.points[0].x);
+    if (step !== null) forkDialog.open(Math.min(step, defaultStep(run)));
+  });
+}
+
 // Runs a branch can start from: a paused one's live state, any ended one's checkpoints.
 const FORKABLE = new Set(["paused", "finished", "stopped", "diverged", "interrupted"]);
-const fork = setupFork(run);
+const forkDialog = setupFork(run);
 document.getElementById("rescue-button").addEventListener("click", () =>
-  fork.open(Math.max(0, run.step - 1), rescueChanges(run)));
+  forkDialog.open(Math.max(0, run.step - 1), rescueChanges(run)));
 setupKnobs(run);
 if (run.fork_of) {
   fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)

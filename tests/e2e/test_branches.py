@@ -126,6 +126,13 @@ def test_a_diverged_run_says_why_and_forks_from_a_chosen_step_with_lower_rates(
     banner = page.locator("#banner")
     wait_for(lambda: "ran away" in banner.inner_text(), what="the explanation")
     assert f"At step {diverged_at}" in banner.inner_text() and "Try " in banner.inner_text()
+    # A click on a point of a chart opens the dialog at that step (Plotly's click event).
+    page.locator("#chart-loss").hover()
+    page.evaluate(
+        "() => document.getElementById('chart-loss').emit('plotly_click', {points: [{x: 120}]})"
+    )
+    page.get_by_role("dialog", name="Fork from step 120").wait_for()
+    page.locator("#fork-dialog").get_by_role("button", name="Cancel").click()
     rescue = "Fork from the last good step with a lower learning rate"
     page.get_by_role("button", name=rescue).click()
     page.get_by_role("dialog", name=f"Fork from step {diverged_at - 1}").wait_for()
