@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .config import ResolvedConfig, io_sizes, planned_steps, split_sizes
+from .config import Method, ResolvedConfig, io_sizes, planned_steps, split_sizes
 
 #: Resident memory of a training process before its data and net: Python, numpy, the engine.
 PROCESS_BASE = 40 * 2**20
@@ -61,8 +61,8 @@ def estimate(cfg: ResolvedConfig) -> Cost:
         data *= 2  # the file's bytes and their float copy coexist while loading
     net = weights * FLOAT * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.optimizer])
     modules = extra = 0
-    if cfg.method in ("dni", "cdni"):
-        condition = n_out if cfg.method == "cdni" else 0
+    if cfg.uses_modules:
+        condition = n_out if Method(cfg.method).conditioned else 0
         for width in cfg.hidden:
             module_sizes = [width + condition, *cfg.sg_hidden, width]
             modules += sum((a + 1) * b for a, b in itertools.pairwise(module_sizes))

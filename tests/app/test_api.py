@@ -72,11 +72,11 @@ def test_list_is_newest_first_and_get_one(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "loc", "text"),
     [
-        ({"config": {"bits": 40}}, ["body", "config", "bits"], "less than or equal to 32"),
-        ({"config": {"hidden": [10, 0]}}, ["body", "config", "hidden", 1], "greater than"),
-        ({"config": {"hidden": [8] * 9}}, ["body", "config", "hidden"], "at most 8"),
+        ({"config": {"bits": 40}}, ["body", "config", "bits"], "must be <= 32"),
+        ({"config": {"hidden": [10, 0]}}, ["body", "config", "hidden"], "must be >= 1"),
+        ({"config": {"hidden": [8] * 9}}, ["body", "config", "hidden"], "1 to 8 layers"),
         ({"config": {"method": "magic"}}, ["body", "config", "method"], "backprop"),
-        ({"config": {"epochs": 2.5}}, ["body", "config", "epochs"], "integer"),
+        ({"config": {"epochs": 2.5}}, ["body", "config", "epochs"], "whole number"),
         ({"config": {"learning_rat": 1}}, ["body", "config", "learning_rat"], "not permitted"),
         ({"config": {"bits": 3, "examples": 20}}, ["body", "config", "examples"], "at most 16"),
         ({"config": {"dataset": "mnist"}}, ["body", "config", "data_path"], "required"),
