@@ -50,6 +50,13 @@ def not_replayable(config: ResolvedConfig) -> str | None:
     return None
 
 
+def step_error(message: str) -> ConfigError:
+    """A 422 naming the fork body's `step` (not a config field)."""
+    error = ConfigError("step", message)
+    error.part = ""  # type: ignore[attr-defined]  # read by the app's ConfigError handler
+    return error
+
+
 def finite(state: TrainerState) -> bool:
     return all(
         np.isfinite(a).all() for a in state.arrays.values() if np.issubdtype(a.dtype, np.floating)
@@ -140,16 +147,15 @@ class RunCheckpoints:
             step = trained
         if step < 0 or step > trained:
             last = "its last good step" if parent.status is RunStatus.DIVERGED else "its last"
-            raise ConfigError("step", f"must be between 0 and {trained}, {last} step trained")
+            raise step_error(f"must be between 0 and {trained}, {last} step trained")
         reason = not_replayable(parent.config)
         if reason is not None and step > 0:
-            raise ConfigError("step", f"cannot fork run {parent.id} at step {step}: {reason}")
+            raise step_error(f"cannot fork run {parent.id} at step {step}: {reason}")
         start = self.table.at_or_before(parent.id, step)
         if start is None and parent.fork_of is not None:
             first = self.table.steps(parent.id)
             after = f"; its first is at step {first[0]}" if first else ""
-            raise ConfigError(
-                "step",
+            raise step_error(
                 f"run {parent.id} is a branch with no stored state at or before step {step}"
                 f"{after} (fork its parent at that step instead)",
             )
