@@ -7,6 +7,11 @@ fixed feedback matrices), the activations of one batch, and the evaluation
 chunk. `PROCESS_BASE` is the interpreter with numpy and the engine loaded.
 `tests/core/test_cost.py` checks the estimate against the peak RSS of real
 training processes (within 2x either way).
+
+A batch of seeds (synthgrad_core.seeds) holds one interpreter and, for MNIST, one
+copy of the files; everything else (each seed's data set, net, modules and
+batch arrays) once per seed: `estimate_batch`. Measured (docs/reliability.md):
+peak RSS grows by the per-seed part of the estimate for each seed added.
 """
 
 from __future__ import annotations
@@ -80,6 +85,25 @@ def estimate(cfg: ResolvedConfig) -> Cost:
         per_example += FLOPS_PER_WEIGHT["truth"] / cfg.diagnostics_every
     flops = cfg.batch_size * (weights * per_example + modules * 6)
     return Cost(int(memory), float(flops), planned_steps(cfg))
+
+
+def shared_bytes(cfg: ResolvedConfig) -> int:
+    """What the seeds of one batch share: the interpreter and, for MNIST, the loaded files
+    (the other data sets are drawn per seed)."""
+    if cfg.dataset != "mnist":
+        return PROCESS_BASE
+    n_in, n_out = io_sizes(cfg)
+    n_train, n_test = split_sizes(cfg)
+    return PROCESS_BASE + 2 * (n_train + n_test) * (n_in + n_out) * FLOAT
+
+
+def estimate_batch(cfg: ResolvedConfig, seeds: int) -> Cost:
+    """The cost of training `cfg` for `seeds` seeds as one batch: the shared part once,
+    the rest of a run's memory and all of its work once per seed (one seed: `estimate`)."""
+    one = estimate(cfg)
+    shared = shared_bytes(cfg)
+    memory = shared + seeds * (one.memory_bytes - shared)
+    return Cost(memory, one.flops_per_step * seeds, one.steps)
 
 
 def describe_bytes(n: float) -> str:
