@@ -52,18 +52,20 @@ class Branches:
         the state), and what RunManager.create_many raises (limits, store).
         """
         parent = self.manager.controls.controlled(run_id, token)
-        check_changes(parent.config, changes or {})
         start: StartState
         if parent.status is RunStatus.PAUSED and step in (None, parent.step):
             start = self._capture(parent)
-            at = start.step
+            base = start.config
         else:
             if parent.status is RunStatus.QUEUED:
                 raise Conflict("the run has not trained yet; fork it once it has")
             start = self.manager.checkpoints.start_of_fork(parent, step)
-            at = start.step
-        config = dataclasses.replace(parent.config, **(changes or {}))
-        check_branch(parent.config, config, at)
+            # the parent's config at that step: its live knobs as they were then
+            base = start.start.config if start.start is not None else parent.config
+        at = start.step
+        check_changes(base, changes or {})
+        config = dataclasses.replace(base, **(changes or {}))
+        check_branch(base, config, at)
         fork_of = {"run": parent.id, "step": at}
 
         def start_from_state(owner_hash: str, runs: list[Run]) -> None:

@@ -283,6 +283,7 @@ class RunManager:
     def _train_until_done(self, run: Run, session: Session) -> bool:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
         outbox = run.outbox
+        self.checkpoints.take(run, session)  # its start: a fork replays from here on
         while not session.done:
             if run.control is not None and not self.controls.obey(run):
                 return False
@@ -290,6 +291,7 @@ class RunManager:
                 with run.cond:
                     changes, run.knobs = run.knobs, {}
                 session.configure(changes)
+                self.checkpoints.take(run, session)  # a fork after it starts with its knobs
             entries = session.advance()
             run.step = entries[-1].step
             outbox.extend(entries)

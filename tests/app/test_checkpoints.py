@@ -103,6 +103,42 @@ def test_a_branch_still_queued_at_a_restart_starts_from_its_parents_checkpoints(
     assert stored(manager, branch.id) == stored(manager, parent.id)[step:]
 
 
+def test_forks_around_a_live_knob_change_start_with_the_knobs_of_their_step(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = Settings(db=str(tmp_path / "x.sqlite3"), executor="thread", checkpoint_seconds=60)
+    manager = RunManager(settings).start()
+    request.addfinalizer(manager.close)
+    run, token = manager.create(FINISHING)
+    wait_until = time.monotonic() + 30
+    while run.step < 300:
+        assert time.monotonic() < wait_until
+        time.sleep(0.005)
+    manager.controls.pause(run.id, token)
+    changed_after = manager.controls.wait(run.id, timeout=30).step
+    Branches(manager).configure(run.id, token, {"learning_rate": 1.0})
+    manager.controls.resume(run.id, token)
+    assert ended(manager, run).status is RunStatus.FINISHED
+    parent = stored(manager, run.id)
+    assert "config_change" in parent[changed_after]  # the first step with the new rate
+    # No checkpoint at the cadence (60 s): only the start, the change, the end.
+    assert manager.checkpoints.table.steps(run.id) == [0, changed_after, run.step]
+    # After the change the branch trains with the new rate, as its parent did.
+    after, _ = Branches(manager).fork(run.id, token, step=changed_after + 100)
+    assert after.config.learning_rate == 1.0
+    assert ended(manager, after).status is RunStatus.FINISHED
+    assert stored(manager, after.id) == parent[changed_after + 100 :]
+    # Before it, with the rate of then (replayed from step 0), up to the parent's change;
+    # the parent's change is not the branch's.
+    before, _ = Branches(manager).fork(run.id, token, step=changed_after - 100)
+    assert before.config.learning_rate == TrainConfig(**FINISHING).resolve().learning_rate
+    assert ended(manager, before).status is RunStatus.FINISHED
+    branch = stored(manager, before.id)
+    assert branch[:100] == parent[changed_after - 100 : changed_after]
+    assert branch[100]["loss"] == parent[changed_after]["loss"]  # the step before it applies
+    assert branch[101] != parent[changed_after + 1]
+
+
 def test_a_fork_from_step_zero_of_a_run_equals_the_run(tmp_path: Path) -> None:
     settings = Settings(db=str(tmp_path / "x.sqlite3"), executor="thread")
     with_manager = RunManager(settings).start()
