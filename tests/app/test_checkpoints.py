@@ -62,7 +62,8 @@ def test_finished_and_diverged_runs_fork_at_an_earlier_step_after_a_restart(
     assert ended(manager, finished).status is RunStatus.FINISHED
     assert ended(manager, diverged).status is RunStatus.DIVERGED
     steps = manager.checkpoints.table.steps(finished.id)
-    assert len(steps) >= 2 and steps[-1] == finished.step  # at the cadence, and its end
+    assert steps[0] == 0 and steps[-1] == finished.step  # its start, its end
+    assert len(steps) >= 3  # and at the cadence
     kept = manager.checkpoints.table.steps(diverged.id)
     assert kept and kept[-1] < diverged.step  # the last finite state, before the divergence
     manager.close()
@@ -70,7 +71,7 @@ def test_finished_and_diverged_runs_fork_at_an_earlier_step_after_a_restart(
     manager = RunManager(settings).start()  # a restart: only the store remains
     request.addfinalizer(manager.close)
     branches = Branches(manager)
-    for parent, step in ((finished, steps[0] + 7), (diverged, diverged.step - 1)):
+    for parent, step in ((finished, steps[1] + 7), (diverged, diverged.step - 1)):
         start = manager.checkpoints.table.at_or_before(parent.id, step)
         assert start is not None and 0 < start.step <= step  # restored, then replayed
         branch, _ = branches.fork(parent.id, token, step=step)
@@ -91,7 +92,7 @@ def test_a_branch_still_queued_at_a_restart_starts_from_its_parents_checkpoints(
     manager = RunManager(settings).start()
     parent, token = manager.create(FINISHING)
     assert ended(manager, parent).status is RunStatus.FINISHED
-    step = manager.checkpoints.table.steps(parent.id)[0] + 3
+    step = manager.checkpoints.table.steps(parent.id)[1] + 3
     blocker, _ = manager.create({**FINISHING, "epochs": 2000}, token=token)  # holds the slot
     branch, _ = Branches(manager).fork(parent.id, token, step=step)
     assert branch.status is RunStatus.QUEUED
