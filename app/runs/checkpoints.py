@@ -4,7 +4,9 @@ The training thread of a run calls `tick` after each slice: every
 `Settings.checkpoint_seconds` of training it asks the session for the trainer's
 state (a round trip between two slices, wherever the trainer lives) and stores it
 (app.storage.checkpoints); also when a control waits to be obeyed (a pause, a
-stop, a server shutting down) and when the run has ended. A diverged run's last
+stop, a server shutting down) and when the run has ended. The manager also calls
+`take` at a run's start and right after each live knob change, so the config of
+the newest checkpoint at or before a step is the config the run trained with then. A diverged run's last
 stored checkpoint is its last finite state: a state with a non-finite array, or
 captured after the divergence, is never stored.
 
