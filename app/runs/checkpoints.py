@@ -6,9 +6,9 @@ state (a round trip between two slices, wherever the trainer lives) and stores i
 (app.storage.checkpoints); also when a control waits to be obeyed (a pause, a
 stop, a server shutting down) and when the run has ended. The manager also calls
 `take` at a run's start and right after each live knob change, so the config of
-the newest checkpoint at or before a step is the config the run trained with then. A diverged run's last
-stored checkpoint is its last finite state: a state with a non-finite array, or
-captured after the divergence, is never stored.
+the newest checkpoint at or before a step is the config the run trained with
+then. A diverged run's last stored checkpoint is its last finite state: a state
+with a non-finite array, or captured after the divergence, is never stored.
 
 A fork at step n restores the newest checkpoint at or before n and replays the
 parent's steps to n (app.execution.checkpoints.Replay, where the branch trains).
