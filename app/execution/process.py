@@ -18,6 +18,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.messages import (
     Advance,
     ChangeKnobs,
@@ -94,7 +95,7 @@ def _serve_trainer(
     config: Job,
     slice_seconds: float,
     build: Callable[[Job], Trainable],
-    state: TrainerState | None = None,
+    state: StartState | None = None,
 ) -> None:
     """The child process: build the trainer, then answer the parent's requests until Close."""
     # Training is batch work: the server process (event loop, store writer) comes first
@@ -143,7 +144,7 @@ class ProcessSession(SliceSession):
         config: Job,
         slice_seconds: float,
         build: Callable[[Job], Trainable] = build,
-        state: TrainerState | None = None,
+        state: StartState | None = None,
         answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self.answer_timeout = answer_timeout
@@ -244,7 +245,7 @@ class ProcessExecutor:
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
-    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: StartState | None = None) -> Session:
         return ProcessSession(
             self._ctx, config, self.slice_seconds, self.build, state, self.answer_timeout
         )

@@ -21,11 +21,12 @@ import time
 from typing import Any, Protocol
 
 from app.execution.session import BatchEntry, Entry, Executor, NoAnswer, SeedsJob, Session
+from app.runs.checkpoints import RunCheckpoints
 from app.runs.commands import Capture, Command, Configure, Desk, End, Pause, Resume
 from app.runs.controls import Controls
 from app.runs.quotas import Admission
 from app.runs.run import Parked, Run
-from app.runs.status import Conflict, RunStatus, Unavailable
+from app.runs.status import Conflict, Control, RunStatus, Unavailable
 from app.settings import Settings
 from synthgrad_core import ConfigError
 from synthgrad_core.state import CaptureError
@@ -44,6 +45,7 @@ class Lifecycle(Protocol):
     executor: Executor
     admission: Admission
     controls: Controls
+    checkpoints: RunCheckpoints
 
     def transition(self, run: Run, new: RunStatus, **changes: Any) -> None: ...
 
@@ -81,6 +83,8 @@ class Training:
         self.session: Session | None = None
         self.paused_since: float | None = None
         self.parkable = True
+        #: a run alone keeps checkpoints (app.runs.checkpoints); a batch's seeds do not
+        self.alone = runs[0] if len(runs) == 1 else None
 
     def __call__(self) -> None:
         try:
@@ -126,6 +130,7 @@ class Training:
             book.transition(run, RunStatus.RUNNING, started_at=run.started_at or time.time())
         if changes:
             session.configure(changes)
+        self._checkpoint()  # its start: a fork replays from here on
         if batched:
             log.info("runs %s train as one batch", ", ".join(run.id for run in self.runs))
         return True
@@ -140,6 +145,7 @@ class Training:
                 return
             entries = session.advance()
             self._hand_out(entries)
+            self._checkpoint(tick=True)
             self._end_the_ended(entries[-1])
 
     def _hand_out(self, entries: list[Any]) -> None:
@@ -198,15 +204,19 @@ class Training:
                 self._resume()
             case End(run_id, control):
                 for run in [r for r in self.live if r.id == run_id]:
+                    self._checkpoint(tick=True, control=control)
                     self.live.remove(run)
                     self.book.transition(run, control.final_status)
             case Configure(changes):
                 assert self.session is not None
                 self.session.configure(changes)
+                self._checkpoint()  # a fork after it starts with its knobs
             case Capture():
                 self._capture(command)
 
     def _pause(self) -> None:
+        if self.paused_since is None:
+            self._checkpoint(tick=True, control=Control.PAUSE)
         for run in self.live:
             if run.status is RunStatus.RUNNING:
                 self.book.transition(run, RunStatus.PAUSED)
@@ -240,6 +250,15 @@ class Training:
             raise
         else:
             command.answer.give(state)
+
+    def _checkpoint(self, tick: bool = False, control: Control | None = None) -> None:
+        """A run alone's checkpoint: now, or (`tick`) if one is due (app.runs.checkpoints)."""
+        if self.alone is None or self.session is None:
+            return
+        if tick:
+            self.book.checkpoints.tick(self.alone, self.session, control)
+        else:
+            self.book.checkpoints.take(self.alone, self.session)
 
     def _seed_index(self, run: Run) -> int | None:
         return self.index[run.id] if len(self.runs) > 1 else None

@@ -19,6 +19,7 @@ from app.execution import make_executor
 from app.execution.session import Executor
 from app.runs.access import Access, new_run_id, token_hash
 from app.runs.batches import waiting_partners
+from app.runs.checkpoints import RunCheckpoints
 from app.runs.commands import Desk
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
@@ -86,6 +87,7 @@ class RunManager:
             stream_rate=settings.stream_rate,
         )
         self.purger = Purger(self.store)
+        self.checkpoints = RunCheckpoints(settings, self.store)
 
     def start(self) -> RunManager:
         """Load the stored runs, start the recorder, the purger and the queued runs."""
@@ -97,12 +99,12 @@ class RunManager:
         for row in self.store.load_runs():
             run = Run.from_row(row)
             self.runs[run.id] = run
-            if run.status is RunStatus.QUEUED and run.fork_of:  # its state went with the server
-                lost = f"its starting state (step {run.fork_of['step']} of its parent) was lost"
-                self.transition(run, RunStatus.FAILED, error=f"{lost} when the server restarted")
-            elif run.status is RunStatus.QUEUED and run.step:  # a resumed parked run's too
-                self.transition(run, RunStatus.INTERRUPTED)
-            elif run.status is RunStatus.QUEUED:
+            queued = run.status is RunStatus.QUEUED
+            if queued and run.fork_of and (lost := self.checkpoints.restart_branch(run, self.runs)):
+                self.transition(run, RunStatus.FAILED, error=lost)  # its state: from the store
+            elif queued and run.step and not run.fork_of:  # a resumed parked run's state
+                self.transition(run, RunStatus.INTERRUPTED)  # was in memory
+            elif queued:
                 self._queue.push(run.owner_hash, run.id)
         self.recorder.start()
         self.purger.start()
@@ -189,13 +191,8 @@ class RunManager:
             for run, cfg in zip(runs, cfgs, strict=True):
                 self.runs[run.id] = run
                 self._queue.push(owner_hash, run.id)
-                log.info(
-                    "run %s created: %s on %s, %d steps",
-                    run.id,
-                    cfg.method,
-                    cfg.dataset,
-                    run.total_steps,
-                )
+                what = (cfg.method, cfg.dataset, run.total_steps)
+                log.info("run %s created: %s on %s, %d steps", run.id, *what)
             self._start_queued()
         return runs, owner_token
 

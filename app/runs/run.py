@@ -7,16 +7,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.session import Entry, Session
 from app.runs.commands import Desk
 from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
+from synthgrad_core.records import json_safe
 from synthgrad_core.state import TrainerState
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
 #: What else of a session's summary a finished run keeps.
-KEPT_FLAGS = ("diverged_at", "exploded_at", "notes", "execution", "fidelity")
+KEPT_FLAGS = ("diverged_at", "divergence", "exploded_at", "notes", "execution", "fidelity")
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Run:
     #: a branch's parent and the step it branched at: {"run": id, "step": n}
     fork_of: dict[str, Any] | None = None
     #: a branch's starting state until its session opens (not stored: a restart loses it)
-    start_state: TrainerState | None = field(default=None, repr=False)
+    start_state: StartState | None = field(default=None, repr=False)
     #: a queued run of a paused sweep: it does not start until the sweep resumes
     held: bool = False
     #: the runs (ids, this one among them) that train with it as one batch of seeds
@@ -73,7 +75,9 @@ class Run:
     killed: str | None = None
 
     def keep_summary(self, summary: dict[str, Any]) -> None:
-        """Keep a finished session's final numbers and what else the run should show."""
+        """Keep a finished session's final numbers and what else the run should show
+        (non-finite numbers, a diverged run's loss, as None: pages embed the summary)."""
+        summary = json_safe(summary)
         self.summary.update({k: summary[k] for k in SUMMARY_KEYS})
         for flag in KEPT_FLAGS:
             if summary.get(flag) is not None:
