@@ -205,20 +205,24 @@ def test_a_paused_runs_stopped_or_killed_training_holds_no_request(
         wait_until(lambda: run.step > 20)
         assert api.post(f"/api/runs/{run_id}/pause").status_code == 200
         wait_until(lambda: run.status is RunStatus.PAUSED)
+        paused_at = run.step
         pid = _training_pid(run.session)
         stop, slow = threading.Event(), []
         watcher = threading.Thread(target=_watch, args=(live.url, stop, slow))
         watcher.start()
         try:
             os.kill(pid, signum)
-            if signum == signal.SIGKILL:  # seen while paused, without a command to notice it
-                wait_until(lambda: run.status is RunStatus.FAILED, timeout=15)
-            fork = api.post(f"/api/runs/{run_id}/fork")
-            # SIGSTOP: no answer within answer_timeout (503); SIGKILL: a dead process (409).
-            assert fork.status_code == (503 if signum == signal.SIGSTOP else 409), fork.text
+            if signum == signal.SIGSTOP:  # no answer within answer_timeout: 503, saying so
+                fork = api.post(f"/api/runs/{run_id}/fork")
+                assert fork.status_code == 503 and "answer" in fork.json()["detail"], fork.text
+            # SIGSTOP: failed by that fork; SIGKILL: seen while paused, with no command
             wait_until(lambda: run.status is RunStatus.FAILED, timeout=15)
             assert run.error and ("training process" in run.error or "Ray" in run.error)
-            assert api.post(f"/api/runs/{run_id}/fork").status_code == 409
+            # A failed run forks from its stored checkpoint (taken as it paused), never
+            # from its dead or silent process.
+            branch = api.post(f"/api/runs/{run_id}/fork")
+            assert branch.status_code == 201, branch.text
+            assert branch.json()["fork_of"] == {"run": run_id, "step": paused_at}
             assert api.post(f"/api/runs/{run_id}/stop").status_code == 409  # already ended
             assert api.delete(f"/api/runs/{run_id}").status_code == 204
             wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
