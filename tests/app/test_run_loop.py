@@ -255,6 +255,8 @@ manager.controls.wait(first.id, timeout=60)
 fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
 runs = [manager.create(config, token=admin)[0] for _ in range(300)]
 ended = [manager.controls.wait(run.id, timeout=300).status.value for run in runs]
+for run in runs:  # a session closes (its process, pipe, thread) right after its run ends
+    run.thread.join(timeout=30)
 after_fds, after_threads = len(os.listdir("/proc/self/fd")), threading.active_count()
 last, _ = manager.create(config, token=admin)
 print(json.dumps({
