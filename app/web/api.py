@@ -196,8 +196,19 @@ def get_metrics(
 
 
 @router.websocket("/ws/runs/{run_id}")
-async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None) -> None:
-    """Live stream of one run: snapshot (or missed records after `after`), metrics, status."""
+async def run_stream(
+    websocket: WebSocket,
+    run_id: str,
+    after: int | None = None,
+    detail: Literal["full", "lean"] = "full",
+    layer: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    fields: Annotated[str | None, Query(max_length=8000)] = None,
+) -> None:
+    """Live stream of one run: snapshot (or missed records after `after`), metrics, status.
+
+    `detail=lean` streams what a page draws instead (the view of hidden layer `layer`, or
+    the named `fields`), a few columnar frames a second; docs/api.md has both formats.
+    """
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
         await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
@@ -208,6 +219,9 @@ async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
     await websocket.accept()
+    if detail == "lean":
+        await websocket.app.state.hub.serve_lean(websocket, run_id, layer, fields)
+        return
     # Steps fit SQLite's 64-bit integers; a larger `after` simply means "nothing missed".
     await websocket.app.state.hub.serve(
         websocket, run_id, after if after is None else min(max(0, after), MAX_STEP)
