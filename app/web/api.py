@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.runs.controls import CONTROL_WAIT
 from app.runs.run import Run
 from app.runs.status import RunNotFound, RunStatus
-from app.web.deps import OWNER_COOKIE, Manager, Token
+from app.web.deps import OWNER_COOKIE, Manager, Token, get_token
 from app.web.messages import CloseCode
 from app.web.schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
 
@@ -226,3 +226,20 @@ async def run_stream(
     await websocket.app.state.hub.serve(
         websocket, run_id, after if after is None else min(max(0, after), MAX_STEP)
     )
+
+
+@router.websocket("/ws/runs/{run_id}/presenter")
+async def presenter_stream(websocket: WebSocket, run_id: str) -> None:
+    """The view the run's owner presents, as it changes; only the owner's messages count."""
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
+        return
+    manager = websocket.app.state.manager
+    try:
+        owner = manager.can_control(run_id, get_token(websocket))
+    except RunNotFound:
+        await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
+        return
+    await websocket.accept()
+    await websocket.app.state.presenter.serve(websocket, run_id, owner)

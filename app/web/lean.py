@@ -108,6 +108,15 @@ def _kept(records: Sequence[Record], field: str, buckets: int) -> list[int]:
     return sorted(kept)
 
 
+def _chosen(records: Sequence[Record], field: str, buckets: int, extras_kept: int) -> list[int]:
+    """Indices of the records whose value of `field` a frame keeps."""
+    if field in LATEST_ONLY or field.startswith("hist_"):
+        return [i for i, r in enumerate(records) if field in r][-extras_kept:]
+    if field in EXTRAS:
+        return [i for i, r in enumerate(records) if field in r]
+    return _kept(records, field, buckets)
+
+
 def columns(
     records: Sequence[Record], fields: Sequence[str], buckets: int = 1, extras_kept: int = 1
 ) -> dict[str, Any]:
@@ -118,14 +127,7 @@ def columns(
     smallest and largest value (spikes show) and their last one. Extras keep every
     `config_change` and the newest `extras_kept` records' timelines.
     """
-    chosen: dict[str, list[int]] = {}
-    for field in fields:
-        if field in LATEST_ONLY or field.startswith("hist_"):
-            chosen[field] = [i for i, r in enumerate(records) if field in r][-extras_kept:]
-        elif field in EXTRAS:
-            chosen[field] = [i for i, r in enumerate(records) if field in r]
-        else:
-            chosen[field] = _kept(records, field, buckets)
+    chosen = {field: _chosen(records, field, buckets, extras_kept) for field in fields}
     used = sorted({i for kept in chosen.values() for i in kept})
     row_of = {i: k for k, i in enumerate(used)}
     series = {}
