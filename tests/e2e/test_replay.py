@@ -94,7 +94,7 @@ def test_a_viewer_follows_the_presenters_layer_and_show_large_and_lets_go(
     viewer.locator("#charts").wait_for()
     follow = viewer.locator("#follow-box")
     layer = "document.getElementById('layer').value"
-    large = "document.querySelector('#chart-fidelity')?.closest('.chart-card').classList.contains('expanded')"
+    large = "document.querySelector('.chart-card.expanded #chart-fidelity') !== null"
 
     # In presentation mode the layer is chosen on the network diagram.
     presenter.get_by_role("button", name="hidden layer 2").click()
