@@ -30,7 +30,8 @@ from app.web.lean import columns, named_fields, view_fields
 from app.web.messages import CloseCode, Frame, Gap, LeanSnapshot, Status
 
 Record = dict[str, Any]
-Item = str | StatusEvent | DeletedEvent
+#: A frame (its seq and text, shared with the channel's other viewers) or a status event.
+Item = tuple[int, str] | StatusEvent | DeletedEvent
 
 #: Seconds between lean frames: a few updates a second is what a screen shows.
 LEAN_INTERVAL = 0.25
@@ -61,13 +62,14 @@ class LeanClient:
     def __init__(self) -> None:
         self.queue: deque[Item] = deque()
         self.dropped = 0  # frames dropped since the last `gap` message
+        self.last_seq = -1  # the newest step sent: older frames are skipped, seq only grows
         self.wake = asyncio.Event()
 
     def offer(self, item: Item) -> None:
         self.queue.append(item)
         if len(self.queue) > BACKLOG:
             for old in self.queue:
-                if isinstance(old, str):
+                if isinstance(old, tuple):
                     self.queue.remove(old)
                     self.dropped += 1
                     break
@@ -85,7 +87,8 @@ class Channel:
         self.recent: list[Record] = []  # live records after the snapshot's seq
         #: built at, seq, columns JSON, whether the run had ended (then it never goes stale)
         self.snapshot: tuple[float, int, str, bool] | None = None
-        self.catch_up: tuple[tuple[int, int], str] | None = None  # (seq, len(recent)), text
+        #: (snapshot seq, len(recent)) -> the catch-up frame's seq and text
+        self.catch_up: tuple[tuple[int, int], tuple[int, str]] | None = None
         self.building = asyncio.Lock()
 
     def take(self, records: list[Record]) -> None:
@@ -99,11 +102,10 @@ class Channel:
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        text = Frame(
-            int(pending[-1]["step"]), encode_columns(columns(pending, self.fields))
-        ).encode()
+        seq = int(pending[-1]["step"])
+        frame = seq, Frame(seq, encode_columns(columns(pending, self.fields))).encode()
         for client in self.clients:
-            client.offer(text)
+            client.offer(frame)
 
 
 class LeanHub:
@@ -168,7 +170,7 @@ class LeanHub:
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick())
         try:
-            if await self._start(websocket, channel):
+            if await self._start(websocket, channel, client):
                 return
             while not watcher.done():
                 woken = asyncio.create_task(client.wake.wait())
@@ -198,8 +200,10 @@ class LeanHub:
             client.dropped = 0
         while client.queue:
             item = client.queue.popleft()
-            if isinstance(item, str):
-                await self.send(websocket, item)
+            if isinstance(item, tuple):
+                if item[0] > client.last_seq:  # a joiner's catch-up may have covered it
+                    await self.send(websocket, item[1])
+                    client.last_seq = item[0]
             elif isinstance(item, DeletedEvent):
                 await self.send(websocket, Status("deleted", None).encode())
                 await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
@@ -212,15 +216,17 @@ class LeanHub:
                     return True
         return False
 
-    async def _start(self, websocket: WebSocket, channel: Channel) -> bool:
+    async def _start(self, websocket: WebSocket, channel: Channel, client: LeanClient) -> bool:
         """Send the snapshot and a catch-up frame; True (and closed) when the run has ended."""
         seq, history = await self._snapshot(channel)
         run = self.manager.get(channel.run_id)
         snapshot = LeanSnapshot(run.status.value, run.public(), seq, channel.fields, history)
         await self.send(websocket, snapshot.encode())
+        client.last_seq = seq
         catch_up = self._catch_up(channel, seq)
         if catch_up:
-            await self.send(websocket, catch_up)
+            await self.send(websocket, catch_up[1])
+            client.last_seq = catch_up[0]
         if run.status.terminal:
             extra = {"error": run.error}
             await self.send(websocket, Status(run.status.value, run.step, extra).encode())
@@ -247,7 +253,7 @@ class LeanHub:
         body = columns(records, fields, SNAPSHOT_BUCKETS, SNAPSHOT_TIMELINES)
         return (int(records[-1]["step"]) if records else 0), encode_columns(body)
 
-    def _catch_up(self, channel: Channel, seq: int) -> str | None:
+    def _catch_up(self, channel: Channel, seq: int) -> tuple[int, str] | None:
         """The live records after the snapshot, as one frame shared by viewers joining together."""
         recent = [r for r in channel.recent if r["step"] > seq]
         if not recent:
@@ -255,5 +261,6 @@ class LeanHub:
         key = (seq, len(channel.recent))
         if channel.catch_up is None or channel.catch_up[0] != key:
             body = columns(recent, channel.fields, CATCH_UP_BUCKETS)
-            channel.catch_up = (key, Frame(int(recent[-1]["step"]), encode_columns(body)).encode())
+            last = int(recent[-1]["step"])
+            channel.catch_up = (key, (last, Frame(last, encode_columns(body)).encode()))
         return channel.catch_up[1]

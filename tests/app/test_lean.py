@@ -105,7 +105,7 @@ def test_every_viewer_of_a_view_gets_the_same_text_built_once() -> None:
 
     first, second = asyncio.run(scenario())
     assert len(first) == 1 and first[0] is second[0]  # one object: encoded once
-    frame = json.loads(first[0])
+    frame = json.loads(first[0][1])
     assert frame["type"] == "frame" and frame["seq"] == 2
 
 
