@@ -41,6 +41,9 @@ SNAPSHOT_TTL = 5.0
 SNAPSHOT_BUCKETS = 250
 #: Newest timelines a snapshot carries (the timeline shows the last seconds).
 SNAPSHOT_TIMELINES = 30
+#: Most stored records an ended run's snapshot reads (all of them, not only the streamed
+#: ones, so a replay of a fast run has every step); a longer run gives its streamed ones.
+ENDED_READ_LIMIT = 20_000
 #: Per field buckets of a joiner's catch-up frame (at most SNAPSHOT_TTL seconds of records).
 CATCH_UP_BUCKETS = 8
 #: Live records a channel keeps after its snapshot before it drops the snapshot instead.
@@ -240,15 +243,21 @@ class LeanHub:
             built = channel.snapshot
             if built is None or not (built[3] or time.monotonic() - built[0] < SNAPSHOT_TTL):
                 ended = self.manager.get(channel.run_id).status.terminal
-                seq, text = await asyncio.to_thread(self._build, channel.run_id, channel.fields)
+                seq, text = await asyncio.to_thread(
+                    self._build, channel.run_id, channel.fields, ended
+                )
                 channel.snapshot = built = (time.monotonic(), seq, text, ended)
                 channel.recent = [r for r in channel.recent if r["step"] > seq]
                 channel.catch_up = None
         return built[1], built[2]
 
-    def _build(self, run_id: str, fields: tuple[str, ...]) -> tuple[int, str]:
-        """The run's streamed history as one columnar frame (reads and parses the store)."""
-        texts = self.manager.history.records(run_id, streamed_only=True)
+    def _build(self, run_id: str, fields: tuple[str, ...], ended: bool) -> tuple[int, str]:
+        """The run's history as one columnar frame (reads and parses the store)."""
+        texts: list[str] = []
+        if ended:
+            texts = self.manager.history.records(run_id, limit=ENDED_READ_LIMIT + 1)
+        if not ended or len(texts) > ENDED_READ_LIMIT:
+            texts = self.manager.history.records(run_id, streamed_only=True)
         records = [json.loads(t) for t in texts]
         body = columns(records, fields, SNAPSHOT_BUCKETS, SNAPSHOT_TIMELINES)
         return (int(records[-1]["step"]) if records else 0), encode_columns(body)
