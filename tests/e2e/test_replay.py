@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 SMALL = {"dataset": "digits", "method": "dni", "epochs": 3, "hidden": [32, 16]}
 
@@ -41,10 +40,10 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
     last = run["step"]
     page.goto(f"{server.url}/runs/{run['id']}?replay=1&speed=60s")
     page.locator("#replay").wait_for()
-    wait_for(lambda: page.evaluate(LOSS_EXTENT)[1] > 0, what="the first replayed points")
+    wait_until(lambda: page.evaluate(LOSS_EXTENT)[1] > 0, what="the first replayed points")
     early_step, early_points = page.evaluate(LOSS_EXTENT)
     assert 0 < early_step < last / 2  # it starts again near step 0, not at the end
-    wait_for(lambda: page.evaluate(LOSS_EXTENT)[1] > early_points, what="points to grow")
+    wait_until(lambda: page.evaluate(LOSS_EXTENT)[1] > early_points, what="points to grow")
     assert page.locator("#replay-play").inner_text() == "Pause"
     # Scrub: pause at a third of the run; the charts hold exactly the steps up to it.
     third = last // 3
@@ -53,8 +52,8 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
         s.value = String(step); s.dispatchEvent(new Event('input', {bubbles: true})); }""",
         third,
     )
-    wait_for(lambda: page.locator("#replay-play").inner_text() == "Play", what="paused by scrub")
-    wait_for(
+    wait_until(lambda: page.locator("#replay-play").inner_text() == "Play", what="paused by scrub")
+    wait_until(
         lambda: third * 0.8 < page.evaluate(LOSS_EXTENT)[0] <= third,
         what="the charts to hold the steps up to the slider",
     )
@@ -67,7 +66,7 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
         s.value = String(step); s.dispatchEvent(new Event('input', {bubbles: true})); }""",
         last,
     )
-    wait_for(lambda: page.evaluate(LOSS_EXTENT)[0] == last, what="the whole run after scrubbing")
+    wait_until(lambda: page.evaluate(LOSS_EXTENT)[0] == last, what="the whole run after scrubbing")
     assert "replay=1" in page.evaluate("location.href")
     # A finished run's page without ?replay offers it.
     page.goto(f"{server.url}/runs/{run['id']}")
@@ -103,7 +102,7 @@ def test_a_viewer_follows_the_presenters_layer_and_show_large_and_lets_go(
         "button", name="Show large"
     ).click()
     started = time.monotonic()
-    wait_for(
+    wait_until(
         lambda: viewer.evaluate(layer) == "2" and viewer.evaluate(large),
         timeout=10,
         what="the viewer to mirror the presenter's layer and Show large",
@@ -118,7 +117,7 @@ def test_a_viewer_follows_the_presenters_layer_and_show_large_and_lets_go(
     assert viewer.evaluate(layer) == "2"
     # Come back: the viewer catches up at once.
     follow.check()
-    wait_for(lambda: viewer.evaluate(layer) == "1", timeout=10, what="following again")
+    wait_until(lambda: viewer.evaluate(layer) == "1", timeout=10, what="following again")
     # A viewer never steers: its own change goes nowhere.
     follow.uncheck()
     viewer.get_by_role("button", name="hidden layer 2").dispatch_event("click")
