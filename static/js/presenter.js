@@ -18,7 +18,8 @@ function setControl(id, value, event) {
 }
 
 export class Presenter {
-  // `page.view`: the page's view; `page.replay()`: its Replay or null; `page.canControl()`.
+  // `page.view`: the page's view; `page.replay()`: its Replay or null; `page.canControl()`;
+  // `page.startReplay()`: a Replay of the run's history (null while the run is live).
   constructor(runId, page) {
     this.runId = runId;
     this.page = page;
@@ -107,7 +108,7 @@ export class Presenter {
     const open = document.querySelector(".chart-card.expanded");
     if (card && !card.classList.contains("expanded")) expand(card, true, this.page.view);
     else if (!card && open) expand(open, false, this.page.view);
-    const replay = this.page.replay();
-    if (replay && view.replay) replay.follow(view.replay);
+    const replay = view.replay ? this.page.replay() || this.page.startReplay() : null;
+    if (replay) replay.follow(view.replay);
   }
 }

@@ -52,6 +52,7 @@ export class Replay {
     const last = this.records[this.records.length - 1];
     this.slider.max = String(last ? last.step : 0);
     this.seek(keepPlace ? step : 0);
+    return this;
   }
 
   clock(i) {

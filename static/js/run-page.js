@@ -287,7 +287,7 @@ function startReplay(speed) {
   replay = new Replay(document.getElementById("progress-text"), { reset: clearRecords, push: addRecords }, { speed });
   return replay;
 }
-replayButton.addEventListener("click", () => { startReplay("1").load(records.slice()); replay.play(); });
+replayButton.addEventListener("click", () => startReplay("1").load(records.slice()).play());
 const asked = new URLSearchParams(location.search);
 if (asked.get("replay") === "1" && TERMINAL.has(run.status)) startReplay(asked.get("speed") || "1");
 
@@ -298,8 +298,9 @@ const stream = new RunStream(run.id, {
   onSnapshot(msg) {
     run = { ...run, ...msg.run };
     if (replay) {
-      replay.load(msg.history, replay.records.length > 0);
-      if (!replay.loaded) { replay.loaded = true; replay.play(); }
+      const first = replay.records.length === 0; // later ones: another layer's fields
+      replay.load(msg.history, !first);
+      if (first) replay.play();
     } else {
       clearRecords();
       addRecords(msg.history);
@@ -324,4 +325,7 @@ const stream = new RunStream(run.id, {
     connection.className = `conn conn-${state}`;
   },
 }, { detail: "lean", layer: view.layer });
-new Presenter(run.id, { view, replay: () => replay, canControl: () => canControl });
+new Presenter(run.id, {
+  view, replay: () => replay, canControl: () => canControl,
+  startReplay: () => (TERMINAL.has(run.status) && records.length ? startReplay("1").load(records.slice()) : null),
+});
