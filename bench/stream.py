@@ -79,6 +79,7 @@ class Tally:
         self.messages = self.bytes = self.disorder = self.lost = 0
         self.arrivals: list[tuple[int, float]] = []  # (newest step of a message, unix time read)
         self.joins: list[float] = []
+        self.snapshot_bytes: list[int] = []
         self.by_kind: dict[str, int] = {}
 
 
@@ -100,6 +101,7 @@ async def one_viewer(url: str, index: int, query: str, tally: Tally) -> None:
                 text = raw if isinstance(raw, str) else raw.decode()
                 if opened:
                     tally.joins.append(now - opened)  # the snapshot: joined
+                    tally.snapshot_bytes.append(len(text))
                     opened = 0.0
                 seq = seq_of(text)
                 if seq is not None:
@@ -133,6 +135,7 @@ async def child(url: str, run_id: str, viewers: int, queries: list[str]) -> None
             "lost": tally.lost,
             "all_joined_s": time.time() - started,
             "join_p50": percentile(tally.joins, 0.5),
+            "snapshot_kb": percentile(tally.snapshot_bytes, 0.5) / 1000,
             "join_max": max(tally.joins, default=0),
         }
     )
@@ -264,7 +267,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
     print(
         f"\n{'viewers':>7} {'steps/s':>8} {'none':>7} {'ratio':>6} {'srv CPU':>8} {'none':>5} "
         f"{'lag p99':>8} {'deliv p50':>9} {'p99':>5} {'KB/s/viewer':>11} {'msgs/s/v':>8} "
-        f"{'joined':>7} {'all in s':>8} {'join p50':>8} {'lost':>5} {'disorder':>8} "
+        f"{'joined':>7} {'all in s':>8} {'join p50':>8} {'snap KB':>7} {'lost':>5} {'disorder':>8} "
         f"{'loadgen CPU':>11}"
     )
     for count in args.viewers:
@@ -288,6 +291,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
             f"{p99 * 1000:>5.0f} {seen['bytes'] / 1000 / per:>11.1f} "
             f"{seen['messages'] / per:>8.1f} {joined['joined']:>7} "
             f"{joined['all_joined_s']:>8.1f} {joined['join_p50'] * 1000:>8.0f} "
+            f"{joined['snapshot_kb']:>7.0f} "
             f"{seen['lost']:>5} {seen['disorder']:>8} {seen['cpu']:>11.2f}",
             flush=True,
         )
