@@ -22,6 +22,8 @@ hall's network have addresses of their own.
    bound).
 
 Usage: python -m bench.stream [--seconds 5] [--settle 3] [--rounds 2] [--viewers 100 300 500]
+       [--detail lean|full]  (full: the viewers take the full stream, as every viewer did
+       before the lean one)
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from websockets.asyncio.client import connect
 from bench.concurrency import ARTICLE
 from support.live import server_process
 
+#: What a viewer asks for: the run page's default view, or every record (as before the lean
+#: stream, and as scripts still can).
+QUERIES = {"lean": "?detail=lean&layer=1", "full": "?detail=full"}
 #: Viewers per loopback address (the server caps connections per address at 256).
 PER_ADDRESS = 100
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -265,8 +270,9 @@ def per_viewer_bytes(url: str, run_id: str, pid: int, seconds: float) -> None:
 
 
 def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> None:
+    print(f"\nviewers taking the {args.detail} stream ({QUERIES[args.detail]})")
     print(
-        f"\n{'viewers':>7} {'steps/s':>8} {'none':>7} {'ratio':>6} {'srv CPU':>8} {'none':>5} "
+        f"{'viewers':>7} {'steps/s':>8} {'none':>7} {'ratio':>6} {'srv CPU':>8} {'none':>5} "
         f"{'lag p99':>8} {'deliv p50':>9} {'p99':>5} {'KB/s/viewer':>11} {'msgs/s/v':>8} "
         f"{'joined':>7} {'all in s':>8} {'join p50':>8} {'snap KB':>7} {'lost':>5} {'disorder':>8} "
         f"{'loadgen CPU':>11}"
@@ -275,7 +281,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
         rounds = []
         for _ in range(args.rounds):
             base = window(url, run_id, pid, args.seconds, None)
-            viewers = Viewers(url, run_id, count, ["?detail=lean&layer=1"])
+            viewers = Viewers(url, run_id, count, [QUERIES[args.detail]])
             joined = viewers.read()
             time.sleep(args.settle)
             loaded = window(url, run_id, pid, args.seconds, viewers)
@@ -304,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after all joined")
     parser.add_argument("--rounds", type=int, default=2, help="pairs of windows per row")
     parser.add_argument("--viewers", type=int, nargs="+", default=[100, 300, 500])
+    parser.add_argument(
+        "--detail", choices=tuple(QUERIES), default="lean", help="what the viewers ask for"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
