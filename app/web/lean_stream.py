@@ -172,21 +172,24 @@ class LeanHub:
         channel.clients.add(client)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick())
+        sender: asyncio.Task[None] | None = None
         try:
             if await self._start(websocket, channel, client):
                 return
-            while not watcher.done():
-                woken = asyncio.create_task(client.wake.wait())
-                await asyncio.wait({woken, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-                client.wake.clear()
-                if await self._drain(websocket, client):
-                    return
+            # One sender task for the connection's life (not a task per frame: with hundreds
+            # of viewers at four frames a second, those were a measurable share of the loop).
+            sender = asyncio.create_task(self._send_loop(websocket, client))
+            await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            sender.cancel()
+            if sender.done() and not sender.cancelled():
+                sender.result()  # its error, if it ended with one
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away
         except TimeoutError:
             log.info("dropping a lean websocket client of run %s that stopped reading", run_id)
         finally:
+            if sender is not None:
+                sender.cancel()
             self.frames_dropped += client.dropped
             channel.clients.discard(client)
             group = self.channels.get(run_id, {})
@@ -194,6 +197,13 @@ class LeanHub:
                 del group[fields]
                 if not group:
                     self.channels.pop(run_id, None)
+
+    async def _send_loop(self, websocket: WebSocket, client: LeanClient) -> None:
+        while True:
+            await client.wake.wait()
+            client.wake.clear()
+            if await self._drain(websocket, client):
+                return
 
     async def _drain(self, websocket: WebSocket, client: LeanClient) -> bool:
         """Send what the client has queued; True when the stream has ended."""
