@@ -27,7 +27,8 @@ export class Replay {
     const speedLabel = el("label", { for: "replay-speed" }, "Speed");
     this.speed = el("select", { id: "replay-speed" });
     for (const [value, name] of Object.entries(SPEEDS)) this.speed.append(new Option(name, value));
-    this.speed.value = SPEEDS[speed] ? speed : "1";
+    const asked = String(speed).replace(/x$/, ""); // "10x" reads as "10"
+    this.speed.value = SPEEDS[asked] ? asked : "1";
     this.slider = el("input", { type: "range", id: "replay-slider", min: "0", max: "0", step: "1", value: "0",
                                 "aria-label": "Replay position (step)" });
     this.position = el("output", { id: "replay-step", for: "replay-slider" }, "step 0");
