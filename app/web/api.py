@@ -208,7 +208,12 @@ async def run_stream(
 
     `detail=lean` streams what a page draws instead (the view of hidden layer `layer`, or
     the named `fields`), a few columnar frames a second; docs/api.md has both formats.
+    A refusal is a close code after the handshake (1008 for a foreign origin, 4404 for
+    no such run, 4422 for a lean view the run cannot have), not an HTTP 403 at it: a
+    browser sees only the code, and a page must tell "stop trying" from "reconnect".
+    Nothing is sent before the close.
     """
+    await websocket.accept()
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
         await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
@@ -218,7 +223,6 @@ async def run_stream(
     except RunNotFound:
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
-    await websocket.accept()
     if detail == "lean":
         await websocket.app.state.hub.serve_lean(websocket, run_id, layer, fields)
         return
@@ -230,7 +234,11 @@ async def run_stream(
 
 @router.websocket("/ws/runs/{run_id}/presenter")
 async def presenter_stream(websocket: WebSocket, run_id: str) -> None:
-    """The view the run's owner presents, as it changes; only the owner's messages count."""
+    """The view the run's owner presents, as it changes; only the owner's messages count.
+
+    Refusals are close codes after the handshake, as for the run stream.
+    """
+    await websocket.accept()
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
         await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
@@ -241,5 +249,4 @@ async def presenter_stream(websocket: WebSocket, run_id: str) -> None:
     except RunNotFound:
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
-    await websocket.accept()
     await websocket.app.state.presenter.serve(websocket, run_id, owner)
