@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.runs.events import DeletedEvent, Event, MetricsEvent, StatusEvent
 from app.runs.manager import RunManager
 from app.runs.status import RunStatus
-from app.web.lean import columns, named_fields, view_fields
+from app.web.lean import InvalidView, columns, named_fields, view_fields
 from app.web.messages import CloseCode, Frame, Gap, LeanSnapshot, Status
 
 Record = dict[str, Any]
@@ -48,6 +48,9 @@ ENDED_READ_LIMIT = 20_000
 CATCH_UP_BUCKETS = 8
 #: Live records a channel keeps after its snapshot before it drops the snapshot instead.
 RECENT_LIMIT = 5000
+#: Different views one run streams at once: each has its own snapshot (a read of the run's
+#: history), so a crowd asking for made-up field sets cannot multiply that cost.
+MAX_VIEWS = 64
 #: Frames waiting for a viewer before its oldest are dropped (~5 s of frames).
 BACKLOG = 20
 
@@ -156,8 +159,13 @@ class LeanHub:
         """The fields of the view asked for (InvalidView when the run has no such layer/field)."""
         config = self.manager.get(run_id).config
         if fields:
-            return named_fields(config, fields)
-        return view_fields(config, 1 if layer is None else layer)
+            wanted = named_fields(config, fields)
+        else:
+            wanted = view_fields(config, 1 if layer is None else layer)
+        views = self.channels.get(run_id, {})
+        if wanted not in views and len(views) >= MAX_VIEWS:
+            raise InvalidView(f"fields: this run streams {MAX_VIEWS} different views already")
+        return wanted
 
     async def serve(
         self,

@@ -110,7 +110,7 @@ def test_every_viewer_of_a_view_gets_the_same_text_built_once() -> None:
 
 
 def test_lean_stream_of_a_live_run(client: TestClient) -> None:
-    run = create(client, MEDIUM)
+    run = create(client, {**MEDIUM, "epochs": 600})  # long enough to outlast the reading
     wait_status(client, run["id"], {"running"})
     url = f"/ws/runs/{run['id']}?detail=lean&layer=1"
     texts: list[list[str]] = [[], []]
@@ -173,3 +173,17 @@ def test_full_stream_is_unchanged_when_asked_for(client: TestClient) -> None:
     with client.websocket_connect(f"/ws/runs/{run['id']}?detail=full") as ws:
         snapshot = receive(ws)
         assert snapshot["type"] == "snapshot" and "w_mean_l1" in snapshot["history"][-1]
+
+
+def test_a_run_streams_a_bounded_number_of_different_views(client: TestClient) -> None:
+    from app.web import lean_stream
+
+    run = create(client, {**MEDIUM, "epochs": 1})
+    hub = client.app.state.hub.lean  # type: ignore[attr-defined]
+    for i in range(lean_stream.MAX_VIEWS):
+        hub.channels.setdefault(run["id"], {})[(f"view{i}",)] = lean_stream.Channel(run["id"], ())
+    url = f"/ws/runs/{run['id']}?detail=lean&fields=loss"
+    with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_text()
+    assert closed.value.code == 4422 and "64 different views" in closed.value.reason
+    hub.channels.pop(run["id"])
