@@ -148,7 +148,11 @@ class LeanHub:
             await asyncio.sleep(LEAN_INTERVAL)
             for group in list(self.channels.values()):
                 for channel in list(group.values()):
-                    channel.emit()
+                    try:
+                        channel.emit()
+                    except Exception:  # a bug: one view's frame is lost, the ticker lives on
+                        log.exception("building a lean frame of run %s failed", channel.run_id)
+                        channel.pending = []
         self._ticker = None
 
     def close(self) -> None:
