@@ -24,6 +24,18 @@ LOSS_EXTENT = """(() => {
 })()"""
 
 
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def finished_run(server: LiveServer) -> dict[str, Any]:
     run = httpx.post(f"{server.url}/api/runs", json={"config": SMALL}).json()
     deadline = time.monotonic() + 60
@@ -68,6 +80,7 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
     )
     wait_until(lambda: page.evaluate(LOSS_EXTENT)[0] == last, what="the whole run after scrubbing")
     assert "replay=1" in page.evaluate("location.href")
+    assert serious_violations(page) == []
     # A finished run's page without ?replay offers it.
     page.goto(f"{server.url}/runs/{run['id']}")
     page.get_by_role("button", name="Replay this run").click()
@@ -109,6 +122,7 @@ def test_a_viewer_follows_the_presenters_layer_and_show_large_and_lets_go(
     )
     print(f"viewer mirrored the presenter after {time.monotonic() - started:.2f} s")
     assert follow.is_checked() and viewer.locator("#follow-presenter").is_visible()
+    assert serious_violations(viewer) == []
     # Let go: the presenter moves on, the viewer stays where it is.
     follow.uncheck()
     # (under the chart shown large, the diagram still takes a click from the keyboard)
