@@ -317,7 +317,7 @@ const stream = new RunStream(run.id, {
     showStatus(msg.status, msg);
     showProgress();
     showLoaded();
-    replayButton.hidden = Boolean(replay) || !TERMINAL.has(run.status) || !["finished", "diverged", "stopped"].includes(run.status);
+    replayButton.hidden = Boolean(replay) || !["finished", "diverged", "stopped"].includes(run.status);
   },
   onConnection(state) {
     const ended = TERMINAL.has(run.status);
