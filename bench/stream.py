@@ -45,7 +45,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.concurrency import ARTICLE
-from support.live import server_process
+from support.live import descendants, server_process
 
 #: What a viewer asks for: the run page's default view, or every record (as before the lean
 #: stream, and as scripts still can).
@@ -218,15 +218,25 @@ def window(
     step = lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["step"]  # noqa: E731
     if viewers:
         viewers.tell("start")
-    steps0, t0, cpu0 = step(), time.monotonic(), cpu_seconds(pid)
+    steps0, t0, cpu0, train0 = step(), time.monotonic(), cpu_seconds(pid), training_cpu(pid)
     time.sleep(seconds)
     elapsed = time.monotonic() - t0
     rate, cpu = (step() - steps0) / elapsed, (cpu_seconds(pid) - cpu0) / elapsed
+    train = (training_cpu(pid) - train0) / elapsed
     if viewers:
         viewers.tell("stop")
     lag = httpx.get(f"{url}/api/health", params={"lag_window": seconds}).json()["loop_lag_ms"]
     seen = viewers.read() if viewers else {}
-    return {"rate": rate, "server_cpu": cpu, "lag": lag, "seen": seen}
+    return {"rate": rate, "server_cpu": cpu, "train_cpu": train, "lag": lag, "seen": seen}
+
+
+def training_cpu(pid: int) -> float:
+    """CPU seconds so far of the server's descendants (the fork server and its training)."""
+    total = 0.0
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(child)
+    return total
 
 
 def start_run(url: str) -> str:
@@ -273,6 +283,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
     print(f"\nviewers taking the {args.detail} stream ({QUERIES[args.detail]})")
     print(
         f"{'viewers':>7} {'steps/s':>8} {'none':>7} {'ratio':>6} {'srv CPU':>8} {'none':>5} "
+        f"{'train CPU':>9} {'none':>5} "
         f"{'lag p99':>8} {'deliv p50':>9} {'p99':>5} {'KB/s/viewer':>11} {'msgs/s/v':>8} "
         f"{'joined':>7} {'all in s':>8} {'join p50':>8} {'snap KB':>7} {'lost':>5} {'disorder':>8} "
         f"{'loadgen CPU':>11}"
@@ -294,6 +305,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
         print(
             f"{count:>7} {loaded['rate']:>8,.0f} {base['rate']:>7,.0f} {ratio:>6.2f} "
             f"{loaded['server_cpu']:>8.2f} {base['server_cpu']:>5.2f} "
+            f"{loaded['train_cpu']:>9.2f} {base['train_cpu']:>5.2f} "
             f"{loaded['lag']['p99']:>8.1f} {p50 * 1000:>9.0f} "
             f"{p99 * 1000:>5.0f} {seen['bytes'] / 1000 / per:>11.1f} "
             f"{seen['messages'] / per:>8.1f} {joined['joined']:>7} "
@@ -335,7 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nload average {os.getloadavg()[0]:.2f} at the end. ratio = steps/s with the "
             f"viewers / without (the window just before); srv CPU = the server process "
-            f"(cores); deliv = end of a step to a viewer reading the newest record of a "
+            f"(cores); train CPU = its training processes (cores); deliv = end of a step to a "
+            f"viewer reading the newest record of a "
             f"message; all in = first connect to the last viewer's snapshot. Per row the "
             f"round of median ratio of {args.rounds}, each window {args.seconds:.0f} s."
         )
