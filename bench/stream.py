@@ -284,7 +284,8 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
     print(
         f"{'viewers':>7} {'steps/s':>8} {'none':>7} {'ratio':>6} {'srv CPU':>8} {'none':>5} "
         f"{'train CPU':>9} {'none':>5} "
-        f"{'lag p99':>8} {'deliv p50':>9} {'p99':>5} {'KB/s/viewer':>11} {'msgs/s/v':>8} "
+        f"{'lag p99':>8} {'none':>5} {'deliv p50':>9} {'p99':>5} {'KB/s/viewer':>11} "
+        f"{'msgs/s/v':>8} "
         f"{'joined':>7} {'all in s':>8} {'join p50':>8} {'snap KB':>7} {'lost':>5} {'disorder':>8} "
         f"{'loadgen CPU':>11}"
     )
@@ -306,7 +307,7 @@ def viewer_rows(url: str, run_id: str, pid: int, args: argparse.Namespace) -> No
             f"{count:>7} {loaded['rate']:>8,.0f} {base['rate']:>7,.0f} {ratio:>6.2f} "
             f"{loaded['server_cpu']:>8.2f} {base['server_cpu']:>5.2f} "
             f"{loaded['train_cpu']:>9.2f} {base['train_cpu']:>5.2f} "
-            f"{loaded['lag']['p99']:>8.1f} {p50 * 1000:>9.0f} "
+            f"{loaded['lag']['p99']:>8.1f} {base['lag']['p99']:>5.0f} {p50 * 1000:>9.0f} "
             f"{p99 * 1000:>5.0f} {seen['bytes'] / 1000 / per:>11.1f} "
             f"{seen['messages'] / per:>8.1f} {joined['joined']:>7} "
             f"{joined['all_joined_s']:>8.1f} {joined['join_p50'] * 1000:>8.0f} "
