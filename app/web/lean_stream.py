@@ -114,6 +114,14 @@ class Channel:
             client.offer(frame)
 
 
+def _emit(channel: Channel) -> None:
+    try:
+        channel.emit()
+    except Exception:  # a bug: this view loses one frame; the ticker and the others go on
+        log.exception("building a lean frame of run %s failed", channel.run_id)
+        channel.pending = []
+
+
 class LeanHub:
     """Lean channels of every run, fed by the stream hub's dispatch (on the event loop)."""
 
@@ -139,7 +147,7 @@ class LeanHub:
                 channel.take(records)
             return
         for channel in group.values():
-            channel.emit()  # what came before the status goes first
+            _emit(channel)  # what came before the status goes first
             for client in channel.clients:
                 client.offer(event)
 
@@ -148,11 +156,7 @@ class LeanHub:
             await asyncio.sleep(LEAN_INTERVAL)
             for group in list(self.channels.values()):
                 for channel in list(group.values()):
-                    try:
-                        channel.emit()
-                    except Exception:  # a bug: one view's frame is lost, the ticker lives on
-                        log.exception("building a lean frame of run %s failed", channel.run_id)
-                        channel.pending = []
+                    _emit(channel)
         self._ticker = None
 
     def close(self) -> None:
