@@ -45,23 +45,6 @@ def fidelity_figures(
     return cos, rel_err, norm_ratio
 
 
-def stacked_fidelity(signal: np.ndarray, truth: np.ndarray) -> list[tuple[float, float, float]]:
-    """fidelity of each seed of stacked (seeds, batch, width) arrays, one reduction each."""
-    t = truth.reshape(len(truth), -1)
-    t_square = _row_squares(t)
-    if signal is truth:
-        return [fidelity_figures(None, 0.0, ts, 0.0) for ts in t_square]
-    s = signal.reshape(len(signal), -1)
-    dots = np.vecdot(s, t).tolist()
-    sums = zip(dots, _row_squares(s), t_square, _row_squares(s - t), strict=True)
-    return [fidelity_figures(*four) for four in sums]
-
-
-def _row_squares(rows: np.ndarray) -> list[float]:
-    result: list[float] = np.vecdot(rows, rows).tolist()  # one dot product per seed
-    return result
-
-
 def saturation(h: np.ndarray, activation: str) -> Any:
     """Share of saturated units (sigmoid, tanh) or dead units (relu: zero on the whole batch):
     a float, or one per seed of stacked (seeds, batch, width) activations."""
@@ -79,104 +62,10 @@ def saturation(h: np.ndarray, activation: str) -> Any:
 
 
 def square_sums(flat: np.ndarray, starts: np.ndarray) -> list[float]:
-    """Sum of squares of each segment of `flat` that begins at `starts`.
-
-    One BLAS dot product per segment: faster than squaring the whole buffer once.
-    """
-    bounds = [*starts.tolist(), flat.size]
-    return [float(np.dot(flat[a:b], flat[a:b])) for a, b in itertools.pairwise(bounds)]
-
-
-def layer_stats(
-    flat: np.ndarray,
-    starts: np.ndarray,
-    updates: list[np.ndarray | None],
-    before_square_sums: list[float],
-) -> list[tuple[float, float, float, float, float]]:
-    """Per layer: mean, std, Frobenius norm, max |w| and update ratio |update| / |w before|.
-
-    `flat` holds every layer's weights, layer k from `starts[k]`; `updates[k]` is what
-    the step subtracted from layer k (None: it did not update). One reduction per
-    statistic for all layers together. std comes from E[w^2] - mean^2: weights have
-    |mean| << std, so the cancellation this formula can suffer costs no visible digits.
-    """
-    bounds = [*starts.tolist(), flat.size]
-    sums = np.add.reduceat(flat, starts).tolist()
-    square = square_sums(flat, starts)
-    highs = np.maximum.reduceat(flat, starts).tolist()
-    lows = np.minimum.reduceat(flat, starts).tolist()
-    stats = []
-    for k, update in enumerate(updates):
-        u = None if update is None else update.ravel()
-        update_square = 0.0 if u is None else float(u @ u)
-        figures = (sums[k], square[k], highs[k], lows[k], update_square, before_square_sums[k])
-        stats.append(layer_figures(bounds[k + 1] - bounds[k], *figures))
-    return stats
-
-
-def layer_figures(
-    size: int,
-    total: float,
-    square_sum: float,
-    high: float,
-    low: float,
-    update_square: float,
-    before_square: float,
-) -> tuple[float, float, float, float, float]:
-    """layer_stats' five numbers of one layer from its sums."""
-    mean = total / size
-    before = math.sqrt(before_square)
-    return (
-        mean,
-        math.sqrt(max(square_sum / size - mean * mean, 0.0)),
-        math.sqrt(square_sum),
-        max(high, -low),
-        math.sqrt(update_square) / before if before > 0 else math.nan,
-    )
-
-
-def stacked_square_sums(flat: np.ndarray, starts: np.ndarray) -> list[list[float]]:
-    """square_sums of each seed's row of stacked flat weights (seeds, total), by seed."""
-    bounds = [*starts.tolist(), flat.shape[1]]
-    layers = [_row_squares(flat[:, a:b]) for a, b in itertools.pairwise(bounds)]
-    return [list(per_seed) for per_seed in zip(*layers, strict=True)]
-
-
-def stacked_layer_stats(
-    flat: np.ndarray,
-    starts: np.ndarray,
-    updates: list[np.ndarray | None],
-    before_square_sums: list[list[float]],
-) -> list[list[tuple[float, float, float, float, float]]]:
-    """layer_stats of each seed of stacked flat weights (seeds, total), by seed: one
-    reduction per statistic and layer for every seed together."""
-    seeds = len(flat)
-    bounds = [*starts.tolist(), flat.shape[1]]
-    by_layer = []
-    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
-        layer = flat[:, a:b]
-        update = updates[k]
-        update_squares = (
-            [0.0] * seeds if update is None else _row_squares(update.reshape(seeds, -1))
-        )
-        by_layer.append(
-            zip(
-                layer.sum(axis=1).tolist(),
-                _row_squares(layer),
-                layer.max(axis=1).tolist(),
-                layer.min(axis=1).tolist(),
-                update_squares,
-                strict=True,
-            )
-        )
-    sizes = [b - a for a, b in itertools.pairwise(bounds)]
-    return [
-        [
-            layer_figures(sizes[k], total, square, high, low, moved, before_square_sums[s][k])
-            for k, (total, square, high, low, moved) in enumerate(per_layer)
-        ]
-        for s, per_layer in enumerate(zip(*by_layer, strict=True))
-    ]
+    """Sum of squares of each layer's segment of one seed's flat weights (StepFigures.before's
+    numbers, for a pipelined stage's layers)."""
+    sums: list[float] = StepFigures.before(flat[None], starts)[:, 0].tolist()
+    return sums
 
 
 def histogram(w: np.ndarray) -> list[int]:
@@ -193,3 +82,175 @@ def histogram(w: np.ndarray) -> list[int]:
     index -= clipped < edges[index]
     index += (clipped >= edges[index + 1]) & (index != bins - 1)
     return np.bincount(index, minlength=bins).tolist()
+
+
+class StepFigures:
+    """Every per-layer figure of a diagnosed step, for one seed or a stack of seeds, as one
+    (seeds, figures) table: each figure is one reduction per layer over every seed at once
+    (a row per seed), written straight into its rows of the table, and the arithmetic that
+    turns sums into figures runs once on every layer and seed together; so the Python of a
+    diagnosed step does not grow with the number of seeds.
+
+    Sums of squares and dot products are BLAS row dot products (np.vecdot), as `fidelity`
+    and the square sums of one seed always were; one seed alone and the same seed in a
+    stack reduce the same rows, so their figures agree (to 1e-9: tests/core/test_seeds.py).
+    """
+
+    def __init__(self, sizes: list[int], activation: str) -> None:
+        """`sizes`: the net's widths, input to output."""
+        self.depth = len(sizes) - 1
+        self.activation = activation
+        self._layouts: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[list[str], slice]] = {}
+
+    def keys(self, fidelity: tuple[int, ...], modules: tuple[int, ...]) -> tuple[list[str], slice]:
+        """The record keys of the figures in the table's column order (fidelity of the hidden
+        layers `fidelity`, module loss of `modules`), and the columns of the weight norms."""
+        found = self._layouts.get((fidelity, modules))
+        if found is None:
+            keys = [f"{n}_h{k + 1}" for n in ("cos", "rel_err", "norm_ratio") for k in fidelity]
+            keys += [f"saturated_h{k + 1}" for k in range(self.depth - 1)]
+            keys += [f"module_loss_h{k + 1}" for k in modules]
+            keys += [f"{name}_l{k + 1}" for name in LAYER_FIGURES for k in range(self.depth)]
+            norm = keys.index("w_norm_l1")
+            found = self._layouts[(fidelity, modules)] = (keys, slice(norm, norm + self.depth))
+        return found
+
+    @staticmethod
+    def before(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(layers, seeds): each layer's sum of squared weights (before a step's update)."""
+        layers = _layers(flat, starts)
+        out = np.empty((len(layers), len(flat)))
+        for k, layer in enumerate(layers):
+            np.vecdot(layer, layer, out=out[k])
+        return out
+
+    def values(
+        self,
+        hidden: list[np.ndarray],
+        signals: dict[int, np.ndarray],
+        truths: dict[int, np.ndarray],
+        errors: dict[int, np.ndarray],
+        weights: tuple[np.ndarray, np.ndarray, list[np.ndarray | None], np.ndarray],
+        times: tuple[list[float], list[float]],
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The keys, the (seeds, figures) table and whether each seed's weights are finite.
+
+        Every array is stacked (seeds, ...): `hidden` the hidden activations h_1..h_{L-1},
+        `signals` / `truths` / `errors` by hidden index, `weights` = (flat weights
+        (seeds, total), each layer's start, what each layer's update subtracted (None:
+        skipped), `before`'s square sums).
+        """
+        fidelity = tuple(k for k in sorted(signals) if k in truths)
+        modules = tuple(sorted(errors))
+        keys, norms = self.keys(fidelity, modules)
+        table = np.empty((len(keys), len(weights[0])))
+        at = 3 * len(fidelity)
+        fidelity_columns([signals[k] for k in fidelity], [truths[k] for k in fidelity], table[:at])
+        for k, h in enumerate(hidden):
+            table[at + k] = saturation(h, self.activation)
+        at += len(hidden)
+        module_losses([errors[k] for k in modules], table[at : at + len(modules)])
+        at += len(modules)
+        layer_columns(*weights, table[at : at + 5 * self.depth])
+        table[at + 5 * self.depth :] = np.array([*times[0], *times[1]])[:, None]
+        figures = table.T
+        finite = np.asarray(np.isfinite(figures[:, norms]).all(axis=1))
+        return keys, figures, finite
+
+
+#: A layer's figures of a diagnosed step (record keys add `_l<i>`), in table order.
+LAYER_FIGURES = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward", "t_update")
+
+
+def _layers(flat: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+    """Each layer's segment of stacked flat weights (seeds, total): (seeds, size) views."""
+    bounds = [*starts.tolist(), flat.shape[-1]]
+    return [flat[:, a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def table_rows(table: np.ndarray) -> list[list[float]]:
+    """A (seeds, figures) table as one list of floats per seed, every undefined value the
+    one `math.nan` object (as `fidelity` returns it, so records that hold the same numbers
+    compare equal)."""
+    rows: list[list[float]] = table.tolist()
+    if np.isnan(table).any():
+        rows = [[math.nan if v != v else v for v in row] for row in rows]
+    return rows
+
+
+def fidelity_columns(signals: list[np.ndarray], truths: list[np.ndarray], out: np.ndarray) -> None:
+    """Into `out` (3 x layers, seeds): cosine, relative error, norm ratio of each stacked
+    signal against its true gradient, by seed (undefined values, a zero vector, NaN):
+    `fidelity`'s numbers."""
+    if not signals:
+        return
+    seeds, layers = out.shape[1], len(signals)
+    sums = np.empty((4, layers, seeds))  # s.t, s.s, t.t, (s-t).(s-t)
+    backprop = all(s is t for s, t in zip(signals, truths, strict=True))
+    for k, (signal, truth) in enumerate(zip(signals, truths, strict=True)):
+        t = truth.reshape(seeds, -1)
+        np.vecdot(t, t, out=sums[2, k])
+        if not backprop:
+            s = signal.reshape(seeds, -1)
+            np.vecdot(s, t, out=sums[0, k])
+            np.vecdot(s, s, out=sums[1, k])
+            diff = s - t
+            np.vecdot(diff, diff, out=sums[3, k])
+    figures = out.reshape(3, layers, seeds)
+    if backprop:  # the signal *is* the true gradient: exactly 1, 0, 1
+        figures[:] = [[[1.0]], [[0.0]], [[1.0]]]
+    else:
+        s_norm, t_norm, diff_norm = np.sqrt(sums[1:])
+        np.divide(sums[0], s_norm * t_norm, out=figures[0])
+        np.divide(diff_norm, t_norm, out=figures[1])
+        np.divide(s_norm, t_norm, out=figures[2])
+    undefined = ~(sums[2] > 0)
+    if undefined.any():  # a zero true gradient: nothing is defined
+        figures[:, undefined] = np.nan
+
+
+def module_losses(errors: list[np.ndarray], out: np.ndarray) -> None:
+    """Into `out` (modules, seeds): 0.5 * mean over the batch of each module's squared error."""
+    seeds = out.shape[-1]
+    for k, error in enumerate(errors):
+        # A pairwise sum, not a dot: the same bits as synthetic.module_loss of one seed's.
+        np.sum((error * error).reshape(seeds, -1), axis=1, out=out[k])
+    if errors:
+        out *= 0.5
+        out /= errors[0].shape[-2]  # 0.5 * sum / n, rounded as module_loss rounds it
+
+
+def layer_columns(
+    flat: np.ndarray,
+    starts: np.ndarray,
+    updates: list[np.ndarray | None],
+    before_square: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Into `out` (5 x layers, seeds): mean, std, Frobenius norm, max |w| and update ratio
+    |update| / |w before| of each layer of stacked flat weights (seeds, total), layer k from
+    `starts[k]`; `updates[k]` what the step subtracted from layer k (None: not updated);
+    `before_square` (layers, seeds) its square sums before. std comes from E[w^2] - mean^2:
+    weights have |mean| << std, so the cancellation this formula can suffer costs no
+    visible digits."""
+    seeds, layers = len(flat), len(starts)
+    sizes = np.diff([*starts.tolist(), flat.shape[-1]])[:, None]
+    mean, variance, square, extreme, ratio = out.reshape(5, layers, seeds)
+    np.divide(np.add.reduceat(flat, starts, axis=1).T, sizes, out=mean)
+    square[:] = StepFigures.before(flat, starts)
+    high = np.maximum.reduceat(flat, starts, axis=1).T
+    np.maximum(high, -np.minimum.reduceat(flat, starts, axis=1).T, out=extreme)
+    for k, update in enumerate(updates):
+        if update is None:
+            ratio[k] = 0.0
+        else:
+            moved = update.reshape(seeds, -1)
+            np.vecdot(moved, moved, out=ratio[k])
+    ratio /= before_square
+    np.subtract(square / sizes, mean * mean, out=variance)
+    np.maximum(variance, 0.0, out=variance)
+    rooted = out[layers : 3 * layers]  # variance and square sums to std and norm
+    np.sqrt(rooted, out=rooted)
+    np.sqrt(ratio, out=ratio)
+    if not before_square.all():  # no weights before: no ratio
+        ratio[before_square == 0] = np.nan

@@ -113,7 +113,7 @@ def points(fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, 
 
 def train_one(config: dict[str, Any]) -> dict[str, Any]:
     """One run to the end (in a worker process); its summary."""
-    from .pipeline import make_trainer
+    from .factory import make_trainer
 
     trainer = make_trainer(TrainConfig.from_dict(config))
     while not trainer.done:
