@@ -61,11 +61,77 @@ def saturation(h: np.ndarray, activation: str) -> Any:
     return (saturated / h[0].size).tolist() if stacked else int(saturated) / h.size
 
 
+def saturation_rows(h: np.ndarray, activation: str, out: np.ndarray) -> None:
+    """Into `out` (seeds,): `saturation` of each seed of stacked (seeds, batch, width)
+    activations, by one reduction for every seed (the same numbers)."""
+    seeds, width = len(h), h.shape[-1]
+    if activation == "relu":
+        alive = np.add.reduce((h > 0).any(axis=-2), axis=-1)
+        np.subtract(1.0, alive / width, out=out)
+        return
+    if activation == "sigmoid":
+        saturated = np.abs(h - 0.5) > 0.5 - _SATURATION["sigmoid"]
+    else:
+        saturated = np.abs(h) > _SATURATION["tanh"]
+    np.divide(np.add.reduce(saturated.reshape(seeds, -1), axis=1), h[0].size, out=out)
+
+
 def square_sums(flat: np.ndarray, starts: np.ndarray) -> list[float]:
-    """Sum of squares of each layer's segment of one seed's flat weights (StepFigures.before's
-    numbers, for a pipelined stage's layers)."""
-    sums: list[float] = StepFigures.before(flat[None], starts)[:, 0].tolist()
-    return sums
+    """Sum of squares of each segment of `flat` that begins at `starts`.
+
+    One BLAS dot product per segment: faster than squaring the whole buffer once.
+    """
+    bounds = [*starts.tolist(), flat.size]
+    return [float(np.dot(flat[a:b], flat[a:b])) for a, b in itertools.pairwise(bounds)]
+
+
+def layer_stats(
+    flat: np.ndarray,
+    starts: np.ndarray,
+    updates: list[np.ndarray | None],
+    before_square_sums: list[float],
+    square: list[float],
+) -> list[tuple[float, float, float, float, float]]:
+    """Per layer: mean, std, Frobenius norm, max |w| and update ratio |update| / |w before|.
+
+    `flat` holds every layer's weights, layer k from `starts[k]`; `updates[k]` is what
+    the step subtracted from layer k (None: it did not update); `square` the square sums
+    of `flat`'s segments now (square_sums). One reduction per
+    statistic for all layers together. std comes from E[w^2] - mean^2: weights have
+    |mean| << std, so the cancellation this formula can suffer costs no visible digits.
+    """
+    bounds = [*starts.tolist(), flat.size]
+    sums = np.add.reduceat(flat, starts).tolist()
+    highs = np.maximum.reduceat(flat, starts).tolist()
+    lows = np.minimum.reduceat(flat, starts).tolist()
+    stats = []
+    for k, update in enumerate(updates):
+        u = None if update is None else update.ravel()
+        update_square = 0.0 if u is None else float(u @ u)
+        figures = (sums[k], square[k], highs[k], lows[k], update_square, before_square_sums[k])
+        stats.append(layer_figures(bounds[k + 1] - bounds[k], *figures))
+    return stats
+
+
+def layer_figures(
+    size: int,
+    total: float,
+    square_sum: float,
+    high: float,
+    low: float,
+    update_square: float,
+    before_square: float,
+) -> tuple[float, float, float, float, float]:
+    """layer_stats' five numbers of one layer from its sums."""
+    mean = total / size
+    before = math.sqrt(before_square)
+    return (
+        mean,
+        math.sqrt(max(square_sum / size - mean * mean, 0.0)),
+        math.sqrt(square_sum),
+        max(high, -low),
+        math.sqrt(update_square) / before if before > 0 else math.nan,
+    )
 
 
 def histogram(w: np.ndarray) -> list[int]:
@@ -101,6 +167,7 @@ class StepFigures:
         self.depth = len(sizes) - 1
         self.activation = activation
         self._layouts: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[list[str], slice]] = {}
+        self._last: tuple[int, np.ndarray] | None = None
 
     def keys(self, fidelity: tuple[int, ...], modules: tuple[int, ...]) -> tuple[list[str], slice]:
         """The record keys of the figures in the table's column order (fidelity of the hidden
@@ -115,14 +182,17 @@ class StepFigures:
             found = self._layouts[(fidelity, modules)] = (keys, slice(norm, norm + self.depth))
         return found
 
-    @staticmethod
-    def before(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """(layers, seeds): each layer's sum of squared weights (before a step's update)."""
-        layers = _layers(flat, starts)
-        out = np.empty((len(layers), len(flat)))
-        for k, layer in enumerate(layers):
-            np.vecdot(layer, layer, out=out[k])
-        return out
+    def before(self, flat: np.ndarray, starts: np.ndarray, step: int) -> np.ndarray:
+        """(layers, seeds): each layer's sum of squared weights before step `step`'s update:
+        the norms the previous step's figures found, when that step was diagnosed (nothing
+        changes the weights between two steps), else summed now."""
+        if self._last is not None and self._last[0] == step - 1:
+            return self._last[1]
+        return square_rows(flat, starts)
+
+    def after(self, step: int, square: np.ndarray) -> None:
+        """The square sums step `step`'s figures found (after its update), for `before`."""
+        self._last = (step, square)
 
     def values(
         self,
@@ -132,13 +202,14 @@ class StepFigures:
         errors: dict[int, np.ndarray],
         weights: tuple[np.ndarray, np.ndarray, list[np.ndarray | None], np.ndarray],
         times: tuple[list[float], list[float]],
+        step: int,
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The keys, the (seeds, figures) table and whether each seed's weights are finite.
 
         Every array is stacked (seeds, ...): `hidden` the hidden activations h_1..h_{L-1},
         `signals` / `truths` / `errors` by hidden index, `weights` = (flat weights
         (seeds, total), each layer's start, what each layer's update subtracted (None:
-        skipped), `before`'s square sums).
+        skipped), `before`'s square sums); `step` the step they are of.
         """
         fidelity = tuple(k for k in sorted(signals) if k in truths)
         modules = tuple(sorted(errors))
@@ -147,11 +218,11 @@ class StepFigures:
         at = 3 * len(fidelity)
         fidelity_columns([signals[k] for k in fidelity], [truths[k] for k in fidelity], table[:at])
         for k, h in enumerate(hidden):
-            table[at + k] = saturation(h, self.activation)
+            saturation_rows(h, self.activation, table[at + k])
         at += len(hidden)
         module_losses([errors[k] for k in modules], table[at : at + len(modules)])
         at += len(modules)
-        layer_columns(*weights, table[at : at + 5 * self.depth])
+        self.after(step, layer_columns(*weights, table[at : at + 5 * self.depth]))
         table[at + 5 * self.depth :] = np.array([*times[0], *times[1]])[:, None]
         figures = table.T
         finite = np.asarray(np.isfinite(figures[:, norms]).all(axis=1))
@@ -160,6 +231,11 @@ class StepFigures:
 
 #: A layer's figures of a diagnosed step (record keys add `_l<i>`), in table order.
 LAYER_FIGURES = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward", "t_update")
+
+
+def square_rows(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(layers, seeds): each layer's sum of squared weights of stacked flat weights."""
+    return np.array([np.vecdot(layer, layer) for layer in _layers(flat, starts)])
 
 
 def _layers(flat: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
@@ -185,17 +261,18 @@ def fidelity_columns(signals: list[np.ndarray], truths: list[np.ndarray], out: n
     if not signals:
         return
     seeds, layers = out.shape[1], len(signals)
-    sums = np.empty((4, layers, seeds))  # s.t, s.s, t.t, (s-t).(s-t)
+    rows = []  # per layer: s.t, s.s, t.t, (s-t).(s-t), a number per seed each
     backprop = all(s is t for s, t in zip(signals, truths, strict=True))
-    for k, (signal, truth) in enumerate(zip(signals, truths, strict=True)):
+    for signal, truth in zip(signals, truths, strict=True):
         t = truth.reshape(seeds, -1)
-        np.vecdot(t, t, out=sums[2, k])
-        if not backprop:
-            s = signal.reshape(seeds, -1)
-            np.vecdot(s, t, out=sums[0, k])
-            np.vecdot(s, s, out=sums[1, k])
-            diff = s - t
-            np.vecdot(diff, diff, out=sums[3, k])
+        t_square = np.vecdot(t, t)
+        if backprop:
+            rows += [t_square, t_square, t_square, t_square]
+            continue
+        s = signal.reshape(seeds, -1)
+        diff = s - t
+        rows += [np.vecdot(s, t), np.vecdot(s, s), t_square, np.vecdot(diff, diff)]
+    sums = np.array(rows).reshape(layers, 4, seeds).transpose(1, 0, 2)
     figures = out.reshape(3, layers, seeds)
     if backprop:  # the signal *is* the true gradient: exactly 1, 0, 1
         figures[:] = [[[1.0]], [[0.0]], [[1.0]]]
@@ -226,18 +303,21 @@ def layer_columns(
     updates: list[np.ndarray | None],
     before_square: np.ndarray,
     out: np.ndarray,
-) -> None:
+) -> np.ndarray:
     """Into `out` (5 x layers, seeds): mean, std, Frobenius norm, max |w| and update ratio
     |update| / |w before| of each layer of stacked flat weights (seeds, total), layer k from
     `starts[k]`; `updates[k]` what the step subtracted from layer k (None: not updated);
-    `before_square` (layers, seeds) its square sums before. std comes from E[w^2] - mean^2:
+    `before_square` (layers, seeds) its square sums before. Returns the square sums now.
+    std comes from E[w^2] - mean^2:
     weights have |mean| << std, so the cancellation this formula can suffer costs no
     visible digits."""
     seeds, layers = len(flat), len(starts)
-    sizes = np.diff([*starts.tolist(), flat.shape[-1]])[:, None]
+    bounds = [*starts.tolist(), flat.shape[-1]]
+    sizes = np.array([b - a for a, b in itertools.pairwise(bounds)])[:, None]
     mean, variance, square, extreme, ratio = out.reshape(5, layers, seeds)
     np.divide(np.add.reduceat(flat, starts, axis=1).T, sizes, out=mean)
-    square[:] = StepFigures.before(flat, starts)
+    sums = square_rows(flat, starts)
+    square[:] = sums
     high = np.maximum.reduceat(flat, starts, axis=1).T
     np.maximum(high, -np.minimum.reduceat(flat, starts, axis=1).T, out=extreme)
     for k, update in enumerate(updates):
@@ -254,3 +334,4 @@ def layer_columns(
     np.sqrt(ratio, out=ratio)
     if not before_square.all():  # no weights before: no ratio
         ratio[before_square == 0] = np.nan
+    return sums

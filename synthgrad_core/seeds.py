@@ -211,7 +211,7 @@ class SeedBatch(Stepper):
     ) -> None:
         """A diagnosed step's update, timed, and every running seed's figures."""
         net = self.net
-        before = self.figures.before(net.flat_weights, net.weight_starts)
+        before = self.figures.before(net.flat_weights, net.weight_starts, self.step_count)
         updates, starts, update_times = self._apply(hs, backward, None, timed=True)
         errors = self.rule.learn(backward, None)
         self._timeline(forward[0], forward[1], starts, update_times, updates)
@@ -223,6 +223,7 @@ class SeedBatch(Stepper):
             errors,
             (net.flat_weights, net.weight_starts, updates, before),
             (forward[1], update_times),
+            self.step_count,
         )
         self._fill_figures(records, keys, values, finite)
 

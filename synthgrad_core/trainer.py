@@ -28,15 +28,7 @@ import numpy as np
 from .bookkeeping import EVAL_CHUNK, EXPLOSION_FACTOR, SeedBook, batch_accuracy
 from .config import ConfigError, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
-from .diagnostics import (
-    LAYER_FIGURES,
-    StepFigures,
-    fidelity_columns,
-    layer_columns,
-    module_losses,
-    saturation,
-    table_rows,
-)
+from .diagnostics import fidelity, layer_stats, saturation, square_sums
 from .nn import Activations, Network, Pass, batch_sum, init_weights
 from .optim import Optimizer, make_optimizer
 from .rules import (
@@ -50,7 +42,7 @@ from .rules import (
     TrueGradient,
 )
 from .state import TrainerState, check_branch
-from .synthetic import SyntheticGradientModule
+from .synthetic import SyntheticGradientModule, module_loss
 
 Record = dict[str, Any]
 
@@ -243,7 +235,13 @@ class Trainer(Stepper, SeedBook):
         Stepper.__init__(self, cfg, net, rule)
         SeedBook.__init__(self, cfg, data, net)
         self.true_gradients: Activations = {}
-        self.figures = StepFigures(net.sizes, cfg.activation)
+        # Record keys of the diagnostics, built once (they are the same every step).
+        self._keys = (
+            [tuple(f"{name}_h{i}" for name in HIDDEN_FIELDS) for i in range(1, net.depth)],
+            [tuple(f"{name}_l{i}" for name in LAYER_FIELDS) for i in range(1, net.depth + 1)],
+        )
+        # the step whose update left the weights with these square sums (diagnosed steps)
+        self._square: tuple[int, list[float]] | None = None
 
     # -- running -----------------------------------------------------------
     def __iter__(self) -> Iterator[Record]:
@@ -294,19 +292,16 @@ class Trainer(Stepper, SeedBook):
             self.periodic(record, step, position)
             return self.check_end(record)
         assert truth is not None and forward_times is not None
-        before = self.figures.before(net.flat_weights[None], net.weight_starts)
+        before = self._before_square(step)
         updates, starts, update_times = self._apply(hs, backward, applies, timed=True)
         errors = self.rule.learn(backward, applies)
         self._timeline(step_start, forward_times, starts, update_times, updates)
-        keys, values, finite = self.figures.values(
-            [hs[k][None] for k in range(1, net.depth)],
-            *_seed_axis(backward.signals, truth.gradients),
-            {k: e[None] for k, e in errors.items()},
-            (net.flat_weights[None], net.weight_starts, _stacked(updates), before),
-            (forward_times, update_times),
+        fill_fidelity(record, backward.signals, truth.gradients)
+        square = self._layer_diagnostics(
+            record, hs, errors, (updates, before), (forward_times, update_times), 0, net.depth
         )
-        record.update(zip(keys, table_rows(values)[0], strict=True))
-        if not finite[0]:
+        self._square = (step, square)
+        if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(net.depth)):
             return self.diverge(record)
         self.periodic(record, step, position)
         return self.check_end(record)
@@ -335,28 +330,57 @@ class Trainer(Stepper, SeedBook):
         times: tuple[list[float], list[float]],
         lo: int,
         hi: int,
-    ) -> None:
+    ) -> list[float]:
         """Saturation and module loss of the hidden layers of lo..hi-1, weight statistics
-        and times of its layers (`updates`: what each subtracted, square sums before): the
-        figures of a sequential step (StepFigures), for a pipelined stage's layers."""
+        and times of its layers (`updates`: what each subtracted, square sums before); the
+        layers' square sums now."""
         activation = self.net.activation_name
-        for k in range(lo, min(hi, self.net.depth - 1)):
-            record[f"saturated_h{k + 1}"] = saturation(hs[k + 1], activation)
-            if k in errors:
-                losses = np.empty((1, 1))
-                module_losses([errors[k][None]], losses)
-                record[f"module_loss_h{k + 1}"] = float(losses[0, 0])
-        applied, before = updates
+        hidden = range(lo, min(hi, self.net.depth - 1))
+        saturations = {k: saturation(hs[k + 1], activation) for k in hidden}
+        losses = {k: module_loss(errors[k]) for k in hidden if k in errors}
+        applied, before_square_sums = updates
         flat, starts = self.net.weight_segment(lo, hi)
-        columns = np.empty((5 * (hi - lo), 1))
-        layer_columns(flat[None], starts, _stacked(applied), np.array(before)[:, None], columns)
-        names = LAYER_FIGURES[:5]
-        keys = [f"{name}_l{k + 1}" for name in names for k in range(lo, hi)]
-        record.update(zip(keys, table_rows(columns.T)[0], strict=True))
+        square = square_sums(flat, starts)
+        stats = layer_stats(flat, starts, applied, before_square_sums, square)
+        self._fill_layers(record, saturations, losses, stats, times, lo)
+        return square
+
+    def _before_square(self, step: int) -> list[float]:
+        """Each layer's square sum before this step's update: the previous step's norms when
+        it was diagnosed (nothing changes the weights between two steps), else summed now."""
+        if self._square is not None and self._square[0] == step - 1:
+            return self._square[1]
+        return square_sums(*self.net.weight_segment(0, self.net.depth))
+
+    def _fill_layers(
+        self,
+        record: Record,
+        saturations: dict[int, float],
+        losses: dict[int, float],
+        stats: list[tuple[float, float, float, float, float]],
+        times: tuple[list[float], list[float]],
+        lo: int,
+    ) -> None:
+        """The per-layer figures of a diagnosed step into the record, under their keys."""
+        hidden_keys, layer_keys = self._keys
+        for k, value in saturations.items():
+            record[hidden_keys[k][3]] = value
+        for k, value in losses.items():
+            record[hidden_keys[k][4]] = value
         forward_times, update_times = times
-        for i, k in enumerate(range(lo, hi)):
-            record[f"t_forward_l{k + 1}"] = forward_times[i]
-            record[f"t_update_l{k + 1}"] = update_times[i]
+        for i, layer_values in enumerate(stats):
+            mean_key, std_key, norm_key, max_key, ratio_key, forward_key, update_key = layer_keys[
+                lo + i
+            ]
+            (
+                record[mean_key],
+                record[std_key],
+                record[norm_key],
+                record[max_key],
+                record[ratio_key],
+            ) = layer_values
+            record[forward_key] = forward_times[i]
+            record[update_key] = update_times[i]
 
     # -- state ---------------------------------------------------------------
     def capture(self) -> TrainerState:
@@ -448,33 +472,23 @@ def diagnostics_keys(depth: int, modules: bool) -> list[str]:
 
 
 def fill_fidelity(record: Record, signals: Activations, true_gradients: Activations) -> None:
-    """Cosine, relative error and norm ratio of each signal against the true gradient (a
-    pipelined stage's; the same numbers as a sequential step's StepFigures)."""
-    layers = [k for k in sorted(signals) if k in true_gradients]
-    if not layers:
-        return
-    stacked_signals, stacked_truths = _seed_axis(signals, true_gradients)
-    columns = np.empty((3 * len(layers), 1))
-    fidelity_columns(
-        [stacked_signals[k] for k in layers], [stacked_truths[k] for k in layers], columns
+    """Cosine, relative error and norm ratio of each signal against the true gradient."""
+    fill_figures(
+        record,
+        {
+            k: fidelity(signal, true_gradients[k])
+            for k, signal in signals.items()
+            if k in true_gradients
+        },
     )
-    keys = [f"{name}_h{k + 1}" for name in ("cos", "rel_err", "norm_ratio") for k in layers]
-    record.update(zip(keys, table_rows(columns.T)[0], strict=True))
 
 
-def _seed_axis(signals: Activations, truths: Activations) -> tuple[Activations, Activations]:
-    """One seed's signals and true gradients with a leading seed axis (views); a signal that
-    is the true gradient (backprop) stays the same object, as StepFigures reads it."""
-    stacked_truths = {k: g[None] for k, g in truths.items()}
-    stacked_signals = {
-        k: stacked_truths[k] if truths.get(k) is s else s[None] for k, s in signals.items()
-    }
-    return stacked_signals, stacked_truths
-
-
-def _stacked(updates: list[np.ndarray | None]) -> list[np.ndarray | None]:
-    """One seed's updates with a leading seed axis (views)."""
-    return [None if u is None else u[None] for u in updates]
+def fill_figures(record: Record, figures: dict[int, tuple[float, float, float]]) -> None:
+    """Each hidden layer's fidelity figures (cosine, relative error, norm ratio) into the record."""
+    for k, (cos, rel_err, norm_ratio) in figures.items():
+        record[f"cos_h{k + 1}"] = cos
+        record[f"rel_err_h{k + 1}"] = rel_err
+        record[f"norm_ratio_h{k + 1}"] = norm_ratio
 
 
 def seed_parts(
