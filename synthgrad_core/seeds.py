@@ -20,6 +20,7 @@ trained. Each seed's records equal the records of that seed trained alone
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .bookkeeping import SeedBook, batch_accuracy
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, ResolvedConfig, TrainConfig, io_sizes
 from .data import Dataset, load_dataset
 from .diagnostics import StepFigures, table_rows
 from .nn import VECTORS, Network, Pass
@@ -81,6 +82,61 @@ def check_batchable(config: TrainConfig) -> None:
         raise ConfigError(
             "seeds", "needs update_probability 1 (each seed would skip different layers)"
         )
+
+
+#: The batching estimate's constants (fitted to `python -m bench.seeds` on the 2-core Xeon,
+#: docs/benchmarks.md): seconds of a step's Python and call overhead, which a batch pays
+#: once for all its seeds, without and with diagnostics; and seconds per array element a
+#: step touches per seed (weights and modules updated, a batch's activations), which grows
+#: with the seeds.
+STEP_OVERHEAD = 60e-6
+DIAGNOSIS_OVERHEAD = 60e-6
+SECONDS_PER_ELEMENT = 2.5e-9
+#: How much faster a batch must be estimated to finish than separate processes.
+BATCH_MARGIN = 0.1
+
+
+def batch_speedup(cfg: ResolvedConfig, seeds: int) -> float:
+    """Estimated seed-steps per second of `seeds` seeds batched over one seed alone, on one
+    core: the fixed overhead of a step is paid once for every seed, the work on its arrays
+    once per seed. Small nets gain most, wide ones nothing; diagnostics add overhead, so a
+    batch gains more where every step is diagnosed."""
+    n_in, n_out = io_sizes(cfg)
+    sizes = [n_in, *cfg.hidden, n_out]
+    elements = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    elements += cfg.batch_size * sum(sizes)
+    if cfg.method in ("dni", "cdni"):
+        condition = n_out if cfg.method == "cdni" else 0
+        for width in cfg.hidden:
+            module = [width + condition, *cfg.sg_hidden, width]
+            elements += sum((a + 1) * b for a, b in itertools.pairwise(module))
+            elements += cfg.batch_size * sum(module)
+    every = cfg.diagnostics_every
+    overhead = STEP_OVERHEAD + (DIAGNOSIS_OVERHEAD / every if every else 0.0)
+    work = elements * SECONDS_PER_ELEMENT
+    return seeds * (overhead + work) / (overhead + seeds * work)
+
+
+def batch_pays(cfg: ResolvedConfig, seeds: int, runs: int, cores: int) -> bool:
+    """Whether a group of `seeds` seeds of `cfg` should train as one batch (one process)
+    rather than one process per seed, in a sweep of `runs` runs in all on `cores` free
+    cores: what the sweep (CLI and server) decides per group.
+
+    Separate processes keep every core busy (the sweep takes ceil(runs / cores) runs'
+    time); batched, each group is one job ((runs / seeds) jobs on the cores), each taking
+    seeds / speedup runs' time. A batch must be estimated to finish at least BATCH_MARGIN
+    sooner. A config a batch cannot train (check_batchable) never batches.
+    """
+    if seeds < 2 or cores < 1:
+        return False
+    try:
+        check_batchable(cfg)
+    except ConfigError:
+        return False
+    groups = max(runs // seeds, 1)
+    batched = math.ceil(groups / cores) * seeds / batch_speedup(cfg, seeds)
+    apart = math.ceil(runs / cores)
+    return batched < apart * (1.0 - BATCH_MARGIN)
 
 
 class SeedBatch(Stepper):

@@ -68,11 +68,12 @@ def test_a_groups_seeds_train_as_one_job_unless_they_cannot() -> None:
 
     grid = {"method": ["backprop", "dni"], "seed": [1, 2, 3]}
     todo = points({}, grid)
-    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=True) == [[0, 1, 2], [3, 4, 5]]
-    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=False) == [[i] for i in range(6)]
+    assert jobs_of({"dataset": "digits"}, todo, "always") == [[0, 1, 2], [3, 4, 5]]
+    assert jobs_of({"dataset": "digits"}, todo, "never") == [[i] for i in range(6)]
     # a batch cannot skip layers per seed: such a group trains seed by seed
     fixed = {"dataset": "digits", "update_probability": 0.5}
-    assert jobs_of(fixed, todo, batch_seeds=True) == [[i] for i in range(6)]
+    assert jobs_of(fixed, todo, "always") == [[i] for i in range(6)]
+    assert jobs_of(fixed, todo, "auto", cores=1) == [[i] for i in range(6)]
 
 
 def test_batched_and_unbatched_sweeps_give_the_same_groups(
