@@ -525,7 +525,7 @@ def planned_steps(cfg: ResolvedConfig) -> int:
     return math.ceil(n_train / cfg.batch_size) * cfg.epochs
 
 
-# Per-dataset defaults: the settings of the reference results in spec/core.md.
+# Per-dataset defaults: the settings of the reference results in docs/engine.md.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "addition": {
         "examples": 1000,
