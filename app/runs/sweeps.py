@@ -27,6 +27,7 @@ from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
 from app.storage.store import RUN_COLUMNS, Store, encode_column
 from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core.seeds import batch_pays
 from synthgrad_core.sweep import check_grid, points, summarize
 
 log = logging.getLogger("synthgrad.sweeps")
@@ -72,14 +73,17 @@ def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[d
     return todo
 
 
-def mark_batches(runs: list[Run]) -> None:
-    """Runs whose configs differ only by seed, and that a batch can train, form a batch."""
+def mark_batches(runs: list[Run], cores: int = 1) -> None:
+    """Runs whose configs differ only by seed form a batch where a batch can train them and
+    is estimated to finish sooner than a process per seed on `cores` (seeds.batch_pays)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({**run.config.as_dict(), "seed": None}, sort_keys=True)
         groups.setdefault(key, []).append(run)
     for group in groups.values():
-        if len(group) > 1 and is_batchable(group[0].config):
+        if is_batchable(group[0].config) and batch_pays(
+            group[0].config, len(group), len(runs), cores
+        ):
             ids = [run.id for run in group]
             for run in group:
                 run.batch = ids
@@ -134,7 +138,7 @@ class Sweeps:
             for run in runs:
                 run.sweep_id = sweep.id
             if batch_seeds:
-                mark_batches(runs)
+                mark_batches(runs, self.manager.slots)
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(
