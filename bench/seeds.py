@@ -144,6 +144,7 @@ PARTS = {
     "timeline": ["_timeline"],
     "figures (one table, every seed)": ["values", "before"],
     "records into each seed's dict": ["_fill_figures"],
+    "last-epoch fidelity tally, per seed": ["add"],
     "end of step per seed (watch, histograms, evaluation)": ["periodic", "check_end"],
 }
 
