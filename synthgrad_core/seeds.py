@@ -84,14 +84,16 @@ def check_batchable(config: TrainConfig) -> None:
         )
 
 
-#: The batching estimate's constants (fitted to `python -m bench.seeds` on the 2-core Xeon,
-#: docs/benchmarks.md): seconds of a step's Python and call overhead, which a batch pays
-#: once for all its seeds, without and with diagnostics; and seconds per array element a
-#: step touches per seed (weights and modules updated, a batch's activations), which grows
-#: with the seeds.
-STEP_OVERHEAD = 60e-6
-DIAGNOSIS_OVERHEAD = 60e-6
-SECONDS_PER_ELEMENT = 2.5e-9
+#: The batching estimate's constants, fitted to `python -m bench.seeds --clock cpu` on the
+#: 2-core Xeon (docs/benchmarks.md): seconds of a step's fixed Python and call overhead,
+#: which a batch pays once for all its seeds, without and with diagnostics; seconds per
+#: array element a step touches per seed (weights and modules updated, a batch's
+#: activations), which a batch pays once per seed; and how much more per-seed work a
+#: diagnosed step does than a plain one (the true gradient, the figures' reductions).
+STEP_OVERHEAD = 15e-6
+DIAGNOSIS_OVERHEAD = 40e-6
+SECONDS_PER_ELEMENT = 3e-9
+DIAGNOSIS_WORK = 0.7
 #: How much faster a batch must be estimated to finish than separate processes.
 BATCH_MARGIN = 0.1
 
@@ -99,8 +101,8 @@ BATCH_MARGIN = 0.1
 def batch_speedup(cfg: ResolvedConfig, seeds: int) -> float:
     """Estimated seed-steps per second of `seeds` seeds batched over one seed alone, on one
     core: the fixed overhead of a step is paid once for every seed, the work on its arrays
-    once per seed. Small nets gain most, wide ones nothing; diagnostics add overhead, so a
-    batch gains more where every step is diagnosed."""
+    once per seed. Small nets gain most, wide ones nothing; diagnostics add fixed overhead
+    as well as work, so a batch gains a little more where every step is diagnosed."""
     n_in, n_out = io_sizes(cfg)
     sizes = [n_in, *cfg.hidden, n_out]
     elements = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
@@ -111,9 +113,9 @@ def batch_speedup(cfg: ResolvedConfig, seeds: int) -> float:
             module = [width + condition, *cfg.sg_hidden, width]
             elements += sum((a + 1) * b for a, b in itertools.pairwise(module))
             elements += cfg.batch_size * sum(module)
-    every = cfg.diagnostics_every
-    overhead = STEP_OVERHEAD + (DIAGNOSIS_OVERHEAD / every if every else 0.0)
-    work = elements * SECONDS_PER_ELEMENT
+    diagnosed = 1.0 / cfg.diagnostics_every if cfg.diagnostics_every else 0.0
+    overhead = STEP_OVERHEAD + DIAGNOSIS_OVERHEAD * diagnosed
+    work = elements * SECONDS_PER_ELEMENT * (1.0 + DIAGNOSIS_WORK * diagnosed)
     return seeds * (overhead + work) / (overhead + seeds * work)
 
 

@@ -110,7 +110,7 @@ def test_a_sweep_batches_a_group_where_its_estimate_says_it_finishes_sooner() ->
     wide = TrainConfig(dataset="digits", hidden=(1024, 1024), batch_size=256).resolve()
     # the estimate: small nets gain from one stacked step, a wide net does not, and a
     # diagnosed step (more fixed overhead) gains more than an undiagnosed one
-    assert batch_speedup(small, 4) > 1.2 > 1.05 > batch_speedup(wide, 4) >= 1.0
+    assert batch_speedup(small, 4) > 1.1 > 1.02 > batch_speedup(wide, 4) >= 1.0
     never = dataclasses.replace(small, diagnostics_every=0).resolve()
     assert batch_speedup(small, 4) > batch_speedup(never, 4)
     # 4 rules x 4 seeds on 2 cores: every core is busy either way, a batch's speedup wins
