@@ -15,8 +15,14 @@ and sweeps), every 10 steps, and never. Also the state a seed adds to a batch, w
 estimate of `synthgrad_core.seeds.batch_speedup` says beside what was measured, and
 with `--profile`, where a diagnosed batched step spends its time (cProfile, by part).
 
+With `--sweep`, instead: the wall time of a whole `synthgrad sweep` (4 rules x 4 seeds on
+digits at the defaults) with the sweep's own choice, all batched and none batched, and
+with `--tree DIR` also an older checkout's sweep batched (its default then) and not;
+rounds alternate the order.
+
 Usage: python -m bench.seeds [--steps N] [--rounds R] [--seeds 4] [--cases addition8 ...]
        [--every 1,10,0] [--no-processes] [--clock wall|cpu] [--profile]
+       python -m bench.seeds --sweep [--rounds R] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ import multiprocessing
 import os
 import pstats
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -181,6 +190,43 @@ def profile(name: str, k: int, steps: int) -> None:
     print(f"{'whole step':<55} {total / steps * 1e6:>8,.0f} {1:>6.0%}")
 
 
+SWEEP = ["sweep", "--dataset", "digits", "--method", "backprop,dni,cdni,feedback_alignment"]
+SWEEP += ["--seed", "1,2,3,4", "--json"]
+
+
+def sweeps(rounds: int, tree: str | None) -> None:
+    """Wall time of the same sweep trained each way, rounds alternating the order."""
+    here = str(Path(__file__).resolve().parent.parent)
+    modes = {
+        "this tree, auto (the default)": (here, []),
+        "this tree, --batch-seeds always": (here, ["--batch-seeds", "always"]),
+        "this tree, --batch-seeds never": (here, ["--batch-seeds", "never"]),
+    }
+    if tree:
+        modes[f"{tree}, its default"] = (tree, [])
+        modes[f"{tree}, --no-batch-seeds"] = (tree, ["--no-batch-seeds"])
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    loads = []
+    for i in range(rounds):
+        for mode in list(modes)[:: 1 if i % 2 == 0 else -1]:
+            where, extra = modes[mode]
+            env = {**os.environ, "PYTHONPATH": where}
+            env.pop("OPENBLAS_NUM_THREADS", None)  # as a user runs it
+            loads.append(os.getloadavg()[0])
+            start = time.perf_counter()
+            command = [sys.executable, "-m", "synthgrad_core.cli", *SWEEP, *extra]
+            subprocess.run(command, cwd=where, env=env, capture_output=True, check=True)
+            times[mode].append(time.perf_counter() - start)
+    base = times["this tree, --batch-seeds never"]
+    print(f"{' '.join(SWEEP)}: {rounds} rounds, load {min(loads):.1f}-{max(loads):.1f}")
+    for mode, spans in times.items():
+        ratio = statistics.median(b / t for b, t in zip(base, spans, strict=True))
+        print(
+            f"{mode:<45} median {statistics.median(spans):6.1f} s "
+            f"({min(spans):.1f}-{max(spans):.1f}), x never batched {ratio:.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=400, help="steps per run (wide: /50)")
@@ -199,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         "K processes are then not measured: their gain is wall time)",
     )
     parser.add_argument("--profile", action="store_true", help="only the profile table")
+    parser.add_argument("--sweep", action="store_true", help="only the sweep's wall times")
+    parser.add_argument("--tree", default=None, help="with --sweep: an older checkout too")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     global clock
@@ -209,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, "
         f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, {args.clock} clock"
     )
+    if args.sweep:
+        sweeps(args.rounds, args.tree)
+        return
     if args.profile:
         for name in args.cases:
             for k in seeds:
