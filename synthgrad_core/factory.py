@@ -14,7 +14,7 @@ def make_trainer(config: TrainConfig, dataset: Dataset | None = None) -> Trainer
     """The trainer a config asks for: pipelined for dni/cdni with execution "pipelined",
     else sequential (with a note saying why, when a pipeline was asked for)."""
     cfg = config.resolve()
-    if cfg.execution == "pipelined" and cfg.method in ("dni", "cdni"):
+    if cfg.execution == "pipelined" and cfg.uses_modules:
         return PipelinedTrainer(config, dataset)
     trainer = Trainer(config, dataset)
     if cfg.execution == "pipelined":

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .bookkeeping import SeedBook, batch_accuracy
-from .config import ConfigError, ResolvedConfig, TrainConfig, io_sizes
+from .config import ConfigError, Method, ResolvedConfig, TrainConfig, io_sizes
 from .data import Dataset, load_dataset
 from .diagnostics import StepFigures, table_rows
 from .nn import VECTORS, Network, Pass
@@ -107,8 +107,8 @@ def batch_speedup(cfg: ResolvedConfig, seeds: int) -> float:
     sizes = [n_in, *cfg.hidden, n_out]
     elements = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     elements += cfg.batch_size * sum(sizes)
-    if cfg.method in ("dni", "cdni"):
-        condition = n_out if cfg.method == "cdni" else 0
+    if cfg.uses_modules:
+        condition = n_out if Method(cfg.method).conditioned else 0
         for width in cfg.hidden:
             module = [width + condition, *cfg.sg_hidden, width]
             elements += sum((a + 1) * b for a, b in itertools.pairwise(module))
