@@ -170,10 +170,10 @@ class Sweeps:
             for run in runs:
                 run.sweep_id = sweep.id
             if batch_seeds:
+                # the slots this sweep's runs may hold at once: its owner's share of them
+                slots = min(self.manager.admission.shares.slot_limits(self.manager.slots))
                 mark_batches(
-                    runs,
-                    lambda run: seeds_per_batch(run.config, self.manager.settings),
-                    self.manager.slots,
+                    runs, lambda run: seeds_per_batch(run.config, self.manager.settings), slots
                 )
             self._insert(sweep, runs)
 
