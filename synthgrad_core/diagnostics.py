@@ -151,8 +151,9 @@ def histogram(w: np.ndarray) -> list[int]:
 
 
 class StepFigures:
-    """Every per-layer figure of a diagnosed step, for one seed or a stack of seeds, as one
-    (seeds, figures) table: each figure is one reduction per layer over every seed at once
+    """Every per-layer figure of a diagnosed step of a stack of seeds (SeedBatch), as one
+    (seeds, figures) table (one seed alone keeps the per-figure functions above: on one
+    row numpy's per-call cost made this table slower, docs/benchmarks.md): each figure is one reduction per layer over every seed at once
     (a row per seed), written straight into its rows of the table, and the arithmetic that
     turns sums into figures runs once on every layer and seed together; so the Python of a
     diagnosed step does not grow with the number of seeds.
