@@ -152,15 +152,16 @@ def histogram(w: np.ndarray) -> list[int]:
 
 class StepFigures:
     """Every per-layer figure of a diagnosed step of a stack of seeds (SeedBatch), as one
-    (seeds, figures) table (one seed alone keeps the per-figure functions above: on one
-    row numpy's per-call cost made this table slower, docs/benchmarks.md): each figure is one reduction per layer over every seed at once
-    (a row per seed), written straight into its rows of the table, and the arithmetic that
-    turns sums into figures runs once on every layer and seed together; so the Python of a
-    diagnosed step does not grow with the number of seeds.
+    (seeds, figures) table: each figure is one reduction per layer over every seed at
+    once (a row per seed), written straight into its rows of the table, and the
+    arithmetic that turns sums into figures runs once on every layer and seed together;
+    so the Python of a diagnosed step does not grow with the number of seeds. (One seed
+    alone keeps the per-figure functions above: on one row, numpy's per-call cost made
+    this table slower; docs/benchmarks.md.)
 
     Sums of squares and dot products are BLAS row dot products (np.vecdot), as `fidelity`
-    and the square sums of one seed always were; one seed alone and the same seed in a
-    stack reduce the same rows, so their figures agree (to 1e-9: tests/core/test_seeds.py).
+    and the square sums of one seed are; a seed in the stack and the same seed alone
+    agree to 1e-9 (tests/core/test_seeds.py).
     """
 
     def __init__(self, sizes: list[int], activation: str) -> None:
