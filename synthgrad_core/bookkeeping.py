@@ -16,6 +16,7 @@ import numpy as np
 from .config import ResolvedConfig
 from .data import Dataset
 from .diagnostics import histogram
+from .divergence import Watch, explain
 from .nn import Network
 from .records import EpochFidelity
 from .rules import Applies
@@ -58,6 +59,12 @@ class SeedBook:
         self.step_count = 0
         self.status = "running"
         self.diverged_at: int | None = None
+        #: why it diverged, in words and figures (synthgrad_core.divergence), once it has
+        self.divergence: dict[str, Any] | None = None
+        self.watch = Watch()  # the last finite figures, for that explanation
+        #: each synthetic-gradient module's parameters (views for a seed of a stack), which
+        #: the explanation of a divergence checks; set by the trainer that owns them
+        self.module_params: list[list[np.ndarray]] = []
         #: the step ending the first epoch whose mean loss exploded (EXPLOSION_FACTOR)
         self.exploded_at: int | None = None
         self.first_loss: float | None = None
@@ -107,6 +114,7 @@ class SeedBook:
     def periodic(self, record: Record, step: int, position: int) -> None:
         """The explosion watch; weight histograms and held-out evaluations when due."""
         cfg = self.config
+        self.watch.seen(record)
         self.watch_explosion(record["loss"], step, position)
         if cfg.histogram_every and step % cfg.histogram_every == 0:
             for k, w in enumerate(self.net.weights):
@@ -134,8 +142,12 @@ class SeedBook:
         return record
 
     def diverge(self, record: Record) -> Record:
+        """The run ends here, diverged; `divergence` says why."""
         self.status = "diverged"
         self.diverged_at = record["step"]
+        self.divergence = explain(
+            record, self.watch, self.config, self.net.weights, self.module_params
+        )
         return record
 
     # -- measuring -------------------------------------------------------------
@@ -176,6 +188,7 @@ class SeedBook:
             out["test_exact_accuracy"] = test["exact_accuracy"]
         optional = {
             "diverged_at": self.diverged_at,
+            "divergence": self.divergence,
             "exploded_at": self.exploded_at,
             "notes": list(self.notes) or None,
             "fidelity": self.epoch_fidelity.means() or None,

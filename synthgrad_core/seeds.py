@@ -170,10 +170,7 @@ class SeedBatch(Stepper):
         self._shapes = {name: a.shape for name, a in one._state_arrays().items()}
         net = Network.stacked([seed_net for _, seed_net, _ in parts])
         super().__init__(configs[0], net, stacked_rule([rule for _, _, rule in parts]))
-        self.members = [
-            SeedBook(c, data, net.seed(s))
-            for s, (c, (data, _, _)) in enumerate(zip(configs, parts, strict=True))
-        ]
+        self.members = seed_books(configs, [data for data, _, _ in parts], net, self.rule)
         first = self.members[0]
         self.total_steps, self.steps_per_epoch = first.total_steps, first.steps_per_epoch
         self._x, self._y = stacked_data([m.data for m in self.members])
@@ -375,6 +372,19 @@ class SeedBatch(Stepper):
 
     def close(self) -> None:
         """Nothing to release (a sequential trainer)."""
+
+
+def seed_books(
+    configs: Sequence[ResolvedConfig], datasets: Sequence[Dataset], net: Network, rule: Rule
+) -> list[SeedBook]:
+    """Each seed's bookkeeping over its slice of the stacked network and modules (views)."""
+    modules = getattr(rule, "modules", [])
+    books = []
+    for s, (cfg, data) in enumerate(zip(configs, datasets, strict=True)):
+        book = SeedBook(cfg, data, net.seed(s))
+        book.module_params = [[p[s] for p in getattr(m, "params", [])] for m in modules]
+        books.append(book)
+    return books
 
 
 def stacked_rule(rules: Sequence[Rule]) -> Rule:

@@ -235,6 +235,7 @@ class Trainer(Stepper, SeedBook):
         data, net, rule = seed_parts(cfg, dataset, modules)
         Stepper.__init__(self, cfg, net, rule)
         SeedBook.__init__(self, cfg, data, net)
+        self.module_params = [getattr(m, "params", []) for m in getattr(rule, "modules", [])]
         self.true_gradients: Activations = {}
         # Record keys of the diagnostics, built once (they are the same every step).
         self._keys = (
