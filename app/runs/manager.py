@@ -337,6 +337,14 @@ class RunManager:
         for run in training:
             assert run.thread is not None
             run.thread.join(1.0)
+        self._interrupt(training)
         self.recorder.close()
         self.store.close()
         log.info("run manager closed")
+
+    def _interrupt(self, training: list[Run]) -> None:
+        """Runs busy past the grace (a long capture): `interrupted` while the store is open."""
+        for run in training:
+            if run.status is not RunStatus.QUEUED and not run.status.terminal:
+                with contextlib.suppress(Conflict):
+                    self.transition(run, RunStatus.INTERRUPTED)
