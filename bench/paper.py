@@ -81,8 +81,11 @@ def config(args: argparse.Namespace, rule: str, layers: int) -> TrainConfig:
 
 def row_dir(args: argparse.Namespace, rule: str, layers: int) -> Path:
     """Where a row keeps its progress: named by its depth and rule, keyed by everything that
-    shapes what it computes (the config, the seeds)."""
-    shape = {"config": config(args, rule, layers).resolve().as_dict(), "seeds": args.seeds}
+    shapes what it computes (the config, the seeds) but how long it trains: a row's first
+    N epochs are the same whatever its budget, so a longer table goes on from a shorter."""
+    settings = config(args, rule, layers).resolve().as_dict()
+    del settings["epochs"]
+    shape = {"config": settings, "seeds": args.seeds}
     key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
     return Path(args.cache).expanduser() / f"{layers}-{rule}-{key}"
 
@@ -114,30 +117,18 @@ def save_states(folder: Path, batch: SeedBatch) -> None:
 
 def restore_batch(batch: SeedBatch, states: list[TrainerState]) -> None:
     """Take up each seed's saved state: each seed's trainer restores its own part (its
-    network is a view of the stack); the stacked optimiser and modules take the seeds'
-    moments and parameters stacked."""
+    network is a view of the stack), and every stacked array of the batch takes the seeds'
+    arrays of its name, stacked (the inverse of SeedBatch.capture)."""
     for member, state in zip(batch.members, states, strict=True):
         member.restore(state)
-    batch.optimizer.load_state(stacked_part(states, "opt", batch.optimizer.state()))
-    modules = getattr(batch.rule, "modules", [])
-    for k, module in enumerate(modules):
-        module.load_state(stacked_part(states, f"module.{k}", module.state()), True)
+    alone = batch.members[0].named_state()
+    for name, live in batch.named_state().items():
+        if live.ndim > alone[name].ndim:
+            live[...] = np.stack([s.arrays[name] for s in states]).reshape(live.shape)
+        else:  # the same for every seed (an optimiser's step counts)
+            live[...] = states[0].arrays[name]
     batch.step_count = states[0].step
     batch.elapsed = float(states[0].meta["elapsed"])
-
-
-def stacked_part(
-    states: list[TrainerState], prefix: str, like: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The seeds' arrays under `prefix`, stacked in the shapes of `like` (a stacked part)."""
-    parts = [state.part(prefix) for state in states]
-    out = {}
-    for name, target in like.items():
-        if name.rsplit(".", 1)[-1] == "t":  # an optimiser's step counts, the same per seed
-            out[name] = parts[0][name]
-        else:
-            out[name] = np.stack([p[name] for p in parts]).reshape(target.shape)
-    return out
 
 
 def run_row(args: argparse.Namespace, rule: str, layers: int, data: Any) -> dict[str, Any] | None:
@@ -145,11 +136,17 @@ def run_row(args: argparse.Namespace, rule: str, layers: int, data: Any) -> dict
     a finished row is read back and an unfinished one continues from its last save; None
     when `--stop-after` steps ended this invocation before the row did (saved to go on)."""
     folder = row_dir(args, rule, layers) if args.cache else None
-    if folder is not None and (folder / "row.json").exists():
-        row: dict[str, Any] = json.loads((folder / "row.json").read_text())
+    done = folder / f"row-{args.epochs}-epochs.json" if folder is not None else None
+    if done is not None and done.exists():
+        row: dict[str, Any] = json.loads(done.read_text())
         return row
     batch = SeedBatch(config(args, rule, layers), args.seeds, data)
     states = saved_states(folder) if folder is not None else None
+    if states is not None and states[0].step >= batch.total_steps:
+        print(
+            f"{layers} layers, {rule}: saved further than asked; training afresh", file=sys.stderr
+        )
+        states = None
     if states is not None:
         restore_batch(batch, states)
         print(f"{layers} layers, {rule}: continuing at step {batch.step_count}", file=sys.stderr)
@@ -164,11 +161,9 @@ def run_row(args: argparse.Namespace, rule: str, layers: int, data: Any) -> dict
             if stopping:
                 return None
     row = summarise(batch, rule, layers)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "row.json").write_text(json.dumps(row))
-        for old in folder.glob("step-*"):
-            shutil.rmtree(old, ignore_errors=True)
+    if folder is not None and done is not None:
+        save_states(folder, batch)  # the end, for a longer budget to go on from
+        done.write_text(json.dumps(row))
     return row
 
 

@@ -82,3 +82,21 @@ def test_an_interrupted_table_continues_where_it_stopped(tmp_path: Path) -> None
 
     assert [numbers(r) for r in again] == [numbers(r) for r in whole]
     assert table("--cache", str(tmp_path / "cache")) == again  # read back, not trained again
+
+
+def test_a_longer_budget_goes_on_from_a_shorter_one(tmp_path: Path) -> None:
+    """Two epochs saved, then four asked: the row trains two more and ends as four in one go."""
+    (tmp_path / "data").mkdir()
+    fake_mnist(tmp_path / "data", train=200, test=50)
+    common = ["--data-path", str(tmp_path / "data"), "--layers", "3", "--seeds", "1,2"]
+    common += ["--width", "16", "--module-width", "8"]
+
+    def table(*extra: str) -> list[str]:
+        out = tmp_path / "table.md"
+        assert paper.main([*common, "--out", str(out), *extra]) == 0
+        rows = [line for line in out.read_text().splitlines() if line.startswith("| 3 |")]
+        return ["|".join(r.split("|")[:-3]) for r in rows]  # all but seconds and paper
+
+    cache = ["--cache", str(tmp_path / "cache")]
+    table("--epochs", "2", *cache)
+    assert table("--epochs", "4", *cache) == table("--epochs", "4", "--cache", "")
