@@ -76,6 +76,7 @@ def config(args: argparse.Namespace, rule: str, layers: int) -> TrainConfig:
         sg_learning_rate=args.sg_learning_rate,
         diagnostics_every=args.diagnostics_every,
         histogram_every=0,
+        dtype=args.dtype,
     )
 
 
@@ -83,9 +84,12 @@ def row_dir(args: argparse.Namespace, rule: str, layers: int) -> Path:
     """Where a row keeps its progress: named by its depth and rule, keyed by everything that
     shapes what it computes (the config, the seeds) but how long it trains: a row's first
     N epochs are the same whatever its budget, so a longer table goes on from a shorter."""
+    # only the settings away from their defaults: a field added later, at its default,
+    # leaves the key (and the saved progress) as it was
     settings = config(args, rule, layers).resolve().as_dict()
-    del settings["epochs"]
-    shape = {"config": settings, "seeds": args.seeds}
+    defaults = TrainConfig(dataset=args.dataset, data_path=args.data_path).resolve().as_dict()
+    changed = {k: v for k, v in settings.items() if k != "epochs" and defaults.get(k) != v}
+    shape = {"config": changed, "seeds": args.seeds}
     key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
     return Path(args.cache).expanduser() / f"{layers}-{rule}-{key}"
 
@@ -194,7 +198,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, data: Any) ->
         f"held-out examples, {args.epochs} epochs, batch 256, ReLU layers of {args.width} "
         f"with batch norm, Adam (lr {args.learning_rate:g}), modules of two hidden layers of "
         f"{args.module_width} (Adam, lr {args.sg_learning_rate:g}), seeds "
-        f"{', '.join(map(str, args.seeds))}, trained as one batch per row.",
+        f"{', '.join(map(str, args.seeds))}, trained as one batch per row, in {args.dtype}.",
         "",
         "| layers | rule | held-out error % (mean) | min | max | train error % | "
         "cos h1, last epoch | status | steps | seconds | paper, Table 1 |",
@@ -231,6 +235,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sg-learning-rate", type=float, default=1e-4)
     parser.add_argument(
         "--diagnostics-every", type=int, default=5, help="fidelity every N steps (default 5)"
+    )
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="number type"
     )
     parser.add_argument("--out", help="also write the table to this file")
     parser.add_argument(

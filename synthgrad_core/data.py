@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 from dataclasses import dataclass
@@ -34,7 +35,21 @@ class Dataset:
 
 
 def load_dataset(cfg: ResolvedConfig) -> Dataset:
-    """Build the dataset a resolved config names; raises ConfigError on bad options."""
+    """Build the dataset a resolved config names, in its number type; raises ConfigError on
+    bad options."""
+    return in_dtype(_load(cfg), cfg.dtype)
+
+
+def in_dtype(data: Dataset, dtype: str) -> Dataset:
+    """`data` with inputs and targets of `dtype` (the same object when they are already)."""
+    if data.x_train.dtype == dtype and data.y_train.dtype == dtype:
+        return data
+    cast = {name: getattr(data, name).astype(dtype) for name in ("x_train", "y_train")}
+    cast |= {name: getattr(data, name).astype(dtype) for name in ("x_test", "y_test")}
+    return dataclasses.replace(data, **cast)
+
+
+def _load(cfg: ResolvedConfig) -> Dataset:
     rng = np.random.default_rng([cfg.seed, 0])
     if cfg.dataset == "addition":
         return addition(cfg.bits, cfg.examples, cfg.test_fraction, rng)

@@ -253,16 +253,18 @@ class Network:
         init: str,
         rng: np.random.Generator,
         batch_norm: bool = False,
+        dtype: str = "float64",
     ) -> None:
         self.sizes = sizes
         self.activation_name = activation
         self.f, self.f_grad = ACTIVATIONS[activation]
         self.out = OUTPUT_LOSSES[loss]
-        weights, self.biases = init_weights(sizes, init, activation, rng)
+        weights, biases = init_weights(sizes, init, activation, rng)
+        self.biases = [b.astype(dtype) for b in biases]
         # Every weight matrix is a view into one flat buffer, so statistics over all
         # layers take one reduction each (diagnostics.layer_stats). Updates are in place.
         self.weight_starts = np.cumsum([0] + [w.size for w in weights[:-1]])
-        self.flat_weights = np.empty(sum(w.size for w in weights))
+        self.flat_weights = np.empty(sum(w.size for w in weights), dtype=dtype)
         self.weights = []
         for start, w in zip(self.weight_starts, weights, strict=True):
             view = self.flat_weights[start : start + w.size].reshape(w.shape)
@@ -274,10 +276,10 @@ class Network:
         # a learned scale (gamma) and shift (beta), running statistics for evaluation.
         self.batch_norm = batch_norm
         hidden = sizes[1:-1] if batch_norm else []
-        self.gamma = [np.ones(width) for width in hidden]
-        self.beta = [np.zeros(width) for width in hidden]
-        self.running_mean = [np.zeros(width) for width in hidden]
-        self.running_var = [np.ones(width) for width in hidden]
+        self.gamma = [np.ones(width, dtype) for width in hidden]
+        self.beta = [np.zeros(width, dtype) for width in hidden]
+        self.running_mean = [np.zeros(width, dtype) for width in hidden]
+        self.running_var = [np.ones(width, dtype) for width in hidden]
         self._name_parts()
 
     def _name_parts(self) -> None:

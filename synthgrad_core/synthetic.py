@@ -42,6 +42,7 @@ class SyntheticGradientModule:
         momentum: float,
         rng: np.random.Generator,
         batch_norm: bool = False,
+        dtype: str = "float64",
     ) -> None:
         n_in = width + condition_width
         self.conditioned = condition_width > 0
@@ -49,15 +50,17 @@ class SyntheticGradientModule:
         #: the dense layers, hidden ones first; the output layer starts at zero
         self.layers: list[Dense] = []
         for i, units in enumerate(self.hidden):
-            w = rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in)
-            self.layers.append(Dense.named(f"layer{i}", w, np.zeros(units)))
+            w = (rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in)).astype(dtype)
+            self.layers.append(Dense.named(f"layer{i}", w, np.zeros(units, dtype)))
             n_in = units
-        out = Dense.named(f"layer{len(self.hidden)}", np.zeros((n_in, width)), np.zeros(width))
+        out = Dense.named(
+            f"layer{len(self.hidden)}", np.zeros((n_in, width), dtype), np.zeros(width, dtype)
+        )
         self.layers.append(out)
         self.batch_norm = batch_norm and bool(self.hidden)
         #: each hidden layer's normalisation scale and shift (with batch norm)
         self.norms = [
-            Norm.named(f"norm{i}", np.ones(units), np.zeros(units))
+            Norm.named(f"norm{i}", np.ones(units, dtype), np.zeros(units, dtype))
             for i, units in enumerate(self.hidden)
             if self.batch_norm
         ]

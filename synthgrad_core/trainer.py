@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, ResolvedConfig, TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, in_dtype, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Activations, Network, Parameter, Pass, batch_sum, init_weights
 from .optim import Optimizer, make_optimizer
@@ -224,13 +224,13 @@ class Trainer(Stepper):
     ) -> None:
         cfg = config.resolve()
         self.config = cfg
-        self.data = dataset if dataset is not None else load_dataset(cfg)
+        self.data = in_dtype(dataset, cfg.dtype) if dataset is not None else load_dataset(cfg)
         init_rng = np.random.default_rng([cfg.seed, 1])
         self._order_rng = np.random.default_rng([cfg.seed, 2])
         self._async_rng = np.random.default_rng([cfg.seed, 3])
         sizes = [self.data.n_inputs, *cfg.hidden, self.data.n_outputs]
         self.net = Network(
-            sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on"
+            sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on", cfg.dtype
         )
         self.params = network_params(self.net)
         self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
@@ -676,6 +676,7 @@ def make_rule(
                     cfg.momentum,
                     rng,
                     cfg.sg_batch_norm == "on",
+                    cfg.dtype,
                 )
                 for width in cfg.hidden
             ]
@@ -683,5 +684,5 @@ def make_rule(
     if cfg.method == "feedback_alignment":
         # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
         fixed, _ = init_weights(sizes, cfg.init, cfg.activation, rng)
-        return FeedbackAlignment([w.T.copy() for w in fixed])
+        return FeedbackAlignment([np.ascontiguousarray(w.T, dtype=cfg.dtype) for w in fixed])
     return Backprop()
