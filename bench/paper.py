@@ -240,6 +240,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--dtype", choices=("float64", "float32"), default="float64", help="number type"
     )
     parser.add_argument("--out", help="also write the table to this file")
+    speed = parser.add_argument_group("speed (--speed: bench.paper_speed)")
+    speed.add_argument(
+        "--speed", action="store_true", help="time the DNI and cDNI step against PyTorch instead"
+    )
+    speed.add_argument("--threads", type=int, default=1, help="threads of each side (default 1)")
+    speed.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    speed.add_argument("--steps", type=int, default=5, help="steps per round (default 5)")
+    speed.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    speed.add_argument("--profile", action="store_true", help="and profile the float32 step")
     parser.add_argument(
         "--cache",
         default=os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "synthgrad", "paper"),
@@ -259,6 +268,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.speed:
+        from bench import paper_speed
+
+        return paper_speed.run(args, sys.argv[1:] if argv is None else argv)
     try:
         depths = [int(n) for n in args.layers.split(",")]
     except ValueError as exc:  # a depth that is not a number
