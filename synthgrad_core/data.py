@@ -167,6 +167,31 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise ConfigError("data_path", f"{folder} has no {stem} (or {stem}.gz)")
 
 
+#: Datasets every installation has (generated, or shipped in the package).
+BUILT_IN = ("addition", "digits")
+#: The folder of a data folder (`synthgrad serve --data-dir`) that holds MNIST's IDX files.
+MNIST_FOLDER = "mnist"
+
+
+def mnist_missing(folder: str | os.PathLike[str]) -> str | None:
+    """The first of MNIST's four IDX files `folder` lacks (its name), or None if it has all."""
+    for stem in MNIST_FILES.values():
+        try:
+            _find_idx(Path(folder), stem)
+        except ConfigError:
+            return stem
+    return None
+
+
+def datasets_in(data_dir: str | os.PathLike[str]) -> list[str]:
+    """The datasets a data folder offers: the built-in ones, and MNIST when its folder
+    `mnist` holds the four IDX files."""
+    found = list(BUILT_IN)
+    if mnist_missing(Path(data_dir) / MNIST_FOLDER) is None:
+        found.append("mnist")
+    return found
+
+
 def mnist(data_path: str, examples: int) -> Dataset:
     """MNIST from the four standard IDX files in `data_path`; `examples` caps train+test."""
     folder = Path(data_path).expanduser()

@@ -154,7 +154,8 @@ class RunManager:
         the sweep) in one transaction, and the sweep counts as one unfinished item.
         """
         self.access.may_create(token)
-        cfgs = [TrainConfig.from_dict(config).resolve() for config, _ in configs]
+        with_data = self.admission.with_data
+        cfgs = [TrainConfig.from_dict(with_data(config)).resolve() for config, _ in configs]
         with self._lock:
             owner_hashes = {r.owner_hash for r in self.runs.values()}
             owner_token = self.access.owner_token_for(token, owner_hashes)

@@ -125,6 +125,7 @@ class Sweeps:
         """
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
+        config = self.manager.admission.with_data(config)  # MNIST from the data folder
         todo = checked_points(config, grid)
         name = name or f"sweep of {', '.join(grid) or 'one run'}"
         sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])
