@@ -58,7 +58,7 @@ def _load(cfg: ResolvedConfig) -> Dataset:
     if cfg.dataset == "mnist":
         if cfg.data_path is None:
             raise ConfigError("data_path", "is required for the mnist dataset")
-        return mnist(cfg.data_path, cfg.examples)
+        return mnist(cfg.data_path, cfg.examples, cfg.dtype)
     raise ConfigError("dataset", f"unknown dataset {cfg.dataset!r}")
 
 
@@ -192,8 +192,9 @@ def datasets_in(data_dir: str | os.PathLike[str]) -> list[str]:
     return found
 
 
-def mnist(data_path: str, examples: int) -> Dataset:
-    """MNIST from the four standard IDX files in `data_path`; `examples` caps train+test."""
+def mnist(data_path: str, examples: int, dtype: str = "float64") -> Dataset:
+    """MNIST from the four standard IDX files in `data_path`, pixels scaled to [0, 1] in
+    `dtype`; `examples` caps train+test."""
     folder = Path(data_path).expanduser()
     if not folder.is_dir():
         raise ConfigError("data_path", f"{folder} is not a folder")
@@ -218,8 +219,8 @@ def mnist(data_path: str, examples: int) -> Dataset:
     n_test = min(n_test_all, max(1, round(n_test_all * share)))
 
     def prep(images: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        flat = images[:n].reshape(n, -1).astype(np.float64) / 255.0
-        return flat, np.eye(10)[labels[:n].astype(np.int64)]
+        flat = images[:n].reshape(n, -1).astype(dtype) / 255.0
+        return flat, np.eye(10, dtype=dtype)[labels[:n].astype(np.int64)]
 
     x_train, y_train = prep(arrays["x_train"], arrays["y_train"], n_train)
     x_test, y_test = prep(arrays["x_test"], arrays["y_test"], n_test)
