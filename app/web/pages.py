@@ -17,7 +17,13 @@ from fastapi.templating import Jinja2Templates
 from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
 from app.web.messages import CloseCode
-from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
+from synthgrad_core.config import (
+    DATASET_DEFAULTS,
+    FIELD_SPECS,
+    FORK_FORM_FIELDS,
+    TrainConfig,
+    io_sizes,
+)
 from synthgrad_core.presets import offered as presets_offered
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
@@ -159,18 +165,9 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
     )
 
 
-#: What the run page's "Fork from here" dialog offers to change (a subset of what may).
-FORK_FIELDS = (
-    "method",
-    "learning_rate",
-    "sg_learning_rate",
-    "optimizer",
-    "sg_optimizer",
-    "update_probability",
-    "sg_scale",
-    "epochs",
-    "diagnostics_every",
-)
+#: What the run page's "Fork from here" dialog offers to change (a subset of what may):
+#: the fields marked fork_form in config.py.
+FORK_FIELDS = FORK_FORM_FIELDS
 
 
 #: Most runs one compare page shows.
