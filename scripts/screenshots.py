@@ -1,11 +1,12 @@
 """Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
 DNI run on the article's task, four rules on digits compared, presentation mode, a
 sweep of the four rules over three seeds on digits and one of its seeds' page (the seeds
-of a group train as one batch), and a fork: DNI on the article's task paused, branched
-to backprop, both compared, and the branch's own page.
+of a group train as one batch), a fork: DNI on the article's task paused, branched
+to backprop, both compared, and the branch's own page, and a finished DNI run on digits
+replayed (scrubbed to 45%).
 
 Usage: python scripts/screenshots.py [NAME ...]  (only those: runs, run-dni-addition,
-compare-digits, present, sweep, sweep-run, fork-compare, fork-branch; needs Debian's
+compare-digits, present, sweep, sweep-run, fork-compare, fork-branch, replay; needs Debian's
 chromium and the playwright package)
 """
 
@@ -37,6 +38,7 @@ PAGES = (
     "sweep-run",
     "fork-compare",
     "fork-branch",
+    "replay",
 )
 
 
@@ -73,6 +75,16 @@ def draw_everything(page: Any) -> None:
         time.sleep(0.3)
     page.evaluate("window.scrollTo(0, 0)")
     time.sleep(1.5)
+
+
+def scrub(page: Any, fraction: float) -> None:
+    """Move a replay's slider to `fraction` of the run (which pauses it)."""
+    page.evaluate(
+        """(fraction) => { const s = document.getElementById('replay-slider');
+        s.value = String(Math.round(s.max * fraction));
+        s.dispatchEvent(new Event('input')); }""",
+        fraction,
+    )
 
 
 def main() -> None:
@@ -113,6 +125,14 @@ def main() -> None:
                 },
             ).json()["id"]
         parent, branch = fork(server.url) if wanted & {"fork-compare", "fork-branch"} else ("", "")
+        replayed = ""
+        if "replay" in wanted:
+            replayed = create(
+                "Digits: DNI, replayed",
+                {"dataset": "digits", "method": "dni", "epochs": 15, "hidden": [64, 32]},
+            )
+            while httpx.get(f"{server.url}/api/runs/{replayed}").json()["status"] != "finished":
+                time.sleep(0.5)
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
@@ -131,6 +151,7 @@ def main() -> None:
             "sweep-run": f"/runs/{first_run(server.url, sweep)}" if sweep else "",
             "fork-compare": f"/compare?runs={parent},{branch}",
             "fork-branch": f"/runs/{branch}",
+            "replay": f"/runs/{replayed}?replay=1&speed=60s",
         }
         pages = {k: v for k, v in paths.items() if k in wanted}
         for suffix, width in WIDTHS.items():
@@ -140,6 +161,8 @@ def main() -> None:
                     continue
                 page.goto(server.url + path)
                 time.sleep(2)
+                if name == "replay":
+                    scrub(page, 0.45)
                 draw_everything(page)
                 full = name != "present"
                 page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=full)

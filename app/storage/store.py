@@ -25,7 +25,7 @@ from typing import Any
 
 from app.storage.codec import decode_record, encode_record
 from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
-from app.storage.migrations import add_columns, migrate_round_one
+from app.storage.migrations import add_checkpoints, add_columns, migrate_round_one
 
 __all__ = ["CHUNK", "Store", "StoreCorrupt", "StoreError"]
 
@@ -122,6 +122,7 @@ class Store:
     def _migrate(self) -> None:
         migrate_round_one(self._conn, self.path)
         add_columns(self._conn)
+        add_checkpoints(self._conn)
 
     def close(self) -> None:
         with self._lock:
@@ -216,6 +217,10 @@ class Store:
                 "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records "
                 "WHERE run_id NOT IN (SELECT id FROM runs) "
                 f"LIMIT {CHUNK})"
+            ).rowcount
+            # A run's checkpoints are few (thinned): one statement takes them all.
+            deleted += conn.execute(
+                "DELETE FROM checkpoints WHERE run_id NOT IN (SELECT id FROM runs)"
             ).rowcount
 
         self._write(work)

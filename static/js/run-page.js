@@ -2,7 +2,7 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
-import { setupFork } from "./fork-dialog.js";
+import { defaultStep, nearestStep, rescueChanges, setupFork } from "./fork-dialog.js";
 import { setupKnobs } from "./knobs.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
@@ -11,6 +11,8 @@ import { laneNames, Timeline } from "./timeline.js";
 import { addExpand, confirmAction, expand, setupPresentation } from "./presentation.js";
 import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
+import { Replay } from "./replay.js";
+import { Presenter } from "./presenter.js";
 import { ACTIVE, TERMINAL } from "./vocabulary.js";
 
 let run = JSON.parse(document.getElementById("run-data").textContent);
@@ -56,6 +58,8 @@ function buildCharts() {
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
     chart.push(run.id, records);
+    // Plotly gives the chart its events once drawn: hook the click when the pointer comes.
+    chart.card.addEventListener("pointerenter", () => forkOnClick(chart));
     return chart;
   });
   window.synthgradCharts = charts;
@@ -68,6 +72,7 @@ function selectLayer(layer) {
   layerSelect.value = String(layer);
   diagram.select(layer);
   buildCharts();
+  stream.setLayer(layer); // the lean stream sends this layer's fields from a fresh snapshot
 }
 layerSelect.addEventListener("change", (e) => selectLayer(Number(e.target.value)));
 
@@ -114,6 +119,7 @@ function showStatus(status, extra = {}) {
   if (status === "diverged") {
     banner.hidden = false;
     banner.textContent = `This run diverged at step ${extra.diverged_at ?? extra.step ?? run.step}: a loss or weight became non-finite.`;
+    explainDivergence();
   } else if (status === "finished") {
     warnIfExploded();
   } else if (status === "failed" || status === "interrupted") {
@@ -121,6 +127,18 @@ function showStatus(status, extra = {}) {
     banner.textContent = status === "failed" ? `This run failed: ${extra.error || run.error || "unknown error"}` :
       "This run was interrupted when the server stopped; what it recorded is kept.";
   }
+  updateControls();
+}
+
+// A diverged run's banner says why, from the engine's explanation in its summary: the step,
+// what went non-finite first, what ran away and what to try.
+async function explainDivergence() {
+  let summary = run.summary || {};
+  if (!summary.divergence) {
+    const response = await fetch(`/api/runs/${run.id}`);
+    if (response.ok) run.summary = summary = (await response.json()).summary || {};
+  }
+  if (summary.divergence) banner.textContent = `This run diverged. ${summary.divergence.text}`;
   updateControls();
 }
 
@@ -159,10 +177,27 @@ function updateControls() {
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
-  document.getElementById("fork-button").disabled = run.status !== "paused";
+  document.getElementById("fork-button").disabled = !FORKABLE.has(run.status);
+  document.getElementById("rescue").hidden = !canControl || run.status !== "diverged";
   document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
 }
-setupFork(run);
+// A click on a point of a chart opens the fork dialog at that step (for an owner, on a run
+// a branch can start from).
+function forkOnClick(chart) {
+  if (chart.div.dataset.forkClick || typeof chart.div.on !== "function") return;
+  chart.div.dataset.forkClick = "1";
+  chart.div.on("plotly_click", (event) => {
+    if (!canControl || !FORKABLE.has(run.status) || !event.points.length) return;
+    const step = nearestStep(records, view.x, event.points[0].x);
+    if (step !== null) forkDialog.open(Math.min(step, defaultStep(run)));
+  });
+}
+
+// Runs a branch can start from: a paused one's live state, any ended one's checkpoints.
+const FORKABLE = new Set(["paused", "finished", "stopped", "diverged", "interrupted"]);
+const forkDialog = setupFork(run);
+document.getElementById("rescue-button").addEventListener("click", () =>
+  forkDialog.open(Math.max(0, run.step - 1), rescueChanges(run)));
 setupKnobs(run);
 if (run.fork_of) {
   fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)
@@ -242,7 +277,7 @@ for (const [key, value] of Object.entries(run.config)) {
 const loading = document.getElementById("loading");
 // Charts appear with the first records; until then the page says what it waits for.
 function showLoaded() {
-  if (records.length === 0) {
+  if (records.length === 0 && !replay?.records.length) {
     loading.textContent = TERMINAL.has(run.status) ? "This run recorded no steps." :
       run.status === "queued" ? "Queued: the run starts when a training slot is free." : "Waiting for the first step…";
     return;
@@ -253,42 +288,76 @@ function showLoaded() {
     container.hidden = false;
   }
 }
+// Every picture takes new records here, live or replayed.
+function addRecords(batch) {
+  if (!batch.length) return;
+  records.push(...batch);
+  if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
+  lastRecord = batch[batch.length - 1];
+  charts.forEach((c) => c.push(run.id, batch));
+  heatmap.push(batch);
+  timeline.push(batch);
+  diagram.update(batch);
+  showProgress();
+  showLoaded();
+}
+function clearRecords() {
+  records = [];
+  lastRecord = null;
+  charts.forEach((c) => c.reset(run.id));
+  heatmap.reset(); timeline.reset();
+  diagram.latest = {};
+}
+// Replay (a run that has ended, ?replay=1&speed=…): the pictures start again from step 0.
+let replay = null;
+const replayButton = document.createElement("button");
+replayButton.type = "button"; replayButton.id = "replay-button"; replayButton.textContent = "Replay this run";
+replayButton.hidden = true;
+document.querySelector(".share").append(replayButton);
+function startReplay(speed) {
+  replayButton.hidden = true;
+  replay = new Replay(document.getElementById("progress-text"), { reset: clearRecords, push: addRecords }, { speed });
+  return replay;
+}
+replayButton.addEventListener("click", () => startReplay("1").load(records.slice()).play());
+const asked = new URLSearchParams(location.search);
+if (asked.get("replay") === "1" && TERMINAL.has(run.status)) startReplay(asked.get("speed") || "1");
+
 buildCharts();
 showStatus(run.status, run.summary || {});
 showProgress();
-new RunStream(run.id, {
+const stream = new RunStream(run.id, {
   onSnapshot(msg) {
     run = { ...run, ...msg.run };
-    records = msg.history;
-    lastRecord = records[records.length - 1] || null;
-    charts.forEach((c) => { c.reset(run.id); c.push(run.id, records); });
-    heatmap.reset(); heatmap.push(records);
-    timeline.reset(); timeline.push(records);
-    diagram.update(records);
+    if (replay) {
+      const first = replay.records.length === 0; // later ones: another layer's fields
+      replay.load(msg.history, !first);
+      if (first) replay.play();
+    } else {
+      clearRecords();
+      addRecords(msg.history);
+    }
     showStatus(msg.status, msg.run.summary || {});
     showLoaded();
     showProgress();
   },
   onMetrics(batch) {
-    records.push(...batch);
-    if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
-    lastRecord = batch[batch.length - 1];
-    charts.forEach((c) => c.push(run.id, batch));
-    heatmap.push(batch);
-    timeline.push(batch);
-    diagram.update(batch);
-    showProgress();
-    showLoaded();
+    addRecords(batch);
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
     showStatus(msg.status, msg);
     showProgress();
     showLoaded();
+    replayButton.hidden = Boolean(replay) || !["finished", "diverged", "stopped"].includes(run.status);
   },
   onConnection(state) {
     const ended = TERMINAL.has(run.status);
     connection.textContent = state === "reconnecting" ? "reconnecting…" : state === "live" && !ended ? "live" : "";
     connection.className = `conn conn-${state}`;
   },
+}, { detail: "lean", layer: view.layer });
+new Presenter(run.id, {
+  view, replay: () => replay, canControl: () => canControl,
+  startReplay: () => (TERMINAL.has(run.status) && records.length ? startReplay("1").load(records.slice()) : null),
 });
