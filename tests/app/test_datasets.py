@@ -93,3 +93,11 @@ def test_the_real_mnist_files_are_offered_and_train(settings: Settings) -> None:
         run = client.post("/api/runs", json={"config": config}).json()
         done = wait_status(client, run["id"], {"finished", "failed", "diverged"}, timeout=120)
         assert done["status"] == "finished", done
+
+
+def test_the_data_folder_comes_from_the_flag_or_the_environment() -> None:
+    from app.cli import build_parser
+
+    assert Settings.from_env({"SYNTHGRAD_DATA_DIR": "/srv/data"}).data_root == "/srv/data"
+    args = build_parser().parse_args(["serve", "--data-dir", "/srv/d"])
+    assert args.data_root == "/srv/d"
