@@ -120,17 +120,17 @@ def save_states(folder: Path, batch: SeedBatch) -> None:
 
 
 def restore_batch(batch: SeedBatch, states: list[TrainerState]) -> None:
-    """Take up each seed's saved state: each seed's trainer restores its own part (its
-    network is a view of the stack), and every stacked array of the batch takes the seeds'
-    arrays of its name, stacked (the inverse of SeedBatch.capture)."""
+    """Take up each seed's saved state: each seed's bookkeeping its metadata and order, and
+    every stacked array of the batch the seeds' arrays of its name, stacked (the inverse of
+    SeedBatch.capture)."""
     for member, state in zip(batch.members, states, strict=True):
-        member.restore(state)
-    alone = batch.members[0].named_state()
+        member.load_meta(state.meta, state.arrays["order"])
+    alone = states[0].arrays
     for name, live in batch.named_state().items():
         if live.ndim > alone[name].ndim:
             live[...] = np.stack([s.arrays[name] for s in states]).reshape(live.shape)
         else:  # the same for every seed (an optimiser's step counts)
-            live[...] = states[0].arrays[name]
+            live[...] = alone[name]
     batch.step_count = states[0].step
     batch.elapsed = float(states[0].meta["elapsed"])
 
