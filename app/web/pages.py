@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from app.web.deps import Manager
 from app.web.messages import CloseCode
 from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
 from synthgrad_core.presets import PRESETS
+from synthgrad_core.records import json_safe
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
 router = APIRouter(include_in_schema=False)
@@ -34,6 +36,15 @@ def asset_dir(name: str) -> Path:
 
 
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
+
+
+def _page_json(value: Any, **options: Any) -> str:
+    """What `tojson` embeds in a page: the records' encoding (a diverged run's NaN is null,
+    which the browser's JSON.parse accepts; a bare NaN token stops the page loading)."""
+    return json.dumps(json_safe(value), allow_nan=False, **options)
+
+
+templates.env.policies["json.dumps_function"] = _page_json
 
 
 @lru_cache(maxsize=1)

@@ -148,7 +148,8 @@ export class LiveChart {
     const total = Math.max(received, this.totalPoints ? this.totalPoints() : 0);
     const parts = [];
     if (shown < total) parts.push(`showing ${shown.toLocaleString()} of ${total.toLocaleString()} points`);
-    if (this.range) parts.push("y axis fitted after the first epoch (tick “show early spikes” to see all)");
+    if (this.range?.offChart) parts.push(`${this.range.offChart.toLocaleString()} points above the top: the values blew up (tick “show early spikes” to see all)`);
+    else if (this.range) parts.push("y axis fitted after the first epoch (tick “show early spikes” to see all)");
     this.note.textContent = parts.join(" · ");
   }
 

@@ -52,6 +52,7 @@ function buildCharts() {
     }
     const fork = run.fork_of && forkPoint(run.fork_of.step);
     if (fork) chart.addMarker(fork, `fork at step ${run.fork_of.step}`);
+    markDivergence(chart);
     chart.totalPoints = () => (lastRecord ? lastRecord.step : run.step);
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
@@ -59,6 +60,14 @@ function buildCharts() {
     return chart;
   });
   window.synthgradCharts = charts;
+}
+
+// A diverged run's charts say where: a line at the step its numbers stopped being finite.
+function markDivergence(chart) {
+  const step = run.summary?.diverged_at;
+  if (step == null) return;
+  const at = [...records].reverse().find((r) => r.step <= step) || records[records.length - 1];
+  if (at) chart.addMarker({ step, epoch: at.epoch, wall_time: at.wall_time }, `diverged at step ${step}`);
 }
 
 const layerSelect = bindControls(view, () => charts, layers);
@@ -266,6 +275,7 @@ new RunStream(run.id, {
     timeline.reset(); timeline.push(records);
     diagram.update(records);
     showStatus(msg.status, msg.run.summary || {});
+    charts.forEach(markDivergence);
     showLoaded();
     showProgress();
   },
@@ -282,7 +292,9 @@ new RunStream(run.id, {
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
+    if (msg.diverged_at != null) run.summary = { ...run.summary, diverged_at: msg.diverged_at };
     showStatus(msg.status, msg);
+    charts.forEach(markDivergence);
     showProgress();
     showLoaded();
   },
