@@ -222,7 +222,10 @@ export class LiveChart {
     const axes = this.spec.axes;
     const layout = {
       // Shown large or full screen, the figure takes the height its card gives it.
+      // The width too: Plotly.react keeps the width it first measured (draw-scheduler.js
+      // redraws a chart whose box changed).
       title: { text: this.title(), font: { size: 14 } }, height: this.large() ? this.div.clientHeight : 320,
+      width: this.div.clientWidth || undefined,
       margin: { l: 60, r: axes.y2 ? 60 : 20, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)", font: { color: cssVar("--fg") },
       xaxis: { title: { text: xTitle, standoff: 4 }, gridcolor: cssVar("--grid"), automargin: true },
@@ -234,8 +237,26 @@ export class LiveChart {
     if (this.range) { layout.yaxis.range = layout.yaxis.type === "log" ? this.range.map((v) => Math.log10(Math.max(v, 1e-12))) : this.range; layout.yaxis.autorange = false; }
     if (axes.y2) layout.yaxis2 = { ...this.axis(axes.y2, "y2"), overlaying: "y", side: "right", showgrid: false };
     this.markerLayout(layout);
-    layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = 70;
+    // The legend sits between the title and the plot: the top margin makes room for as many
+    // rows as it wraps to, and the figure grows by as much, so the plot keeps its height.
+    const rows = this.legendRows();
+    layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = 48 + 22 * rows;
+    if (!this.large()) layout.height += 22 * Math.max(0, rows - 1);
     return layout;
+  }
+
+  // How many rows the legend wraps to at this width (entries measured at ~7 px a character).
+  legendRows() {
+    const names = this.traces.filter((t) => t.style.legend !== false).map((t) => t.name);
+    if (this.traces.some((t) => t.y.includes(null))) names.push(UNDEFINED);
+    const width = Math.max(200, (this.div.clientWidth || 600) - (this.spec.axes.y2 ? 150 : 100));
+    let rows = names.length ? 1 : 0, x = 0;
+    for (const name of names) {
+      const w = 44 + 7 * name.length;
+      if (x > 0 && x + w > width) { rows++; x = 0; }
+      x += w;
+    }
+    return rows;
   }
 
   large() {

@@ -99,3 +99,93 @@ def test_compare_with_a_diverged_run_draws_both(page: Any, server: LiveServer) -
     assert any("diverged at step" in text for text in marker_texts(page))
     page.locator("#timelines").scroll_into_view_if_needed()  # charts draw once on screen
     wait_for(lambda: page.locator("#timelines .main-svg").count() >= 2, what="both timelines")
+
+
+#: Chart titles with a toolbar or a legend drawn over them (boxes that intersect).
+TITLES_COVERED = """() => [...document.querySelectorAll('.js-plotly-plot')].flatMap((plot) => {
+    const boxes = [...plot.querySelectorAll('.modebar, .legend')]
+        .map((e) => e.getBoundingClientRect());
+    return [...plot.querySelectorAll('.gtitle')].filter((t) => {
+        const r = t.getBoundingClientRect();
+        return boxes.some((b) => b.width && r.left < b.right && b.left < r.right
+                                 && r.top < b.bottom && b.top < r.bottom);
+    }).map((t) => t.textContent);
+})"""
+
+
+def plot_width(page: Any, chart: str) -> float:
+    return float(page.evaluate(f"document.querySelector('#chart-{chart} .main-svg').clientWidth"))
+
+
+def test_a_phone_sees_every_chart_title_and_can_show_one_large(
+    chromium: Any, server: LiveServer
+) -> None:
+    run = start(server, {"dataset": "addition", "method": "dni", "epochs": 3}, "phone")
+    ended(server, run)
+    context = chromium.new_context(**PHONE)
+    phone = context.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    phone.goto(f"{server.url}/runs/{run['id']}")
+    wait_for(lambda: drawn(phone), what="the charts")
+    for chart in ("heatmap", "loss", "accuracy", "fidelity", "weights", "module"):
+        phone.locator(f"#chart-{chart}").scroll_into_view_if_needed()
+        wait_for(lambda c=chart: phone.locator(f"#chart-{c} .gtitle").count() > 0, what=chart)
+    assert phone.locator(".modebar").count() == 0  # no toolbar on a touch screen
+    assert phone.evaluate(TITLES_COVERED) == []
+    # The heatmap card is as tall as its heatmap, not a screen of empty panel.
+    card = phone.locator(".heatmap-card").bounding_box()
+    plot = phone.locator("#chart-heatmap .main-svg").first.bounding_box()
+    assert card["height"] - plot["height"] < 70
+    # "Show large" exists on a phone and the chart takes the screen's width.
+    phone.locator("#chart-loss").scroll_into_view_if_needed()
+    phone.locator("#chart-loss").locator("xpath=..").get_by_role("button", name="Show large").tap()
+    wait_for(lambda: plot_width(phone, "loss") >= 360, timeout=3, what="the large chart")
+    assert errors == []
+    context.close()
+
+
+def test_show_large_and_f_widen_the_plot_and_a_lone_card_fills_its_row(
+    page: Any, server: LiveServer
+) -> None:
+    run = ended(server, start(server, {"dataset": "addition", "method": "dni", "epochs": 2}))
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{server.url}/runs/{run['id']}")
+    wait_for(lambda: drawn(page), what="the charts")
+    # Five charts in two columns: module loss, alone on its row, takes the row.
+    page.locator("#chart-module").scroll_into_view_if_needed()
+    wait_for(lambda: page.locator("#chart-module .main-svg").count() > 0, what="module loss")
+    row = page.locator("#charts").bounding_box()["width"]
+    assert page.locator("#chart-module").bounding_box()["width"] >= row - 40
+    assert plot_width(page, "module") >= row - 40
+    narrow = plot_width(page, "loss")
+    assert narrow < 800
+    page.locator("#chart-loss").locator("xpath=..").get_by_role("button", name="Show large").click()
+    card = page.locator(".chart-card.expanded").bounding_box()["width"]
+    wait_for(lambda: plot_width(page, "loss") >= card - 80, timeout=3, what="a wide plot")
+    page.keyboard.press("Escape")
+    wait_for(lambda: plot_width(page, "loss") <= narrow + 2, timeout=3, what="back in its column")
+    # `f` shows the focused chart full screen (or large, where full screen is refused).
+    page.locator("#chart-accuracy").locator("xpath=..").get_by_role("button", name="?").focus()
+    page.keyboard.press("f")
+    wait_for(lambda: plot_width(page, "accuracy") >= 1200, timeout=3, what="f: a wide plot")
+
+
+def test_space_pauses_in_presentation_mode_whatever_has_focus(
+    page: Any, server: LiveServer
+) -> None:
+    page.goto(server.url + "/")
+    page.get_by_label("Epochs", exact=True).fill("3000")
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_selector("#controls:not([hidden])")
+    wait_for(lambda: page.locator("#status").inner_text() == "running", what="running")
+    page.get_by_role("button", name="Presentation mode").click()  # focus stays on it
+    page.keyboard.press(" ")
+    wait_for(lambda: page.locator("#status").inner_text() == "paused", what="paused by Space")
+    assert "present=1" in page.evaluate("location.href")  # still presenting
+    page.get_by_role("button", name="Show large").first.click()
+    page.keyboard.press(" ")
+    wait_for(lambda: page.locator("#status").inner_text() == "running", what="resumed by Space")
+    assert page.locator(".chart-card.expanded").count() == 1
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Stop").click()
