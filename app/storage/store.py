@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from app.storage import headlines
 from app.storage.codec import decode_record, encode_record
 from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
 from app.storage.migrations import add_columns, migrate_round_one
@@ -100,7 +101,7 @@ class Store:
             # Must precede the first table; an older file gets it with its migration.
             self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(SCHEMA + headlines.SCHEMA)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             if describe(exc) == "database corrupt":
@@ -217,6 +218,8 @@ class Store:
                 "WHERE run_id NOT IN (SELECT id FROM runs) "
                 f"LIMIT {CHUNK})"
             ).rowcount
+            if not deleted:
+                deleted = conn.execute(headlines.PURGE).rowcount
 
         self._write(work)
         if deleted:
@@ -261,10 +264,12 @@ class Store:
     ) -> None:
         """Insert records (run_id, step, streamed, json) and update run rows in one transaction."""
         rows = [(run_id, step, live, encode_record(text)) for run_id, step, live, text in records]
+        heads = [headlines.row(run_id, step, text) for run_id, step, _, text in records]
 
         def work(conn: sqlite3.Connection) -> None:
             if rows:
                 conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
+                conn.executemany(headlines.INSERT, heads)
             for run_id, fields in run_updates:
                 sets = ", ".join(f"{k} = ?" for k in fields)
                 conn.execute(
@@ -304,18 +309,18 @@ class Store:
         self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
     ) -> list[str]:
         """Stored records (JSON text) of a run with step > `after`, in step order."""
-        return [
-            text
-            for _, text in self.iter_records(
-                run_id, after=after, streamed_only=streamed_only, limit=limit
-            )
-        ]
+        texts = self.iter_records(run_id, after=after, streamed_only=streamed_only, limit=limit)
+        return [text for _, text in texts]
 
     def count_records(self, run_id: str, *, after: int = 0, streamed_only: bool = False) -> int:
         sql = "SELECT COUNT(*) FROM records WHERE run_id = ? AND step > ?"
         if streamed_only:
             sql += " AND streamed = 1"
         return int(self._read(sql, (run_id, after))[0][0])
+
+    def downsampled(self, run_id: str, count: int, max_points: int) -> Iterator[str] | None:
+        """Texts of ~`max_points` of the run's `count` records (`headlines.history`), or None."""
+        return headlines.history(self._read, run_id, count, max_points)
 
     def steps(self, run_id: str) -> list[int]:
         """Every stored step of the run (8 bytes each: cheap beside the records)."""
