@@ -27,6 +27,7 @@ from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
 from app.storage.store import RUN_COLUMNS, Store, encode_column
 from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core.config import FIELD_SPECS
 from synthgrad_core.sweep import check_grid, points, summarize
 
 log = logging.getLogger("synthgrad.sweeps")
@@ -86,8 +87,26 @@ def mark_batches(runs: list[Run]) -> None:
 
 
 def _label(point: dict[str, Any]) -> str:
-    """'method dni, seed 1': a grid point in words, for run names."""
-    return ", ".join(f"{key} {_cell(value)}" for key, value in point.items())
+    """'dni, seed 1, learning rate 0.1': a grid point in words, for run names."""
+    return ", ".join(
+        _cell(value) if key == "method" else f"{FIELD_SPECS[key].label.lower()} {_cell(value)}"
+        for key, value in point.items()
+    )
+
+
+def _sweep_name(config: dict[str, Any], grid: dict[str, list[Any]]) -> str:
+    """'digits: backprop, dni × 3 seeds': a sweep without a name, in words."""
+    parts = []
+    for key, values in grid.items():
+        shown = ", ".join(_cell(v) for v in values)
+        if key == "method":
+            parts.append(shown)
+        elif key == "seed":
+            parts.append(f"{len(values)} seed{'s' if len(values) != 1 else ''}")
+        else:
+            parts.append(f"{FIELD_SPECS[key].label.lower()} {shown}")
+    dataset = config.get("dataset") or TrainConfig().dataset
+    return f"{dataset}: {' × '.join(parts) or 'one run'}"
 
 
 class Sweeps:
@@ -126,7 +145,8 @@ class Sweeps:
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
         todo = checked_points(config, grid)
-        name = name or f"sweep of {', '.join(grid) or 'one run'}"
+        prefix = name or str(config.get("dataset") or TrainConfig().dataset)
+        name = name or _sweep_name(config, grid)
         sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])
 
         def store_together(owner_hash: str, runs: list[Run]) -> None:
@@ -138,7 +158,7 @@ class Sweeps:
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(
-            [({**config, **p}, f"{name}: {_label(p)}"[:100]) for p in todo],
+            [({**config, **p}, f"{prefix}: {_label(p)}"[:100]) for p in todo],
             token,
             client,
             group=store_together,

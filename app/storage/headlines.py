@@ -1,15 +1,17 @@
-"""Each stored record's headline numbers, uncompressed beside it: a long run's history is
-downsampled from these in milliseconds and only the records it keeps are decoded.
+"""Each stored record's headline numbers, packed beside it: a long run's history is
+downsampled from these and only the records it keeps are decoded.
 
-The choice equals `metrics.select` over HEADLINE_KEYS (each bucket's smallest and largest
-value of each key, every non-finite value, the first and last record), made with numpy
-over one narrow table instead of decompressing and parsing every record.
+Every batch the store writes adds one block per run: a float64 array of (step, loss,
+accuracy, test_loss, test_accuracy, non-finite) rows, NaN where a record lacks a value.
+A 240,000-step run is ~1,400 blocks (one per recorder tick), read in one query. The
+choice equals `metrics.select` over HEADLINE_KEYS (each bucket's smallest and largest
+value of each key, every non-finite value, the first and last record).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,53 +20,64 @@ from app.storage.codec import decode_record
 from app.storage.metrics import HEADLINE_KEYS
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS headlines (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    loss REAL, accuracy REAL, test_loss REAL, test_accuracy REAL,
-    nonfinite INTEGER NOT NULL,
-    PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS headline_blocks (run_id TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS headline_blocks_run ON headline_blocks (run_id);
 """
-#: One chunk of the headlines of deleted runs (the purger's work after their records).
+#: One chunk of the blocks of deleted runs (the purger's work after their records).
 PURGE = (
-    "DELETE FROM headlines WHERE (run_id, step) IN (SELECT run_id, step FROM headlines "
-    "WHERE run_id NOT IN (SELECT id FROM runs) LIMIT 2000)"
+    "DELETE FROM headline_blocks WHERE rowid IN (SELECT rowid FROM headline_blocks "
+    "WHERE run_id NOT IN (SELECT id FROM runs) LIMIT 200)"
 )
-INSERT = "INSERT OR REPLACE INTO headlines VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT = "INSERT INTO headline_blocks VALUES (?, ?)"
+#: Columns of a block: the step, each headline key, whether one of them is not finite.
+COLUMNS = 2 + len(HEADLINE_KEYS)
 #: Steps per query of `records_at` (SQLite bounds a statement's parameters).
 STEPS_PER_QUERY = 500
 
 Read = Callable[[str, tuple[Any, ...]], list[Any]]
 
 
-def row(run_id: str, step: int, text: str) -> tuple[Any, ...]:
-    """A record's row of the store's headlines table: its HEADLINE_KEYS values (None where
-    absent or not finite) and whether one of them is present but not finite."""
-    record = json.loads(text)
-    values = [record.get(key) for key in HEADLINE_KEYS]
-    nonfinite = any(key in record and record[key] is None for key in HEADLINE_KEYS)
-    return (run_id, step, *values, int(nonfinite))
+def blocks(records: list[tuple[str, int, int, str]]) -> list[tuple[str, bytes]]:
+    """One (run_id, packed rows) per run of a batch of (run_id, step, streamed, json) records."""
+    rows: dict[str, list[list[float]]] = {}
+    for run_id, step, _, text in records:
+        record = json.loads(text)
+        values = [record.get(key) for key in HEADLINE_KEYS]
+        nonfinite = any(key in record and record[key] is None for key in HEADLINE_KEYS)
+        numbers = [float(v) if isinstance(v, (int, float)) else np.nan for v in values]
+        rows.setdefault(run_id, []).append([step, *numbers, float(nonfinite)])
+    return [(run_id, np.array(r, dtype=np.float64).tobytes()) for run_id, r in rows.items()]
 
 
-def bucket_extremes(rows: Sequence[Sequence[Any]], max_points: int) -> list[int]:
-    """The steps `select` keeps with HEADLINE_KEYS, from rows of (step, *headline values,
-    nonfinite): each bucket's smallest and largest value of each key, every non-finite
-    record, the first and the last. Vectorised: a long run's rows take milliseconds."""
+def table(read: Read, run_id: str) -> np.ndarray:
+    """The run's headline rows, one per stored step (a step written again: its last row)."""
+    data = read("SELECT data FROM headline_blocks WHERE run_id = ? ORDER BY rowid", (run_id,))
+    if not data:
+        return np.empty((0, COLUMNS))
+    rows = np.frombuffer(b"".join(d for (d,) in data), dtype=np.float64).reshape(-1, COLUMNS)
+    steps = rows[:, 0]
+    if np.all(steps[1:] > steps[:-1]):
+        return rows
+    _, last = np.unique(steps[::-1], return_index=True)  # sorted steps, the last written
+    return rows[len(rows) - 1 - last]
+
+
+def bucket_extremes(rows: np.ndarray, max_points: int) -> list[int]:
+    """The steps `select` keeps with HEADLINE_KEYS, from a `table`: each bucket's smallest
+    and largest value of each key, every non-finite record, the first and the last."""
     n = len(rows)
-    table = np.array(rows, dtype=np.float64)  # None becomes nan
-    steps = table[:, 0].astype(np.int64)
+    steps = rows[:, 0].astype(np.int64)
     if n <= max_points:
         return steps.tolist()
     keys = len(HEADLINE_KEYS)
     buckets = max(1, (max_points - 2) // (2 * keys))
     edges = np.array([round(b * n / buckets) for b in range(buckets + 1)])
-    kept = {0, n - 1, *np.flatnonzero(table[:, -1] > 0).tolist()}
+    kept = {0, n - 1, *np.flatnonzero(rows[:, -1] > 0).tolist()}
     # Row indices of each bucket, one bucket a row, padded with the bucket's first row.
     index = edges[:-1, None] + np.arange(int(np.diff(edges).max()))[None, :]
     index = np.where(index < edges[1:, None], index, edges[:-1, None])
     for column in range(1, keys + 1):
-        values = table[index, column]
+        values = rows[index, column]
         present = ~np.isnan(values)
         for sign in (1.0, -1.0):  # smallest, then largest
             best = np.where(present, sign * values, np.inf).argmin(axis=1)
@@ -76,12 +89,9 @@ def bucket_extremes(rows: Sequence[Sequence[Any]], max_points: int) -> list[int]
 
 def steps(read: Read, run_id: str, count: int, max_points: int) -> list[int] | None:
     """Steps of at most ~`max_points` of the run's `count` records (`bucket_extremes`),
-    read from the headlines table alone; None where some of the run's records predate it."""
-    rows = read(
-        "SELECT step, loss, accuracy, test_loss, test_accuracy, nonfinite FROM headlines "
-        "WHERE run_id = ? ORDER BY step",
-        (run_id,),
-    )
+    read from the headline blocks alone; None where they do not match the stored records
+    (records stored before the blocks existed, or some deleted since)."""
+    rows = table(read, run_id)
     if len(rows) != count:
         return None
     return bucket_extremes(rows, max_points)

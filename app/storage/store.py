@@ -264,7 +264,7 @@ class Store:
     ) -> None:
         """Insert records (run_id, step, streamed, json) and update run rows in one transaction."""
         rows = [(run_id, step, live, encode_record(text)) for run_id, step, live, text in records]
-        heads = [headlines.row(run_id, step, text) for run_id, step, _, text in records]
+        heads = headlines.blocks(records)
 
         def work(conn: sqlite3.Connection) -> None:
             if rows:

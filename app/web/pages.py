@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,12 +15,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
 from app.web.messages import CloseCode
 from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
-from synthgrad_core.presets import PRESETS
+from synthgrad_core.presets import PRESETS, expectation
 from synthgrad_core.records import json_safe
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
@@ -88,6 +91,8 @@ def form_fields() -> list[dict[str, Any]]:
             "min": spec.minimum,
             "max": spec.le,
             "bounds": spec.bounds_text(),
+            "hint": hint(spec),
+            "only": DATASET_ONLY.get(name),
             "choices": spec.choices,
             "default": _shown(getattr(defaults, name)),
             "integer": spec.integer,
@@ -95,6 +100,40 @@ def form_fields() -> list[dict[str, Any]]:
         }
         for name, spec in FIELD_SPECS.items()
     ]
+
+
+#: Fields that mean something for one dataset only: the form shows them for it alone.
+DATASET_ONLY = {"bits": "addition", "data_path": "mnist"}
+#: Upper bounds this large are a technical limit, not advice: the hint leaves them out.
+PLAIN_BOUND = 1e6
+
+
+def hint(spec: Any) -> str:
+    """A field's hint in plain words: its help, its unit where the help does not say it,
+    and its bounds as a range ("2 to 32"), without "(addition)" where only that dataset
+    shows the field."""
+    text = re.sub(r" \((addition|mnist)\)$", "", spec.help)
+    if (
+        spec.unit
+        and spec.unit not in text
+        and spec.unit != spec.label.lower()
+        and spec.kind != "widths"
+    ):
+        text += f", in {spec.unit}"
+    low, high = spec.minimum, spec.le if spec.le is not None and spec.le < PLAIN_BOUND else None
+    shown = [
+        None if v is None else str(int(v)) if float(v).is_integer() else f"{v:g}"
+        for v in (low, high)
+    ]
+    if spec.kind == "widths" or (low is None and high is None):
+        return text
+    if spec.gt is not None:
+        bounds = f"above {shown[0]}" + (f", at most {shown[1]}" if high is not None else "")
+    elif high is None:
+        bounds = f"{shown[0]} or more"
+    else:
+        bounds = f"{shown[0]} to {shown[1]}"
+    return f"{text}; {bounds}"
 
 
 #: What the browser code needs to know of records and statuses, from where they are defined.
@@ -160,6 +199,7 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
         ],
         fork_fields=fork_fields,
         knob_fields=knob_fields,
+        expect=expectation(run.name, config),
     )
 
 
@@ -206,10 +246,40 @@ def results_text() -> str:
     return (asset_dir("docs") / "results.md").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
+def results_html() -> Markup:
+    """docs/results.md as HTML (CommonMark with tables; its own HTML is escaped, not run).
+
+    Each table cell carries its column's header (`data-label`), which the phone layout
+    shows before the value, so a wide table reads as a card per row on a narrow screen.
+    """
+    markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = markdown.parse(results_text())
+    headers: list[str] = []
+    column = 0
+    for i, token in enumerate(tokens):
+        if token.type == "thead_open":
+            headers = []
+        elif token.type == "th_open":
+            headers.append(tokens[i + 1].content.replace("`", "").replace("*", ""))
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "td_open":
+            if column < len(headers) and headers[column]:
+                token.attrSet("data-label", headers[column])
+            column += 1
+    html = markdown.renderer.render(tokens, markdown.options, {})
+    return Markup(
+        html.replace("<table>", '<div class="table-wrap"><table class="doc-table">').replace(
+            "</table>", "</table></div>"
+        )
+    )
+
+
 @router.get("/results", response_class=HTMLResponse)
 def results_page(request: Request) -> HTMLResponse:
-    """docs/results.md, what each rule reaches as measured, readable offline (as text)."""
-    return page(request, "doc.html", text=results_text())
+    """docs/results.md, what each rule reaches as measured, readable offline."""
+    return page(request, "doc.html", html=results_html())
 
 
 @router.get("/results.md", response_class=PlainTextResponse)

@@ -31,6 +31,13 @@ export const CHARTS = [
     ],
     compare: (l) => ({ key: hiddenKey("cos", l), label: `cosine, hidden layer ${l}` }),
     axes: { y: { ...linear("cosine"), range: [-1.05, 1.05], fixed: true }, y2: logAxis("relative error, norm ratio") },
+    // A relative error pinned at 1 is a flat line that looks like nothing: say what it means.
+    note: (traces) => {
+      const rel = traces.find((t) => t.key.startsWith("rel_err"));
+      const recent = rel ? rel.y.slice(-50).filter((v) => v !== null && Number.isFinite(v)) : [];
+      if (recent.length < 10 || recent.some((v) => Math.abs(v - 1) > 0.02)) return "";
+      return "relative error stays at 1: the synthetic gradient is tiny beside the true one, so it carries almost nothing (the norm ratio says how small)";
+    },
   },
   {
     id: "weights", title: "Weights",
@@ -49,7 +56,8 @@ export const CHARTS = [
     help: "Each DNI layer has a small module that predicts its gradient. The module itself learns by comparing its prediction with the gradient the layer above sends back a step later. This is the module's error: it falling means the predictions get better at matching that target. A low module loss with a low cosine means the module has learned to predict a target that is itself uninformative.",
     traces: (l) => [{ key: hiddenKey("module_loss", l), name: "module loss" }],
     compare: (l) => ({ key: hiddenKey("module_loss", l), label: `module loss, hidden layer ${l}` }),
-    axes: { y: positive("module loss") },
+    // Log by default: the loss falls by orders of magnitude and is flat at 0 on a linear axis.
+    axes: { y: logAxis("module loss") },
     only: (run) => run.config.method === "dni" || run.config.method === "cdni",
   },
 ];

@@ -150,6 +150,8 @@ export class LiveChart {
     if (shown < total) parts.push(`showing ${shown.toLocaleString()} of ${total.toLocaleString()} points`);
     if (this.range?.offChart) parts.push(`${this.range.offChart.toLocaleString()} points above the top: the values blew up (tick “show early spikes” to see all)`);
     else if (this.range) parts.push("y axis fitted after the first epoch (tick “show early spikes” to see all)");
+    const meaning = this.spec.note?.(this.traces);
+    if (meaning) parts.push(meaning);
     this.note.textContent = parts.join(" · ");
   }
 

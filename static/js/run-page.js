@@ -105,6 +105,14 @@ const progressText = document.getElementById("progress-text");
 const banner = document.getElementById("banner");
 let lastRecord = null;
 
+// "live" only while the run trains: a paused or ended run says its status alone.
+let connectionState = "";
+function showConnection() {
+  const live = run.status === "running" || run.status === "queued";
+  connection.textContent = connectionState === "reconnecting" ? "reconnecting…" : connectionState === "live" && live ? "live" : "";
+  connection.className = `conn conn-${connectionState}`;
+}
+
 function showStatus(status, extra = {}) {
   if (status === "deleted") {
     banner.hidden = false;
@@ -118,7 +126,7 @@ function showStatus(status, extra = {}) {
   }
   run.status = status;
   statusEl.textContent = status;
-  if (TERMINAL.has(status)) connection.textContent = ""; // an ended run is never "live"
+  showConnection();
   statusEl.className = `status status-${status}`;
   if (status === "diverged") {
     banner.hidden = false;
@@ -299,8 +307,7 @@ new RunStream(run.id, {
     showLoaded();
   },
   onConnection(state) {
-    const ended = TERMINAL.has(run.status);
-    connection.textContent = state === "reconnecting" ? "reconnecting…" : state === "live" && !ended ? "live" : "";
-    connection.className = `conn conn-${state}`;
+    connectionState = state;
+    showConnection();
   },
 });

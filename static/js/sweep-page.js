@@ -100,11 +100,16 @@ function draw({ spec, div, note }) {
                   line: { color: group.color, width: 2 }, hovertemplate: `${group.label}: %{y:.4g} at step %{x}<extra></extra>` });
   }
   const y = spec.axes.y;
+  // The page's colours (dark or light scheme), as the run page's charts use them.
+  const css = getComputedStyle(document.documentElement);
+  const fg = css.getPropertyValue("--fg").trim(), grid = css.getPropertyValue("--grid").trim();
   const layout = {
     title: { text: `${spec.title}: ${label}`, font: { size: 15 } },
+    font: { color: fg },
     margin: { l: 55, r: 15, t: 45, b: 30 },
-    xaxis: { title: { text: "step", standoff: 4 }, automargin: true },
-    yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true },
+    xaxis: { title: { text: "step", standoff: 4 }, automargin: true, gridcolor: grid, zeroline: false },
+    yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true,
+             gridcolor: grid, zeroline: false },
     legend: { orientation: "h", y: -0.22, yanchor: "top" },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     uirevision: `${spec.id}-${layer}`,

@@ -49,7 +49,10 @@ def test_a_long_history_downsampled_from_the_headlines_keeps_what_the_full_scan_
     records[20_000]["test_loss"] = -1.0  # a dip on an epoch's record
     records[29_998]["loss"] = None  # diverged: non-finite, stored as null
     store = Store(str(tmp_path / "s.sqlite3"))
-    store.write_batch([("r", r["step"], 0, dumps(r)) for r in records], [])
+    texts = [("r", r["step"], 0, dumps(r)) for r in records]
+    for start in range(0, len(texts), 170):  # a batch per recorder tick
+        store.write_batch(texts[start : start + 170], [])
+    store.write_batch(texts[100:120], [])  # steps written again: their last values count
     chosen = store.downsampled("r", len(records), 2000)
     assert chosen is not None
     out = export_chosen("r", chosen, ["step", "loss"], fmt="json")
@@ -61,5 +64,5 @@ def test_a_long_history_downsampled_from_the_headlines_keeps_what_the_full_scan_
     assert body["records"][-2]["loss"] is None
     assert body["records"][-2] == records[29_998]  # verbatim
     # Records stored before the headlines table: no answer, the full scan serves them.
-    store._write(lambda conn: conn.execute("DELETE FROM headlines WHERE step < 10"))
+    store._write(lambda conn: conn.execute("DELETE FROM headline_blocks WHERE rowid < 3"))
     assert store.downsampled("r", len(records), 2000) is None

@@ -3,6 +3,7 @@ presenter's keys, presets that say what will happen, sweeps, /results, a branch'
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -189,3 +190,125 @@ def test_space_pauses_in_presentation_mode_whatever_has_focus(
     assert page.locator(".chart-card.expanded").count() == 1
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Stop").click()
+
+
+def test_presets_say_what_to_expect_on_the_form_and_the_runs_page(
+    page: Any, server: LiveServer
+) -> None:
+    from synthgrad_core.presets import PRESETS
+
+    page.goto(server.url + "/")
+    page.get_by_role("button", name=PRESETS["lecture-dni"]["label"]).click()
+    expect = page.locator("#preset-expect")
+    assert "meant to fail; watch the bottom layer's cosine" in expect.inner_text()
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_selector("#expect")  # the run's page says it too, for the room
+    assert PRESETS["lecture-dni"]["expect"] in page.locator("#expect").inner_text()
+    page.get_by_role("button", name="Presentation mode").click()
+    assert page.locator("#expect").is_visible()
+    page.keyboard.press("p")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("dialog").get_by_role("button", name="Stop run").click()
+    # Changed settings: the preset's promise is not made for a run it did not start.
+    other = start(server, {"dataset": "addition", "method": "dni", "epochs": 2}, "mine")
+    page.goto(f"{server.url}/runs/{other['id']}")
+    assert page.locator("#expect").count() == 0
+
+
+def test_charts_that_would_look_empty_say_something(page: Any, server: LiveServer) -> None:
+    runs = [
+        ended(server, start(server, {"dataset": "addition", "method": m, "epochs": 2}, m))
+        for m in ("dni", "cdni", "backprop", "feedback_alignment")
+    ]
+    page.goto(f"{server.url}/runs/{runs[0]['id']}")
+    wait_for(lambda: drawn(page), what="the charts")
+    for chart in ("module", "fidelity"):
+        page.locator(f"#chart-{chart}").scroll_into_view_if_needed()
+        wait_for(lambda c=chart: drawn(page, c), what=chart)
+    assert page.evaluate("document.getElementById('chart-module')._fullLayout.yaxis.type") == "log"
+    note = page.locator("#chart-fidelity").locator("xpath=..").locator(".chart-note")
+    assert "relative error stays at 1" in note.inner_text()
+    # Four runs compared: the weights legend (12 entries) leaves the plot its height.
+    page.goto(f"{server.url}/compare?runs={','.join(r['id'] for r in runs)}")
+    page.locator("#chart-weights").scroll_into_view_if_needed()
+    wait_for(lambda: drawn(page, "weights"), what="the weights chart")
+    assert page.evaluate("document.getElementById('chart-weights')._fullLayout._size.h") >= 200
+    assert page.evaluate(TITLES_COVERED) == []
+
+
+def test_labels_say_one_thing_each(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/")
+    hints = page.locator(".field .hint").all_inner_texts()
+    assert not [h for h in hints if "4294967295" in h or "(bits)" in h or "(examples)" in h]
+    page.get_by_label("Dataset", exact=True).select_option("digits")
+    assert page.get_by_label("Bits", exact=True).is_hidden()
+    assert page.locator('[data-field="data_path"]').is_hidden()
+    page.get_by_label("a sweep: several rules", exact=False).check()
+    values = page.locator("#sweep-extra-values")
+    assert values.evaluate("(e) => e.scrollWidth <= e.clientWidth")  # the placeholder fits
+    # A paused run is not "live"; the smoothing label sits beside its slider.
+    run = start(server, {"dataset": "addition", "epochs": 3000})
+    httpx.post(f"{server.url}/api/runs/{run['id']}/pause", headers=owner(run))
+    page.goto(f"{server.url}/runs/{run['id']}")
+    wait_for(lambda: page.locator("#status").inner_text() == "paused", what="paused")
+    page.wait_for_timeout(500)
+    assert "live" not in page.locator("#connection").inner_text()
+    label, slider = (
+        page.locator(s).bounding_box() for s in ('label[for="smoothing"]', "#smoothing")
+    )
+    assert abs((label["y"] + label["height"] / 2) - (slider["y"] + slider["height"] / 2)) < 12
+    # The downloads look like the button beside them.
+    share = [page.locator(s) for s in ("#csv-link", "#json-link", "#share-button")]
+    heights = {round(e.bounding_box()["height"]) for e in share}
+    assert max(heights) - min(heights) <= 2
+    httpx.post(f"{server.url}/api/runs/{run['id']}/stop", headers=owner(run))
+
+
+def owner(run: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {run['owner_token']}"}
+
+
+def test_a_sweeps_runs_fold_under_it_and_its_charts_follow_the_dark_scheme(
+    chromium: Any, server: LiveServer
+) -> None:
+    body = {
+        "config": {"dataset": "digits", "epochs": 1},
+        "grid": {"method": ["backprop", "dni"], "seed": [1, 2, 3, 4, 5, 6]},
+    }
+    made = httpx.post(f"{server.url}/api/sweeps", json=body)
+    assert made.status_code == 201, made.text
+    sweep = made.json()
+    context = chromium.new_context(color_scheme="dark")
+    page = context.new_page()
+    page.goto(server.url + "/")
+    toggle = page.get_by_role("button", name=re.compile(r"Show the 12 runs of"))
+    toggle.wait_for()
+    assert sweep["name"] == "digits: backprop, dni × 6 seeds"
+    assert page.locator("#runs-table tbody tr").count() == 1  # folded
+    assert "12 runs" in toggle.inner_text()
+    toggle.click()
+    wait_for(lambda: page.locator("#runs-table tbody tr").count() == 13, what="the sweep's runs")
+    names = page.locator("#runs-table .sweep-member .run-name a").all_inner_texts()
+    assert "digits: dni, seed 4" in names
+    page.goto(f"{server.url}/sweeps/{sweep['id']}")
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for()
+    fill = page.evaluate("getComputedStyle(document.querySelector('.gtitle')).fill")
+    assert fill != "rgb(68, 68, 68)"  # Plotly's default dark grey: unreadable on dark
+    grid = page.evaluate("document.querySelector('.js-plotly-plot')._fullLayout.xaxis.gridcolor")
+    assert grid.lower() not in ("#eee", "#eeeeee", "white", "#fff", "#ffffff")
+    context.close()
+
+
+def test_results_are_html_tables_readable_on_a_phone(chromium: Any, server: LiveServer) -> None:
+    context = chromium.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(server.url + "/results")
+    assert page.locator("table").count() >= 3 and page.locator("pre.doc-text").count() == 0
+    text = page.locator("main").inner_text()
+    assert "|---|" not in text and "**" not in text
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    cell = page.locator("table td[data-label]").nth(2)
+    assert cell.evaluate("(e) => getComputedStyle(e, '::before').content").strip('"')
+    assert "python scripts/results.py`" not in text  # a pip user has no scripts/
+    context.close()
