@@ -127,14 +127,14 @@ async function refresh() {
   document.getElementById("no-runs").hidden = runs.length > 0;
   document.getElementById("runs-table").hidden = runs.length === 0;
   const byId = new Map(runs.map((r) => [r.id, r]));
-  const sweepOf = new Map(sweeps.map((s) => [s.id, s]));
+  const sweepOf = new Map(sweeps.flatMap((s) => s.runs.map((r) => [r.id, s])));
   const shown = new Set();
   for (const [run, depth] of families(runs)) {
-    const sweep = run.sweep_id && sweepOf.get(run.sweep_id);
+    const sweep = sweepOf.get(run.id);
     if (!sweep) { runRow(run, depth, byId); continue; }
     if (shown.has(sweep.id)) continue; // its runs came with its first
     shown.add(sweep.id);
-    const members = runs.filter((r) => r.sweep_id === sweep.id);
+    const members = runs.filter((r) => sweepOf.get(r.id) === sweep);
     if (sweepRow(sweep, members)) for (const member of members) runRow(member, 0, byId, true);
   }
 }

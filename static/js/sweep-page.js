@@ -104,7 +104,7 @@ function draw({ spec, div, note }) {
   const css = getComputedStyle(document.documentElement);
   const fg = css.getPropertyValue("--fg").trim(), grid = css.getPropertyValue("--grid").trim();
   const layout = {
-    title: { text: `${spec.title}: ${label}`, font: { size: 15 } },
+    title: { text: `${spec.title}: ${label}`, font: { size: 15 }, x: 0, xref: "paper", xanchor: "left" },
     font: { color: fg },
     margin: { l: 55, r: 15, t: 45, b: 30 },
     xaxis: { title: { text: "step", standoff: 4 }, automargin: true, gridcolor: grid, zeroline: false },

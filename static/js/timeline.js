@@ -100,7 +100,7 @@ export class Timeline {
     try {
       const fg = getComputedStyle(document.documentElement).getPropertyValue("--fg").trim();
       await Plotly.react(this.div, this.traces(), {
-        title: { text: this.title, font: { size: 14 } },
+        title: { text: this.title, font: { size: 14 }, x: 0, xref: "paper", xanchor: "left" },
         barmode: "overlay", bargap: 0.2,
         height: 150 + 34 * this.lanes.length, margin: { l: 100, r: 20, t: 40, b: 90 },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg },

@@ -133,7 +133,7 @@ def test_a_phone_sees_every_chart_title_and_can_show_one_large(
         phone.locator(f"#chart-{chart}").scroll_into_view_if_needed()
         wait_for(lambda c=chart: phone.locator(f"#chart-{c} .gtitle").count() > 0, what=chart)
     assert phone.locator(".modebar").count() == 0  # no toolbar on a touch screen
-    assert phone.evaluate(TITLES_COVERED) == []
+    wait_for(lambda: phone.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
     # The heatmap card is as tall as its heatmap, not a screen of empty panel.
     card = phone.locator(".heatmap-card").bounding_box()
     plot = phone.locator("#chart-heatmap .main-svg").first.bounding_box()
@@ -141,7 +141,16 @@ def test_a_phone_sees_every_chart_title_and_can_show_one_large(
     # "Show large" exists on a phone and the chart takes the screen's width.
     phone.locator("#chart-loss").scroll_into_view_if_needed()
     phone.locator("#chart-loss").locator("xpath=..").get_by_role("button", name="Show large").tap()
-    wait_for(lambda: plot_width(phone, "loss") >= 360, timeout=3, what="the large chart")
+    card = phone.locator(".chart-card.expanded").bounding_box()
+    height = "document.querySelector('#chart-loss .main-svg').clientHeight"
+    wait_for(
+        lambda: (
+            plot_width(phone, "loss") >= card["width"] - 40
+            and phone.evaluate(height) >= card["height"] - 160
+        ),
+        timeout=3,
+        what="the chart filling the screen",
+    )
     assert errors == []
     context.close()
 
@@ -233,7 +242,10 @@ def test_charts_that_would_look_empty_say_something(page: Any, server: LiveServe
     page.locator("#chart-weights").scroll_into_view_if_needed()
     wait_for(lambda: drawn(page, "weights"), what="the weights chart")
     assert page.evaluate("document.getElementById('chart-weights')._fullLayout._size.h") >= 200
-    assert page.evaluate(TITLES_COVERED) == []
+    for chart in ("loss", "accuracy", "fidelity", "weights", "module"):
+        page.locator(f"#chart-{chart}").scroll_into_view_if_needed()
+        wait_for(lambda c=chart: drawn(page, c), what=chart)
+    wait_for(lambda: page.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
 
 
 def test_labels_say_one_thing_each(page: Any, server: LiveServer) -> None:
