@@ -118,6 +118,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # and a NaN or a lone surrogate in the input could not be encoded at all (500).
         return JSONResponse({"detail": [_short(error) for error in exc.errors()]}, 422)
 
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback after this answer. The connection closes: the
+        # request may have been left half read, and a kept-alive client must not send the
+        # next request into it.
+        response = error(500, "internal server error")
+        response.headers["Connection"] = "close"
+        return response
+
     @app.exception_handler(ConfigError)
     async def bad_config(request: Request, exc: ConfigError) -> JSONResponse:
         # The same shape FastAPI gives its own 422s, so clients handle one format.

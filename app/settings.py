@@ -81,8 +81,19 @@ class Settings:
     #: sustained floating-point rate one run gets, for that estimate (one core, measured
     #: 2-5e10 on wide nets; lower is more cautious).
     flops_per_second: float = 1e10
-    #: unfinished (queued, running, paused) runs one owner may have; 0 = no limit.
+    #: unfinished (queued, running, paused) runs or sweeps one owner may have; 0 = no limit.
     max_active_per_owner: int = 4
+    #: unfinished (queued, running, paused) runs on the server, everyone's together.
+    max_unfinished_runs: int = 400
+    #: most of each cap (stored runs, unfinished runs, training slots) one owner token may
+    #: hold, as a share of what visitors may fill (the caps less the admin's reserve).
+    owner_share: float = 0.3
+    #: most of each cap every owner of one client address together may hold.
+    address_share: float = 0.5
+    #: part of the stored- and unfinished-run caps that only the admin may fill.
+    admin_reserve: float = 0.1
+    #: training slots beyond max_concurrent_runs that only the admin's runs may use.
+    admin_slots: int = 1
     #: runs one client address may create per minute (bursts up to the same); 0 = no limit.
     create_rate: int = 30
     #: free bytes the store's disk must keep; below it new runs are refused.
@@ -115,6 +126,7 @@ class Settings:
         for name in ("max_run_memory", "max_run_seconds", "flops_per_second", "max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0")
+        self._check_shares()
         for name in ("header_timeout", "ws_send_timeout", "kill_grace"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 seconds")
@@ -122,6 +134,18 @@ class Settings:
             _ = self.admin  # a missing or empty file stops the server at once, saying so
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+
+    def _check_shares(self) -> None:
+        for name in ("owner_share", "address_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be > 0 and <= 1")
+        if not 0 <= self.admin_reserve < 1:
+            raise ValueError("admin_reserve: must be >= 0 and < 1")
+        for name in ("max_stored_runs", "max_unfinished_runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1")
+        if self.admin_slots < 0:
+            raise ValueError("admin_slots: must be >= 0")
 
     def _check_executor(self) -> None:
         if self.executor not in EXECUTORS:

@@ -13,10 +13,18 @@ for what the part names) or store, on a temporary folder:
 - sigterm: time from SIGTERM to exit with that run training;
 - slowloris: 400 connections that never finish their headers, then a health check;
 - slow client: training steps/s with a websocket client that never reads, as a
-  ratio of the same window without it (the figure a test once asserted).
+  ratio of the same window without it (the figure a test once asserted);
+- batch: a batch of seeds' measured peak RSS against its estimate (the sum of its
+  seeds'), and the largest batch the default budget lets one job train;
+- visitor: one anonymous visitor's worst case against the default shares: 64-seed
+  sweeps from one address, each as a new owner, until refused; the runs, unfinished
+  runs, training slots and server fds it holds; a second address's creation and
+  health, and the admin's creation, meanwhile;
+- fds: the server's open file descriptors while one address holds its share of
+  finished single-seed runs, and after it deletes them.
 
 Usage: python -m bench.reliability [--parts budget flood csv storage controls sigterm
-slowloris slowclient]
+slowloris slowclient batch visitor fds]
 """
 
 from __future__ import annotations
@@ -34,13 +42,27 @@ from typing import Any
 
 import httpx
 
+from app.runs.quotas import seeds_per_batch
+from app.settings import Settings
 from app.storage.store import Store
 from support.live import descendants, rss_bytes, server_process
 from support.load import peak_rss, stored_run, training_peak_rss
 from synthgrad_core import TrainConfig, Trainer, dumps
-from synthgrad_core.cost import estimate
+from synthgrad_core.cost import estimate, estimate_batch
 
-PARTS = ("budget", "flood", "csv", "storage", "controls", "sigterm", "slowloris", "slowclient")
+PARTS = (
+    "budget",
+    "flood",
+    "csv",
+    "storage",
+    "controls",
+    "sigterm",
+    "slowloris",
+    "slowclient",
+    "batch",
+    "visitor",
+    "fds",
+)
 #: A step of this net takes seconds on one core: a "slow step" for controls and SIGTERM.
 SLOW = {"dataset": "digits", "hidden": [4096, 4096], "batch_size": 1024, "epochs": 100}
 SLOW_ENV = {"SYNTHGRAD_MAX_RUN_MEMORY": str(8 * 2**30), "SYNTHGRAD_SHUTDOWN_TIMEOUT": "3"}
@@ -289,6 +311,137 @@ def slow_client(folder: Path) -> None:
     )
 
 
+#: The widest net of the batch part: one run ~87 MiB by the estimate.
+WIDE = {
+    "dataset": "digits",
+    "method": "cdni",
+    "hidden": [512, 512],
+    "batch_size": 256,
+    "optimizer": "adam",
+}
+
+
+def batch(_: Path) -> None:
+    for config in ({"dataset": "digits", "method": "dni"}, WIDE):
+        cfg = TrainConfig.from_dict(config).resolve()
+        cells = []
+        for seeds in (1, 8, 16, 32):
+            estimated = estimate_batch(cfg, seeds).memory_bytes
+            measured = training_peak_rss(config, steps=3, seeds=seeds)
+            cells.append(
+                f"{seeds} seeds {mib(measured)} (estimate {mib(estimated)}, "
+                f"ratio {measured / estimated:.2f})"
+            )
+        print(f"batch: {config}: peak RSS " + "; ".join(cells))
+    settings = Settings()
+    cfg = TrainConfig.from_dict(WIDE).resolve()
+    most = seeds_per_batch(cfg, settings)
+    measured = training_peak_rss(WIDE, steps=3, seeds=most)
+    print(
+        f"batch: the default budget ({mib(settings.max_run_memory)}) trains at most {most} "
+        f"seeds of the wide config in one job: estimate "
+        f"{mib(estimate_batch(cfg, most).memory_bytes)}, measured peak RSS {mib(measured)}; "
+        f"64 seeds would be estimated {mib(estimate_batch(cfg, 64).memory_bytes)}"
+    )
+
+
+def _fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def visitor(folder: Path) -> None:
+    admin = "bench-admin-token"
+    env = {"SYNTHGRAD_ADMIN_TOKEN": admin, "SYNTHGRAD_MAX_RUNS": "2"}
+    config = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 1}
+    long = {"dataset": "digits", "epochs": 2000}
+    with server_process(str(folder / "visitor.sqlite3"), env=env) as (url, process):
+        fds_before = _fds(process.pid)
+        codes: list[int] = []
+        details: set[str] = set()
+        mine: set[str] = set()
+        started = time.monotonic()
+        with httpx.Client(timeout=60) as hostile:
+            # Sweeps until the stored-run share refuses (waiting out the unfinished share).
+            while len(codes) < 100 and all("unfinished" in d for d in details):
+                hostile.cookies.clear()  # each request a new owner
+                body = {"config": config, "grid": {"seed": list(range(1, 65))}}
+                answer = hostile.post(f"{url}/api/sweeps", json=body)
+                codes.append(answer.status_code)
+                if answer.status_code == 201:
+                    mine |= {run["id"] for run in answer.json()["runs"]}
+                else:
+                    details.add(answer.json()["detail"].split(";")[0])
+                    time.sleep(1.0)
+            for _ in range(3):  # and long runs, to hold slots
+                hostile.cookies.clear()
+                answer = hostile.post(f"{url}/api/runs", json={"config": long})
+                codes.append(answer.status_code)
+                mine |= {answer.json()["id"]} if answer.status_code == 201 else set()
+            took = time.monotonic() - started
+            time.sleep(2)
+            held = [r for r in hostile.get(f"{url}/api/runs").json() if r["id"] in mine]
+        unfinished = sum(1 for r in held if r["status"] in ("queued", "running", "paused"))
+        running = sum(1 for r in held if r["status"] == "running")
+        fds_during = _fds(process.pid)
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+            t0 = time.monotonic()
+            created = other.post(f"{url}/api/runs", json={"config": config}, timeout=1.0)
+            create_ms = (time.monotonic() - t0) * 1000
+            t0 = time.monotonic()
+            health = other.get(f"{url}/api/health", timeout=1.0).status_code
+            health_ms = (time.monotonic() - t0) * 1000
+        auth = {"Authorization": f"Bearer {admin}"}
+        by_admin = httpx.post(f"{url}/api/runs", json={"config": config}, headers=auth).status_code
+    print(
+        f"visitor: {len(codes)} requests from one address in {took:.1f} s (sweeps of 64 seeds "
+        f"until refused for good, then 3 long runs, each a new owner): {codes.count(201)} x 201, "
+        f"{codes.count(429)} x 429 ({' | '.join(sorted(details))}); it holds {len(held)} "
+        f"stored runs, {unfinished} unfinished, {running} of 2 training slots; server fds "
+        f"{fds_before} -> {fds_during}; another address meanwhile: create "
+        f"{created.status_code} in {create_ms:.0f} ms, health {health} in {health_ms:.0f} ms; "
+        f"the admin: {by_admin}"
+    )
+
+
+def fds(folder: Path) -> None:
+    config = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 1}
+    with server_process(str(folder / "fds.sqlite3")) as (url, process):
+        before = _fds(process.pid)
+        tokens: list[str] = []
+        with httpx.Client(timeout=60) as hostile:
+            while True:  # every seed its own run, each sweep a new owner, until refused
+                hostile.cookies.clear()
+                grid = {"seed": list(range(1, 65))}
+                body = {"config": config, "grid": grid, "batch_seeds": False}
+                answer = hostile.post(f"{url}/api/sweeps", json=body)
+                if answer.status_code != 201:
+                    if "unfinished" in answer.text:
+                        time.sleep(1.0)
+                        continue
+                    break
+                tokens.append(answer.json()["owner_token"])
+            started = time.monotonic()
+            while any(
+                r["status"] in ("queued", "running") for r in hostile.get(f"{url}/api/runs").json()
+            ):
+                time.sleep(0.5)
+            stored = len(hostile.get(f"{url}/api/runs").json())
+            trained = time.monotonic() - started
+            finished = _fds(process.pid)
+            for sweep in hostile.get(f"{url}/api/sweeps").json():
+                for token in tokens:  # the sweep's owner's
+                    auth = {"Authorization": f"Bearer {token}"}
+                    if hostile.delete(f"{url}/api/sweeps/{sweep['id']}", headers=auth).is_success:
+                        break
+            time.sleep(1)
+            deleted = _fds(process.pid)
+    print(
+        f"fds: one address's {stored} finished single-seed runs (its stored share, trained "
+        f"in {trained:.0f} s): server fds {before} -> {finished}; after deleting them "
+        f"{deleted}"
+    )
+
+
 RUNNERS = {
     "budget": budget,
     "flood": flood,
@@ -298,6 +451,9 @@ RUNNERS = {
     "sigterm": sigterm,
     "slowloris": slowloris,
     "slowclient": slow_client,
+    "batch": batch,
+    "visitor": visitor,
+    "fds": fds,
 }
 
 

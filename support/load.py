@@ -32,11 +32,27 @@ print(int(peak.split()[1]) * 1024)
 """
 
 
-def training_peak_rss(config: dict[str, Any], steps: int = 3) -> int:
-    """Peak resident bytes of a fresh process that trains `config` for `steps` steps."""
+#: The same for a batch of seeds 1..n (synthgrad_core.seeds), with each seed's summary.
+_BATCH_CHILD = """
+import json, sys
+from synthgrad_core import TrainConfig
+from synthgrad_core.seeds import SeedBatch
+batch = SeedBatch(TrainConfig.from_dict(json.loads(sys.argv[1])), range(1, int(sys.argv[3]) + 1))
+for _ in range(int(sys.argv[2])):
+    batch.step()
+batch.summaries()
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(int(peak.split()[1]) * 1024)
+"""
+
+
+def training_peak_rss(config: dict[str, Any], steps: int = 3, seeds: int = 0) -> int:
+    """Peak resident bytes of a fresh process that trains `config` for `steps` steps
+    (with `seeds`, as a batch of that many seeds)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    child = [_BATCH_CHILD, json.dumps(config), str(steps), str(seeds)] if seeds else None
     out = subprocess.run(
-        [sys.executable, "-c", _TRAIN_CHILD, json.dumps(config), str(steps)],
+        [sys.executable, "-c", *(child or [_TRAIN_CHILD, json.dumps(config), str(steps)])],
         capture_output=True,
         text=True,
         check=True,

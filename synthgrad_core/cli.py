@@ -33,7 +33,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             dest=name,
             type=FLAG_TYPES[spec.kind],
             default=None,
-            choices=spec.choices,
+            metavar="{" + ",".join(spec.choices) + "}" if spec.choices else None,
             help=f"{spec.help} ({bounds + '; ' if bounds else ''}default: {shown})",
         )
 

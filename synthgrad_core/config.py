@@ -9,11 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+
+class Method(StrEnum):
+    """A learning rule. Its value is what configs hold and JSON carries ("dni", ...)."""
+
+    BACKPROP = "backprop"
+    DNI = "dni"
+    CDNI = "cdni"
+    FEEDBACK_ALIGNMENT = "feedback_alignment"
+
+    @property
+    def uses_modules(self) -> bool:
+        """Whether the rule trains synthetic-gradient modules (and can be pipelined)."""
+        return self in (Method.DNI, Method.CDNI)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether its modules also see the batch's targets (cDNI)."""
+        return self is Method.CDNI
+
+
 DATASETS = ("addition", "digits", "mnist")
-METHODS = ("backprop", "dni", "cdni", "feedback_alignment")
+METHODS = tuple(m.value for m in Method)
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LOSSES = ("bce", "mse", "cross_entropy")
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -25,6 +48,8 @@ MAX_WORKERS = 8
 DIGITS_COUNT = 1797
 MAX_LAYERS = 8
 MAX_WIDTH = 4096
+#: Longest text of a path field.
+MAX_PATH = 4096
 
 
 class ConfigError(ValueError):
@@ -52,10 +77,26 @@ class FieldSpec:
     advanced: bool = True
     #: fewest entries of a "widths" field (0: it may be empty)
     min_count: int = 1
+    #: a running run may change it in place (Trainer.configure, PATCH /api/runs/{id}/config)
+    live: bool = False
+    #: a branch of a trained state may change it (a fork, --resume with flags); the other
+    #: fields shape the weights or the data
+    branchable: bool = False
+    #: the run page's fork dialog offers it (a branchable field people change most)
+    fork_form: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.live or self.fork_form) and not self.branchable:
+            raise ValueError(f"{self.label}: a live or offered field must be branchable")
 
     @property
     def integer(self) -> bool:
         return self.kind in ("int", "widths")
+
+    @property
+    def width(self) -> bool:
+        """Whether the field holds a list of layer widths."""
+        return self.kind == "widths"
 
     @property
     def minimum(self) -> float | None:
@@ -90,7 +131,15 @@ class TrainConfig:
     )
     method: str = field(
         default="backprop",
-        metadata=_spec("choice", "Learning rule", "learning rule", choices=METHODS, advanced=False),
+        metadata=_spec(
+            "choice",
+            "Learning rule",
+            "learning rule",
+            choices=METHODS,
+            advanced=False,
+            branchable=True,
+            fork_form=True,
+        ),
     )
     bits: int = field(
         default=8,
@@ -161,7 +210,15 @@ class TrainConfig:
     epochs: int | None = field(
         default=None,
         metadata=_spec(
-            "int", "Epochs", "passes over the data", ge=1, le=10_000, unit="epochs", advanced=False
+            "int",
+            "Epochs",
+            "passes over the data",
+            ge=1,
+            le=10_000,
+            unit="epochs",
+            advanced=False,
+            branchable=True,
+            fork_form=True,
         ),
     )
     batch_size: int | None = field(
@@ -179,15 +236,33 @@ class TrainConfig:
     learning_rate: float | None = field(
         default=None,
         metadata=_spec(
-            "float", "Learning rate", "step size of the network", gt=0, le=1e4, advanced=False
+            "float",
+            "Learning rate",
+            "step size of the network",
+            gt=0,
+            le=1e4,
+            advanced=False,
+            branchable=True,
+            live=True,
+            fork_form=True,
         ),
     )
     optimizer: str = field(
         default="sgd",
-        metadata=_spec("choice", "Optimiser", "network optimiser", choices=OPTIMIZERS),
+        metadata=_spec(
+            "choice",
+            "Optimiser",
+            "network optimiser",
+            choices=OPTIMIZERS,
+            branchable=True,
+            fork_form=True,
+        ),
     )
     momentum: float = field(
-        default=0.9, metadata=_spec("float", "Momentum", "momentum / Adam beta1", ge=0, le=0.999)
+        default=0.9,
+        metadata=_spec(
+            "float", "Momentum", "momentum / Adam beta1", ge=0, le=0.999, branchable=True
+        ),
     )
     sg_learning_rate: float | None = field(
         default=None,
@@ -197,6 +272,9 @@ class TrainConfig:
             "step size of the synthetic-gradient modules",
             gt=0,
             le=1e4,
+            branchable=True,
+            live=True,
+            fork_form=True,
         ),
     )
     sg_optimizer: str = field(
@@ -206,6 +284,8 @@ class TrainConfig:
             "Module optimiser",
             "synthetic-gradient module optimiser",
             choices=OPTIMIZERS,
+            branchable=True,
+            fork_form=True,
         ),
     )
     sg_hidden: tuple[int, ...] = field(
@@ -239,6 +319,9 @@ class TrainConfig:
             "factor on each synthetic gradient where its layer uses it (not compounded)",
             ge=0,
             le=100,
+            branchable=True,
+            live=True,
+            fork_form=True,
         ),
     )
     update_probability: float = field(
@@ -249,6 +332,9 @@ class TrainConfig:
             "chance that a layer applies its update in a step",
             gt=0,
             le=1,
+            branchable=True,
+            live=True,
+            fork_form=True,
         ),
     )
     seed: int = field(
@@ -270,6 +356,7 @@ class TrainConfig:
             "sequential: one layer after another; pipelined: each stage of layers in its own "
             "worker, updating at once (dni, cdni; backprop and feedback alignment stay locked)",
             choices=EXECUTIONS,
+            branchable=True,
         ),
     )
     workers: int = field(
@@ -281,6 +368,7 @@ class TrainConfig:
             ge=1,
             le=MAX_WORKERS,
             unit="workers",
+            branchable=True,
         ),
     )
     diagnostics_every: int = field(
@@ -292,6 +380,8 @@ class TrainConfig:
             ge=0,
             le=100_000,
             unit="steps",
+            branchable=True,
+            fork_form=True,
         ),
     )
     histogram_every: int = field(
@@ -303,6 +393,7 @@ class TrainConfig:
             ge=0,
             le=1_000_000,
             unit="steps",
+            branchable=True,
         ),
     )
     test_every: int = field(
@@ -314,6 +405,7 @@ class TrainConfig:
             ge=0,
             le=1_000_000,
             unit="steps",
+            branchable=True,
         ),
     )
 
@@ -356,9 +448,10 @@ class TrainConfig:
     def bit_targets(self) -> bool:
         return self.dataset == "addition"
 
-
-#: Fields that hold a list of layer widths.
-WIDTH_FIELDS = ("hidden", "sg_hidden")
+    @property
+    def uses_modules(self) -> bool:
+        """Whether the rule trains synthetic-gradient modules (dni, cdni)."""
+        return Method(self.method).uses_modules
 
 
 def widths(value: Any) -> Any:
@@ -375,52 +468,124 @@ def widths(value: Any) -> Any:
 
 
 def validate_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _validate_field(name: str, value: Any, dataset: str) -> None:
-    spec = field_spec(name)
+# -- the one validator -----------------------------------------------------------------
+# Every way in (TrainConfig.resolve, the command line's flags, the API's request models)
+# checks a value with check_value, so they accept and refuse the same inputs with the
+# same words. A value is what JSON can carry: numbers are int or float (a whole float is
+# a fine int: 2.0 is 2), never bool or text; the command line turns its text into such a
+# value first (synthgrad_core.flags).
+
+#: C0 and C1 control characters and DEL: never part of a name or a path.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def text_problem(text: str) -> str | None:
+    """What is wrong with `text` as a name or a path, or None: control characters (NUL,
+    newlines, ...) or a lone surrogate that cannot be stored."""
+    found = _CONTROL.search(text)
+    if found:
+        return f"must not hold control characters; found {found.group()!r} at {found.start()}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def check_value(name: str, value: Any) -> Any:
+    """One value of config field `name`, checked against its FieldSpec and normalised (a
+    whole float in an int field becomes an int, an int in a float field a float, a widths
+    list a tuple, a Method a plain string); raises ConfigError naming the field."""
+    spec = FIELD_SPECS.get(name)
+    if spec is None:
+        raise ConfigError(name, f"unknown field; known fields: {', '.join(sorted(FIELD_SPECS))}")
     if value is None:
-        if name == "data_path" and dataset != "mnist":
-            return
-        hint = " for the mnist dataset (a folder with the IDX files)" if name == "data_path" else ""
-        raise ConfigError(name, "is required" + hint)
+        raise ConfigError(name, "needs a value")
     if spec.kind == "choice":
         assert spec.choices is not None
         validate_choice(name, value, spec.choices)
-    elif spec.kind == "widths":
-        _check_widths(name, value, spec)
-    elif spec.kind == "path":
-        if not isinstance(value, str):
-            raise ConfigError(name, f"must be a folder path, got {value!r}")
-    else:
-        _check_number(name, value, spec)
+        return str(value)
+    if spec.kind == "widths":
+        return _check_widths(name, widths(value), spec)
+    if spec.kind == "path":
+        return _check_path(name, value)
+    return _check_number(name, value, spec)
 
 
-def _check_widths(name: str, value: Any, spec: FieldSpec) -> None:
-    if not isinstance(value, tuple) or not spec.min_count <= len(value) <= MAX_LAYERS:
-        count = len(value) if isinstance(value, tuple) else value
+def _check_path(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a folder path, got {value!r}")
+    if len(value) > MAX_PATH:
+        raise ConfigError(name, f"must be at most {MAX_PATH} characters, got {len(value)}")
+    problem = text_problem(value)
+    if problem:
+        raise ConfigError(name, problem)
+    return value
+
+
+def _check_widths(name: str, value: Any, spec: FieldSpec) -> tuple[int, ...]:
+    if not isinstance(value, tuple):
         raise ConfigError(
-            name, f"needs {spec.min_count} to {MAX_LAYERS} layers of widths, got {count!r}"
+            name,
+            f"must be a list of whole-number widths like [128, 64] (128,64 on the "
+            f"command line), got {value!r}",
         )
-    for width in value:
-        _check_number(name, width, spec)
+    if not spec.min_count <= len(value) <= MAX_LAYERS:
+        raise ConfigError(
+            name, f"needs {spec.min_count} to {MAX_LAYERS} layers of widths, got {len(value)}"
+        )
+    return tuple(int(_check_number(name, width, spec)) for width in value)
 
 
-def _check_number(name: str, value: Any, spec: FieldSpec) -> None:
+def _check_number(name: str, value: Any, spec: FieldSpec) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be a number, got {value!r}")
-    if spec.integer and not float(value).is_integer():
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(name, f"must be finite, got {value!r}")
-    if spec.ge is not None and value < spec.ge:
-        raise ConfigError(name, f"must be >= {spec.ge:g}, got {value!r}")
-    if spec.gt is not None and value <= spec.gt:
-        raise ConfigError(name, f"must be > {spec.gt:g}, got {value!r}")
-    if spec.le is not None and value > spec.le:
-        raise ConfigError(name, f"must be <= {spec.le:g}, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(name, f"must be finite, got {value!r}")
+        if spec.integer and not value.is_integer():
+            raise ConfigError(name, f"must be a whole number, got {value!r}")
+    number = _in_kind(name, value, spec.integer)
+    _check_bounds(name, number, spec)
+    return number
+
+
+def _check_bounds(name: str, number: int | float, spec: FieldSpec) -> None:
+    if spec.ge is not None and number < spec.ge:
+        raise ConfigError(name, f"must be >= {spec.ge:g}, got {_shown(number)}")
+    if spec.gt is not None and number <= spec.gt:
+        raise ConfigError(name, f"must be > {spec.gt:g}, got {_shown(number)}")
+    if spec.le is not None and number > spec.le:
+        raise ConfigError(name, f"must be <= {spec.le:g}, got {_shown(number)}")
+
+
+def _in_kind(name: str, value: int | float, integer: bool) -> int | float:
+    """`value` as its field's kind: int for whole-number fields, float for the others."""
+    if integer:
+        return int(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond a float's range
+        raise ConfigError(
+            name, f"must be finite, got an integer of {len(str(value))} digits"
+        ) from None
+
+
+def _shown(number: int | float) -> str:
+    text = repr(number)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+def _check_missing(name: str, dataset: str) -> None:
+    """A resolved config's None: fine only for data_path outside mnist."""
+    if name == "data_path" and dataset != "mnist":
+        return
+    hint = " for the mnist dataset (a folder with the IDX files)" if name == "data_path" else ""
+    raise ConfigError(name, "is required" + hint)
 
 
 @dataclass(frozen=True)
@@ -444,7 +609,11 @@ class ResolvedConfig(TrainConfig):
         # Every way to make one validates it (resolve(), dataclasses.replace, from_dict),
         # so a ResolvedConfig that exists is valid and nothing downstream checks again.
         for f in dataclasses.fields(self):
-            _validate_field(f.name, getattr(self, f.name), self.dataset)
+            value = getattr(self, f.name)
+            if value is None:
+                _check_missing(f.name, self.dataset)
+            else:
+                object.__setattr__(self, f.name, check_value(f.name, value))
         self._validate_dataset()
 
     def resolve(self) -> ResolvedConfig:
@@ -472,26 +641,64 @@ class ResolvedConfig(TrainConfig):
             return stored
 
     def _validate_dataset(self) -> None:
-        """The checks that tie fields together."""
-        if self.dataset == "addition":
-            limit = min(4 ** (self.bits - 1), 100_000)
-            if self.examples > limit:
-                raise ConfigError(
-                    "examples",
-                    f"must be at most {limit} for {self.bits}-bit addition "
-                    f"(there are only {4 ** (self.bits - 1)} distinct pairs)",
-                )
-        if self.dataset == "digits" and self.examples > DIGITS_COUNT:
-            raise ConfigError("examples", f"must be at most {DIGITS_COUNT} for digits")
-        if self.bit_targets and self.loss == "cross_entropy":
-            raise ConfigError("loss", "must be 'bce' or 'mse' for bit targets (addition)")
-        if not self.bit_targets and self.loss != "cross_entropy":
-            raise ConfigError("loss", f"must be 'cross_entropy' for class targets ({self.dataset})")
-        layers = len(self.hidden) + 1
-        if self.execution == "pipelined" and self.workers > layers:
+        """The checks that tie fields together (CROSS_FIELD_RULES, in order)."""
+        for rule in CROSS_FIELD_RULES:
+            rule(self)
+
+
+def _examples_exist(cfg: ResolvedConfig) -> None:
+    if cfg.dataset == "addition":
+        limit = min(4 ** (cfg.bits - 1), 100_000)
+        if cfg.examples > limit:
             raise ConfigError(
-                "workers", f"must be at most {layers}, the layers of this net (a stage each)"
+                "examples",
+                f"must be at most {limit} for {cfg.bits}-bit addition "
+                f"(there are only {4 ** (cfg.bits - 1)} distinct pairs)",
             )
+    if cfg.dataset == "digits" and cfg.examples > DIGITS_COUNT:
+        raise ConfigError("examples", f"must be at most {DIGITS_COUNT} for digits")
+
+
+def _loss_fits_targets(cfg: ResolvedConfig) -> None:
+    if cfg.bit_targets and cfg.loss == "cross_entropy":
+        raise ConfigError("loss", "must be 'bce' or 'mse' for bit targets (addition)")
+    if not cfg.bit_targets and cfg.loss != "cross_entropy":
+        raise ConfigError("loss", f"must be 'cross_entropy' for class targets ({cfg.dataset})")
+
+
+def _a_stage_per_worker(cfg: ResolvedConfig) -> None:
+    layers = len(cfg.hidden) + 1
+    if cfg.execution == "pipelined" and cfg.workers > layers:
+        raise ConfigError(
+            "workers", f"must be at most {layers}, the layers of this net (a stage each)"
+        )
+
+
+def _batch_statistics_need_two(cfg: ResolvedConfig) -> None:
+    """Batch norm over one example normalises every unit to zero: the layer's input is
+    lost, its running variance falls to zero and held-out outputs blow up (a batch of one
+    trained to a loss of 50,704)."""
+    if cfg.batch_size >= 2:
+        return
+    if cfg.batch_norm == "on":
+        raise ConfigError(
+            "batch_size", "must be at least 2 with batch_norm on (statistics of one example)"
+        )
+    if cfg.sg_batch_norm == "on" and cfg.sg_hidden and cfg.uses_modules:
+        raise ConfigError(
+            "batch_size",
+            "must be at least 2 with sg_batch_norm on and sg_hidden layers (statistics of "
+            "one example)",
+        )
+
+
+Rule = Callable[["ResolvedConfig"], None]
+#: Rules over several fields, each raising ConfigError naming the field to change: what
+#: the data and the net can be built from, then combinations that build but cannot train
+#: (found by scripts/extremes.py, a search over the fields' extremes).
+CONSISTENCY_RULES: tuple[Rule, ...] = (_examples_exist, _loss_fits_targets, _a_stage_per_worker)
+TRAINABILITY_RULES: tuple[Rule, ...] = (_batch_statistics_need_two,)
+CROSS_FIELD_RULES: tuple[Rule, ...] = CONSISTENCY_RULES + TRAINABILITY_RULES
 
 
 #: MNIST's standard files hold 60,000 training and 10,000 test images.
@@ -525,7 +732,7 @@ def planned_steps(cfg: ResolvedConfig) -> int:
     return math.ceil(n_train / cfg.batch_size) * cfg.epochs
 
 
-# Per-dataset defaults: the settings of the reference results in spec/core.md.
+# Per-dataset defaults: the settings of the reference results in docs/engine.md.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "addition": {
         "examples": 1000,
@@ -571,3 +778,19 @@ FIELD_SPECS: dict[str, FieldSpec] = {f.name: f.metadata["spec"] for f in config_
 
 def field_spec(name: str) -> FieldSpec:
     return FIELD_SPECS[name]
+
+
+def _fields_where(flag: str) -> tuple[str, ...]:
+    return tuple(name for name, spec in FIELD_SPECS.items() if getattr(spec, flag))
+
+
+#: What a running run may change in place (Trainer.configure, the API's knobs).
+LIVE_FIELDS = _fields_where("live")
+#: What a branch of a trained state may change: the rule, its learning rates and
+#: optimisers, its knobs, how long it trains and what it reports. Everything else shapes
+#: the state itself.
+BRANCHABLE_FIELDS = _fields_where("branchable")
+#: What the run page's fork dialog offers (a subset of BRANCHABLE_FIELDS).
+FORK_FORM_FIELDS = _fields_where("fork_form")
+#: Fields that hold a list of layer widths.
+WIDTH_FIELDS = _fields_where("width")

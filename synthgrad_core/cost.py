@@ -7,6 +7,11 @@ fixed feedback matrices), the activations of one batch, and the evaluation
 chunk. `PROCESS_BASE` is the interpreter with numpy and the engine loaded.
 `tests/core/test_cost.py` checks the estimate against the peak RSS of real
 training processes (within 2x either way).
+
+A batch of seeds (synthgrad_core.seeds) holds one interpreter and, for MNIST, one
+copy of the files; everything else (each seed's data set, net, modules and
+batch arrays) once per seed: `estimate_batch`. Measured (docs/reliability.md):
+peak RSS grows by the per-seed part of the estimate for each seed added.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .config import ResolvedConfig, io_sizes, planned_steps, split_sizes
+from .config import Method, ResolvedConfig, io_sizes, planned_steps, split_sizes
 
 #: Resident memory of a training process before its data and net: Python, numpy, the engine.
 PROCESS_BASE = 40 * 2**20
@@ -61,8 +66,8 @@ def estimate(cfg: ResolvedConfig) -> Cost:
         data *= 2  # the file's bytes and their float copy coexist while loading
     net = weights * FLOAT * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.optimizer])
     modules = extra = 0
-    if cfg.method in ("dni", "cdni"):
-        condition = n_out if cfg.method == "cdni" else 0
+    if cfg.uses_modules:
+        condition = n_out if Method(cfg.method).conditioned else 0
         for width in cfg.hidden:
             module_sizes = [width + condition, *cfg.sg_hidden, width]
             modules += sum((a + 1) * b for a, b in itertools.pairwise(module_sizes))
@@ -80,6 +85,25 @@ def estimate(cfg: ResolvedConfig) -> Cost:
         per_example += FLOPS_PER_WEIGHT["truth"] / cfg.diagnostics_every
     flops = cfg.batch_size * (weights * per_example + modules * 6)
     return Cost(int(memory), float(flops), planned_steps(cfg))
+
+
+def shared_bytes(cfg: ResolvedConfig) -> int:
+    """What the seeds of one batch share: the interpreter and, for MNIST, the loaded files
+    (the other data sets are drawn per seed)."""
+    if cfg.dataset != "mnist":
+        return PROCESS_BASE
+    n_in, n_out = io_sizes(cfg)
+    n_train, n_test = split_sizes(cfg)
+    return PROCESS_BASE + 2 * (n_train + n_test) * (n_in + n_out) * FLOAT
+
+
+def estimate_batch(cfg: ResolvedConfig, seeds: int) -> Cost:
+    """The cost of training `cfg` for `seeds` seeds as one batch: the shared part once,
+    the rest of a run's memory and all of its work once per seed (one seed: `estimate`)."""
+    one = estimate(cfg)
+    shared = shared_bytes(cfg)
+    memory = shared + seeds * (one.memory_bytes - shared)
+    return Cost(memory, one.flops_per_step * seeds, one.steps)
 
 
 def describe_bytes(n: float) -> str:

@@ -1,6 +1,6 @@
 """Dense networks: activations, output losses, initialisation, forward and true backward pass.
 
-Conventions (spec/core.md): h_0 = x, a_i = h_{i-1} W_i + b_i, h_i = f_i(a_i).
+Conventions (docs/engine.md): h_0 = x, a_i = h_{i-1} W_i + b_i, h_i = f_i(a_i).
 Every array is (batch, width), or (seeds, batch, width) when several seeds train as one
 computation (synthgrad_core.seeds): the math reads the batch axis as -2 and the features
 as -1, weights are (..., fan_in, fan_out) and a stacked bias or scale is (seeds, 1,

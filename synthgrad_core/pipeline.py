@@ -489,7 +489,7 @@ LOCKED = {
 def make_trainer(config: TrainConfig, dataset: Dataset | None = None) -> Trainer:
     """The trainer a config asks for: pipelined for dni/cdni with execution "pipelined"."""
     cfg = config.resolve()
-    if cfg.execution == "pipelined" and cfg.method in ("dni", "cdni"):
+    if cfg.execution == "pipelined" and cfg.uses_modules:
         return PipelinedTrainer(config, dataset)
     trainer = Trainer(config, dataset)
     if cfg.execution == "pipelined":

@@ -32,29 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, ResolvedConfig, planned_steps
+from .config import BRANCHABLE_FIELDS, ConfigError, ResolvedConfig, planned_steps
 
 #: Version of the layout above; a file of another version is refused with a clear error.
 FORMAT = 1
 
 #: What a branch may change: the rule, its learning rates and optimisers, its knobs,
-#: how long it trains and what it reports. Everything else shapes the state itself.
-CHANGEABLE = (
-    "method",
-    "learning_rate",
-    "sg_learning_rate",
-    "optimizer",
-    "sg_optimizer",
-    "momentum",
-    "update_probability",
-    "sg_scale",
-    "epochs",
-    "diagnostics_every",
-    "histogram_every",
-    "test_every",
-    "execution",
-    "workers",
-)
+#: how long it trains and what it reports (the fields marked branchable in config.py).
+#: Everything else shapes the state itself.
+CHANGEABLE = BRANCHABLE_FIELDS
 
 
 class CaptureError(ValueError):

@@ -23,7 +23,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
-from .config import FIELD_SPECS, ConfigError, TrainConfig
+from .config import FIELD_SPECS, ConfigError, TrainConfig, check_value
 from .flags import FLAG_TYPES
 
 #: Largest grid one sweep may run.
@@ -77,10 +77,7 @@ def _values(name: str, text: str) -> list[Any]:
     separator = ";" if spec.kind == "widths" else ","
     values: dict[str, Any] = {}
     for part in (p.strip() for p in text.split(separator) if p.strip()):
-        try:
-            value = FLAG_TYPES[spec.kind](part)
-        except (ValueError, argparse.ArgumentTypeError):
-            raise ConfigError(name, f"cannot read {part!r}") from None
+        value = check_value(name, FLAG_TYPES[spec.kind](part))
         value = list(value) if isinstance(value, tuple) else value
         values.setdefault(json.dumps(value), value)
     if not values:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, ResolvedConfig, TrainConfig
+from .config import LIVE_FIELDS, ConfigError, Method, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
 from .nn import Activations, Network, Pass, batch_sum, init_weights
@@ -53,8 +53,9 @@ TIMING_KEYS_PREFIXES = ("wall_time", "unix_time", "t_forward_", "t_update_", "ti
 HIDDEN_FIELDS = ("cos", "rel_err", "norm_ratio", "saturated", "module_loss")
 LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward", "t_update")
 
-#: What a trainer may change in place while it trains (Trainer.configure).
-LIVE_KNOBS = ("learning_rate", "sg_learning_rate", "update_probability", "sg_scale")
+#: What a trainer may change in place while it trains (Trainer.configure): the fields
+#: marked live in config.py.
+LIVE_KNOBS = LIVE_FIELDS
 
 #: Rows per forward pass when evaluating a whole split.
 EVAL_CHUNK = 32
@@ -581,7 +582,7 @@ class Trainer(Stepper):
                 f"branched from {captured.method} at step {state.step}: "
                 + (
                     "fresh synthetic-gradient modules"
-                    if self.method in ("dni", "cdni")
+                    if Method(self.method).uses_modules
                     else "the weights as they were"
                 )
             )
@@ -631,7 +632,7 @@ def record_keys(cfg: ResolvedConfig) -> list[str]:
     keys += ["exact_accuracy"] * bits + ["test_loss", "test_accuracy"]
     keys += ["test_exact_accuracy"] * bits
     if cfg.diagnostics_every:
-        keys += diagnostics_keys(depth, modules=cfg.method in ("dni", "cdni"))
+        keys += diagnostics_keys(depth, modules=cfg.uses_modules)
     if cfg.histogram_every:
         keys += [f"hist_l{i}" for i in range(1, depth + 1)]
     if cfg.diagnostics_every or cfg.execution == "pipelined":
@@ -679,8 +680,8 @@ def make_rule(
     modules: list[GradientModule] | None = None,
 ) -> Rule:
     """The config's learning rule, with its modules or feedback matrices drawn from `rng`."""
-    if cfg.method in ("dni", "cdni"):
-        condition = n_outputs if cfg.method == "cdni" else 0
+    if cfg.uses_modules:
+        condition = n_outputs if Method(cfg.method).conditioned else 0
         if modules is None:
             modules = [
                 SyntheticGradientModule(
@@ -695,7 +696,7 @@ def make_rule(
                 )
                 for width in cfg.hidden
             ]
-        return SyntheticGradients(modules, cfg.sg_scale, conditioned=cfg.method == "cdni")
+        return SyntheticGradients(modules, cfg.sg_scale, conditioned=Method(cfg.method).conditioned)
     if cfg.method == "feedback_alignment":
         # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
         fixed, _ = init_weights(sizes, cfg.init, cfg.activation, rng)

@@ -137,7 +137,7 @@ class RaySession(SliceSession):
         self._ray = ray
         self._executor = executor
         config = job_config(job)
-        pipelined = config.execution == "pipelined" and config.method in ("dni", "cdni")
+        pipelined = config.execution == "pipelined" and config.uses_modules
         self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
         try:

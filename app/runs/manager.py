@@ -163,8 +163,8 @@ class RunManager:
                 cfgs,
                 admin=self.access.is_admin(token),
                 client=client,
-                stored=len(self.runs),
-                unfinished=self._unfinished(owner_hash),
+                runs=self.runs,
+                owner_hash=owner_hash,
             )
             runs = [
                 Run(
@@ -181,6 +181,7 @@ class RunManager:
                 group(owner_hash, runs)
             else:
                 self.store.insert_run(runs[0].row())
+            self.admission.shares.charge(runs, client, self.access.is_admin(token))
             for run, cfg in zip(runs, cfgs, strict=True):
                 self.runs[run.id] = run
                 self._queue.push(owner_hash, run.id)
@@ -194,16 +195,14 @@ class RunManager:
             self._start_queued()
         return runs, owner_token
 
-    def _unfinished(self, owner_hash: str) -> int:
-        """The owner's queued, running or paused items: a sweep's runs count as one."""
-        mine = (r for r in self.runs.values() if r.owner_hash == owner_hash)
-        return len({r.sweep_id or r.id for r in mine if not r.status.terminal})
-
     def _start_queued(self) -> None:
         with self._lock:
             held: list[Run] = []  # runs of paused sweeps: back in the queue afterwards
-            while self._queue and len(self._active) < self.slots and not self._closing.is_set():
-                run = self.runs.get(self._queue.pop() or "")
+            while self._queue and not self._closing.is_set():
+                # The next run with a slot free to its visitor (a share) or to the admin.
+                if (run_id := self._queue.pop(self._may_start)) is None:
+                    break
+                run = self.runs.get(run_id)
                 if run is None or run.status is not RunStatus.QUEUED:
                     continue
                 if run.held:
@@ -216,6 +215,9 @@ class RunManager:
                 start_thread(group, self._train, self.batching.train)
             for run in held:
                 self._queue.push(run.owner_hash, run.id)
+
+    def _may_start(self, run_id: str) -> bool:
+        return self.admission.shares.may_start(run_id, self.runs, self._active, self.slots)
 
     def dequeue(self, run: Run) -> bool:
         """Take a run that has not started out of the queue; False if it has started."""

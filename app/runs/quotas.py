@@ -1,6 +1,10 @@
-"""Limits on what one visitor may ask of the server: cost per run, runs per owner, pace.
+"""Limits on what one visitor may ask of the server: cost per run, shares of the caps, pace.
 
-- `check_budget`: a run's estimated memory and training time against the limits.
+- `check_budget`: a run's (or a batch of seeds') estimated memory and training time
+  against the per-run limits; `seeds_per_batch`: how many seeds of a config one
+  batch may train within them.
+- `Admission`: whether a creation may go ahead (store, cost, the shares of
+  app.runs.shares, the owner's items, the pace).
 - `RateLimiter`: a token bucket per client address for run creation.
 - `FairQueue`: waiting runs, served round-robin across owners, so one owner's
   backlog never starves another's run.
@@ -13,38 +17,78 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from app.runs.run import Run
+from app.runs.shares import Shares
 from app.runs.status import TooManyRuns, Unavailable
 from app.settings import Settings
 from app.storage.errors import PROBE_BYTES
 from app.storage.store import Store
 from synthgrad_core import ConfigError
 from synthgrad_core.config import ResolvedConfig, planned_steps
-from synthgrad_core.cost import describe_bytes, estimate
+from synthgrad_core.cost import Cost, describe_bytes, estimate, estimate_batch
+from synthgrad_core.seeds import MAX_SEEDS
 
 
 def check_budget(
     cfg: ResolvedConfig, max_memory: int, max_seconds: float, flops_per_second: float
 ) -> None:
     """Raise ConfigError naming the estimate and the limit when `cfg` costs too much."""
-    cost = estimate(cfg)
+    if problem := over_budget(estimate(cfg), max_memory, max_seconds, flops_per_second):
+        field, message = problem
+        raise ConfigError(field, message)
+
+
+def over_budget(
+    cost: Cost, max_memory: int, max_seconds: float, flops_per_second: float
+) -> tuple[str, str] | None:
+    """The field to blame and a message when `cost` passes a per-run limit, else None."""
     if cost.memory_bytes > max_memory:
-        raise ConfigError(
-            "hidden",
+        return "hidden", (
             f"this config needs about {describe_bytes(cost.memory_bytes)} of memory to train; "
             f"the server allows {describe_bytes(max_memory)} per run (narrower or fewer "
-            "layers, a smaller batch_size or sg_hidden)",
+            "layers, a smaller batch_size or sg_hidden)"
         )
     seconds = cost.seconds(flops_per_second)
     if seconds > max_seconds:
-        raise ConfigError(
-            "epochs",
+        return "epochs", (
             f"this config would train for about {_hours(seconds)}; the server allows "
-            f"{_hours(max_seconds)} per run (fewer epochs, a narrower net)",
+            f"{_hours(max_seconds)} per run (fewer epochs, a narrower net)"
         )
+    return None
+
+
+def seeds_per_batch(cfg: ResolvedConfig, settings: Settings) -> int:
+    """Most seeds of `cfg` one batch may train: a batch is one job, held to one run's memory
+    and time budget (its estimate is its seeds', `estimate_batch`), and to MAX_SEEDS."""
+    limits = (settings.max_run_memory, settings.max_run_seconds, settings.flops_per_second)
+    low, high = 1, MAX_SEEDS  # a seed alone fits: admission checked each run's cost
+    while low < high:
+        middle = (low + high + 1) // 2
+        if over_budget(estimate_batch(cfg, middle), *limits):
+            high = middle - 1
+        else:
+            low = middle
+    return low
+
+
+def split_evenly(items: list[Any], most: int) -> list[list[Any]]:
+    """`items` in as few consecutive chunks of at most `most` as can be, sizes within one.
+
+    >>> [len(c) for c in split_evenly(list(range(10)), 4)]
+    [4, 3, 3]
+    """
+    chunks = -(-len(items) // most)
+    size, extra = divmod(len(items), chunks)
+    out, start = [], 0
+    for i in range(chunks):
+        end = start + size + (i < extra)
+        out.append(items[start:end])
+        start = end
+    return out
 
 
 def _hours(seconds: float) -> str:
@@ -108,15 +152,17 @@ class FairQueue:
     def push(self, owner: str, run_id: str) -> None:
         self._owners.setdefault(owner, deque()).append(run_id)
 
-    def pop(self) -> str | None:
-        """The next owner's oldest run; that owner then goes to the back of the line."""
-        while self._owners:
-            owner, runs = self._owners.popitem(last=False)
-            if runs:
-                run_id = runs.popleft()
+    def pop(self, may_start: Callable[[str], bool] | None = None) -> str | None:
+        """The next owner's oldest run that `may_start` (by default: any); that owner then
+        goes to the back of the line. None when no owner's oldest run may start."""
+        for owner, runs in list(self._owners.items()):
+            if not runs or may_start is None or may_start(runs[0]):
+                del self._owners[owner]
+                run_id = runs.popleft() if runs else None
                 if runs:
                     self._owners[owner] = runs
-                return run_id
+                if run_id is not None:
+                    return run_id
         return None
 
     def remove(self, run_id: str) -> bool:
@@ -145,6 +191,7 @@ class Admission:
         self.settings = settings
         self.store = store
         self.limiter = RateLimiter(settings.create_rate)
+        self.shares = Shares(settings)
         self._probed = 0.0
 
     def check_store(self) -> None:
@@ -215,12 +262,13 @@ class Admission:
         *,
         admin: bool,
         client: str | None,
-        stored: int,
-        unfinished: int,
+        runs: Mapping[str, Run],
+        owner_hash: str,
     ) -> None:
-        """The checks of one creation of runs (a sweep is one): size, room, then `admit`.
+        """The checks of one creation of runs (a sweep is one): size, the shares, then `admit`.
 
-        The owner's limits and the pace apply once; each run's cost on its own.
+        Every run counts against the stored and unfinished caps and their shares; the
+        owner's item quota and the pace apply once; each run's cost on its own.
         """
         s = self.settings
         for cfg in cfgs:
@@ -230,11 +278,10 @@ class Admission:
                     f"this config trains {steps} steps; the server allows at most "
                     f"{s.max_total_steps} (fewer epochs or examples, or a larger batch_size)",
                 )
-        if stored + len(cfgs) > s.max_stored_runs:
-            raise TooManyRuns(
-                f"the server keeps at most {s.max_stored_runs} runs and has {stored}; "
-                "delete some first"
-            )
+        self.shares.check(runs, len(cfgs), owner_hash=owner_hash, client=client, admin=admin)
+        # The owner's queued, running or paused items: a sweep's runs count as one.
+        mine = (r for r in runs.values() if r.owner_hash == owner_hash)
+        unfinished = len({r.sweep_id or r.id for r in mine if not r.status.terminal})
         for i, cfg in enumerate(cfgs):
             self.admit(cfg, admin=admin or i > 0, client=client, unfinished=unfinished)
 
@@ -251,8 +298,9 @@ class Admission:
             return
         if s.max_active_per_owner and unfinished >= s.max_active_per_owner:
             raise TooManyRuns(
-                f"you have {unfinished} unfinished runs; at most {s.max_active_per_owner} may "
-                "be queued, running or paused at once: stop or wait for one",
+                f"you have {unfinished} unfinished runs or sweeps; at most "
+                f"{s.max_active_per_owner} may be queued, running or paused at once: stop "
+                "or wait for one",
                 retry_after=30,
             )
         if client:

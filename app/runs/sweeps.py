@@ -1,11 +1,14 @@
 """Sweeps: a named grid of runs (rules x seeds x up to two more fields), its groups, its controls.
 
-A sweep is created in one step: every grid point's config is checked, then the
-sweep and all its runs are stored in one transaction and queued, owned by the
-caller. For the owner's limits a sweep is one creation (the pace) and one
-unfinished item (the cap), however many runs it holds; each run's cost is
-checked on its own, and the stored-runs cap counts every run. Waiting runs start
-round-robin across owners, so a 24-run sweep does not starve another visitor.
+A sweep is created in one step: every grid point's config is checked (a point
+listed twice is refused), then the sweep and all its runs are stored in one
+transaction and queued, owned by the caller. For the owner's limits a sweep is
+one creation (the pace) and one unfinished item (the item quota); every run
+counts against the stored- and unfinished-run caps and the caller's shares of
+them (app.runs.quotas.Shares), and each run's cost is checked on its own. A
+group's seeds train in batches that each fit one run's budget (their estimate is
+the sum of their seeds'). Waiting runs start round-robin across owners, so a
+24-run sweep does not starve another visitor.
 
 Plain Python on top of the run manager; it knows nothing of HTTP.
 """
@@ -17,12 +20,14 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from app.runs.access import new_run_id
 from app.runs.batches import is_batchable
 from app.runs.manager import RunManager
+from app.runs.quotas import seeds_per_batch, split_evenly
 from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
 from app.storage.store import RUN_COLUMNS, Store, encode_column
@@ -57,33 +62,61 @@ class Sweep:
 
 
 def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The grid's points, each checked with the base config: a GridError names the point."""
+    """The grid's points, each checked with the base config: a GridError names the point.
+
+    Two points that would train the same run (a value listed twice, or two values the
+    config reads the same) are refused: a batch cannot train a seed twice, and a sweep
+    of copies measures nothing.
+    """
     try:
         check_grid(grid)
     except ConfigError as exc:
         raise GridError(exc.field, exc.message) from None
     todo = points(config, grid)
+    seen: dict[str, dict[str, Any]] = {}
     for point in todo:
         try:
-            TrainConfig.from_dict({**config, **point}).resolve()
+            resolved = TrainConfig.from_dict({**config, **point}).resolve()
         except ConfigError as exc:
             if exc.field not in grid:
                 raise
             raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
+        key = json.dumps(resolved.as_dict(), sort_keys=True)
+        if (twin := seen.setdefault(key, point)) is not point:
+            raise _twice(grid, twin, point)
     return todo
 
 
-def mark_batches(runs: list[Run]) -> None:
-    """Runs whose configs differ only by seed, and that a batch can train, form a batch."""
+def _twice(grid: dict[str, list[Any]], twin: dict[str, Any], point: dict[str, Any]) -> GridError:
+    """The error for two grid points that are the same run: a value listed twice, or two
+    values the config reads the same (0.1 and 0.10)."""
+    for field, values in grid.items():
+        texts = [json.dumps(v, sort_keys=True) for v in values]
+        if len(set(texts)) < len(texts):
+            return GridError(field, f"lists {_cell(point[field])} twice: give each value once")
+    field = next(f for f in grid if twin[f] != point[f])
+    return GridError(
+        field,
+        f"lists {_cell(twin[field])} and {_cell(point[field])}, the same run twice: "
+        "give each value once",
+    )
+
+
+def mark_batches(runs: list[Run], most: Callable[[Run], int]) -> None:
+    """Runs whose configs differ only by seed, and that a batch can train, form batches of
+    at most `most(run)` seeds each (a batch is one job: it must fit one run's budget)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({**run.config.as_dict(), "seed": None}, sort_keys=True)
         groups.setdefault(key, []).append(run)
     for group in groups.values():
-        if len(group) > 1 and is_batchable(group[0].config):
-            ids = [run.id for run in group]
-            for run in group:
-                run.batch = ids
+        if len(group) < 2 or not is_batchable(group[0].config):
+            continue
+        for batch in split_evenly(group, most(group[0])):
+            if len(batch) > 1:
+                ids = [run.id for run in batch]
+                for run in batch:
+                    run.batch = ids
 
 
 def _label(point: dict[str, Any]) -> str:
@@ -154,7 +187,7 @@ class Sweeps:
             for run in runs:
                 run.sweep_id = sweep.id
             if batch_seeds:
-                mark_batches(runs)
+                mark_batches(runs, lambda run: seeds_per_batch(run.config, self.manager.settings))
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(

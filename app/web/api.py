@@ -197,7 +197,13 @@ def get_metrics(
 
 @router.websocket("/ws/runs/{run_id}")
 async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None) -> None:
-    """Live stream of one run: snapshot (or missed records after `after`), metrics, status."""
+    """Live stream of one run: snapshot (or missed records after `after`), metrics, status.
+
+    A refusal is a close code after the handshake (1008 for a foreign origin, 4404 for
+    no such run), not an HTTP 403 at it: a browser sees only the code, and a page must
+    tell "stop trying" from "reconnect". Nothing is sent before the close.
+    """
+    await websocket.accept()
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
         await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
@@ -207,7 +213,6 @@ async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None
     except RunNotFound:
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
-    await websocket.accept()
     # Steps fit SQLite's 64-bit integers; a larger `after` simply means "nothing missed".
     await websocket.app.state.hub.serve(
         websocket, run_id, after if after is None else min(max(0, after), MAX_STEP)

@@ -21,7 +21,13 @@ from markupsafe import Markup
 from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
 from app.web.messages import CloseCode
-from synthgrad_core.config import DATASET_DEFAULTS, FIELD_SPECS, TrainConfig, io_sizes
+from synthgrad_core.config import (
+    DATASET_DEFAULTS,
+    FIELD_SPECS,
+    FORK_FORM_FIELDS,
+    TrainConfig,
+    io_sizes,
+)
 from synthgrad_core.presets import PRESETS, expectation
 from synthgrad_core.records import json_safe
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
@@ -203,18 +209,9 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
     )
 
 
-#: What the run page's "Fork from here" dialog offers to change (a subset of what may).
-FORK_FIELDS = (
-    "method",
-    "learning_rate",
-    "sg_learning_rate",
-    "optimizer",
-    "sg_optimizer",
-    "update_probability",
-    "sg_scale",
-    "epochs",
-    "diagnostics_every",
-)
+#: What the run page's "Fork from here" dialog offers to change (a subset of what may):
+#: the fields marked fork_form in config.py.
+FORK_FIELDS = FORK_FORM_FIELDS
 
 
 #: Most runs one compare page shows.

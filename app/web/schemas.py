@@ -2,39 +2,86 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from synthgrad_core.config import FIELD_SPECS, MAX_LAYERS, MAX_WIDTH, FieldSpec, TrainConfig
+from synthgrad_core.config import (
+    FIELD_SPECS,
+    LIVE_FIELDS,
+    MAX_LAYERS,
+    MAX_PATH,
+    MAX_WIDTH,
+    ConfigError,
+    FieldSpec,
+    TrainConfig,
+    check_value,
+    text_problem,
+)
 from synthgrad_core.sweep import MAX_RUNS
-from synthgrad_core.trainer import LIVE_KNOBS
 
 NAME_MAX = 100
 
 
-def _value_type(spec: FieldSpec) -> Any:
-    """The type of one value of a config field, with its bounds."""
-    bounds: dict[str, Any] = {
-        k: v for k, v in (("ge", spec.ge), ("le", spec.le), ("gt", spec.gt)) if v is not None
-    }
+def _number_schema(spec: FieldSpec) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer" if spec.integer else "number"}
+    for key, bound in (("minimum", spec.ge), ("exclusiveMinimum", spec.gt), ("maximum", spec.le)):
+        if bound is not None:
+            schema[key] = bound
+    return schema
+
+
+def _json_schema(spec: FieldSpec) -> dict[str, Any]:
+    """What a field accepts, for /docs and clients: the validator's bounds as JSON Schema."""
     if spec.kind == "choice":
-        return Literal[spec.choices]
-    if spec.kind == "widths":
-        if spec.min_count == 0:  # sg_hidden: [0] means linear, as on the command line
-            bounds["ge"] = 0
-        layers = Annotated[
-            list[Annotated[StrictInt, Field(**bounds)]],
-            Field(min_length=spec.min_count, max_length=MAX_LAYERS),
-        ]
-        if spec.min_count == 0:  # sg_hidden: [] (or 0) is linear; one width as before
-            return layers | Annotated[StrictInt, Field(ge=0, le=spec.le)]
-        return layers
+        assert spec.choices is not None
+        return {"enum": list(spec.choices), "type": "string"}
     if spec.kind == "path":
-        return Annotated[str, Field(max_length=4096)]
-    # Strict: `false` is not an integer; NaN, Infinity and 1e400 are not numbers here.
-    kind = StrictInt if spec.kind == "int" else Annotated[float, Field(allow_inf_nan=False)]
-    return Annotated[kind, Field(**bounds)]
+        return {"type": "string", "maxLength": MAX_PATH}
+    if spec.kind == "widths":
+        layers = {
+            "type": "array",
+            "items": _number_schema(spec),
+            "minItems": spec.min_count,
+            "maxItems": MAX_LAYERS,
+        }
+        # one width: n is one layer, and 0 no layers where a field may have none
+        one = {"type": "integer", "minimum": 0 if spec.min_count == 0 else 1, "maximum": spec.le}
+        return {"anyOf": [layers, one]}
+    return _number_schema(spec)
+
+
+def _checker(name: str, nullable: bool) -> Any:
+    def check(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        try:
+            checked = check_value(name, value)
+        except ConfigError as exc:  # pydantic names the field in `loc`; the words are ours
+            raise PydanticCustomError(
+                "value_error", "{message}", {"message": exc.message}
+            ) from None
+        return list(checked) if isinstance(checked, tuple) else checked  # JSON has lists
+
+    return check
+
+
+def _value_type(name: str, spec: FieldSpec, nullable: bool = False) -> Any:
+    """One value of a config field, checked by the engine's own validator
+    (config.check_value): the API accepts and refuses what the CLI and TrainConfig do."""
+    schema = _json_schema(spec)
+    if nullable:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return Annotated[Any, PlainValidator(_checker(name, nullable)), WithJsonSchema(schema)]
 
 
 def _description(spec: FieldSpec) -> str:
@@ -46,14 +93,12 @@ def _config_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
     default: Any = TrainConfig.__dataclass_fields__[name].default
     if isinstance(default, tuple):  # JSON has lists (sg_hidden's default: no layers)
         default = list(default)
-    kind = _value_type(spec)
-    if default is None:
-        kind = kind | None
+    kind = _value_type(name, spec, nullable=default is None)
     return kind, Field(default=default, description=_description(spec), title=spec.label)
 
 
-def _grid_field(spec: FieldSpec) -> tuple[Any, Any]:
-    value: Any = _value_type(spec)
+def _grid_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
+    value: Any = _value_type(name, spec)
     values: Any = Annotated[list[value], Field(min_length=1, max_length=MAX_RUNS)]  # type: ignore[valid-type]
     return values | None, Field(default=None, description=f"values of: {_description(spec)}")
 
@@ -67,12 +112,12 @@ RunConfig = create_model(  # type: ignore[call-overload]
 
 
 def _encodable(name: str | None) -> str | None:
-    """A run name must be text that can be stored: no lone surrogates."""
+    """A name must be text that can be stored and shown: no control characters, no lone
+    surrogates (config.text_problem, the rule of path fields too)."""
     if name is not None:
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        problem = text_problem(name)
+        if problem:
+            raise ValueError(problem)
     return name
 
 
@@ -95,7 +140,7 @@ SweepGrid = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid"),
     __doc__="The fields a sweep varies, each with its list of values (rules x seeds x at most "
     f"2 more fields; at most {MAX_RUNS} runs in all).",
-    **{name: _grid_field(spec) for name, spec in FIELD_SPECS.items()},
+    **{name: _grid_field(name, spec) for name, spec in FIELD_SPECS.items()},
 )
 
 
@@ -110,7 +155,9 @@ class CreateSweep(NamedBody):
 
 
 def _optional_field(name: str, spec: FieldSpec) -> tuple[Any, Any]:
-    return _value_type(spec) | None, Field(default=None, description=_description(spec))
+    return _value_type(name, spec, nullable=True), Field(
+        default=None, description=_description(spec)
+    )
 
 
 ForkConfig = create_model(  # type: ignore[call-overload]
@@ -133,7 +180,7 @@ Knobs = create_model(  # type: ignore[call-overload]
     "Knobs",
     __config__=ConfigDict(extra="forbid"),
     __doc__="Body of PATCH /api/runs/{id}/config: the knobs to change in place.",
-    **{name: _optional_field(name, FIELD_SPECS[name]) for name in LIVE_KNOBS},
+    **{name: _optional_field(name, FIELD_SPECS[name]) for name in LIVE_FIELDS},
 )
 
 

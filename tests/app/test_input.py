@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -35,6 +38,29 @@ def test_a_lone_surrogate_in_a_name_is_422_on_create_and_rename(client: TestClie
     assert client.get(f"/api/runs/{run['id']}").json()["name"] == run["name"]
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "loc"),
+    [
+        ("/api/runs", {"config": {"data_path": "\u0000"}}, ["body", "config", "data_path"]),
+        ("/api/sweeps", {"config": {"data_path": "\u0000"}, "grid": {"seed": [1, 2]}}, None),
+        ("/api/sweeps", {"grid": {"data_path": ["a", "b\u0000"]}}, None),
+        ("/api/runs", {"name": "a\u0000b", "config": {}}, ["body", "name"]),
+        ("/api/runs", {"name": "two\nlines", "config": {}}, ["body", "name"]),
+    ],
+)
+def test_control_characters_in_text_are_422_naming_the_field(
+    client: TestClient, route: str, body: dict, loc: list | None
+) -> None:
+    response = client.post(route, content=json.dumps(body), headers=JSON)  # NUL as \u0000
+    assert response.status_code == 422, response.text
+    error = response.json()["detail"][0]
+    if loc is None:  # a sweep's field: in its config or its grid
+        assert "data_path" in error["loc"], error
+    else:
+        assert error["loc"] == loc
+    assert "control characters" in error["msg"]
+
+
 def test_a_422_quotes_only_a_short_excerpt_of_the_input(client: TestClient) -> None:
     huge = "x" * 60_000  # under the body limit: a 422 that quotes 80 characters of it
     response = client.post("/api/runs", json={"name": huge, "config": {}})
@@ -66,3 +92,26 @@ def test_a_huge_after_on_the_stream_is_not_a_dropped_connection(client: TestClie
     run = create(client, SHORT)
     with client.websocket_connect(f"/ws/runs/{run['id']}?after={2**63}") as ws:
         assert ws.receive_json()["type"] == "status"
+
+
+def test_a_500_closes_its_connection(tmp_path: Path) -> None:
+    """A kept-alive client learns that the connection ends with the failed request."""
+    import socket
+
+    from app.settings import Settings
+    from support.live import live_server
+
+    def fail() -> None:
+        raise RuntimeError("a bug in a route")
+
+    with live_server(Settings(db=str(tmp_path / "runs.sqlite3"), executor="thread")) as server:
+        server.app.add_api_route("/api/fail", fail)
+        request = b"GET /api/fail HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):  # b"": the server closed the connection
+                answer += chunk
+        head = answer.split(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 500") and b"connection: close" in head
+        assert b"Traceback" not in answer

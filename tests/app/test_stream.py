@@ -170,16 +170,20 @@ def test_viewers_joining_together_share_one_history_and_miss_nothing(
 
 def test_foreign_origin_and_unknown_run_are_refused(client: TestClient) -> None:
     run = create(client, {**MEDIUM, "epochs": 1})
+    # Accepted, then closed with the documented code (an HTTP 403 would hide it).
+    foreign = {"origin": "http://evil.example"}
     with (
+        client.websocket_connect(f"/ws/runs/{run['id']}", headers=foreign) as ws,
         pytest.raises(WebSocketDisconnect) as refused,
-        client.websocket_connect(
-            f"/ws/runs/{run['id']}", headers={"origin": "http://evil.example"}
-        ),
     ):
-        pass
+        ws.receive_text()
     assert refused.value.code == 1008
-    with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws/runs/nope"):
-        pass
+    with (
+        client.websocket_connect("/ws/runs/nope") as ws,
+        pytest.raises(WebSocketDisconnect) as unknown,
+    ):
+        ws.receive_text()
+    assert unknown.value.code == 4404
 
 
 def test_diverged_run_streams_and_serves_valid_json(client: TestClient) -> None:

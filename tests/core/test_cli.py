@@ -69,8 +69,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     ("args", "expected"),
     [
         (["--bits", "40"], "--bits: must be <= 32"),
-        (["--method", "magic"], "--method: invalid choice: 'magic'"),
-        (["--hidden", "12,x"], "--hidden: expected comma-separated whole numbers"),
+        (["--method", "magic"], "--method: must be one of backprop, dni, cdni"),
+        (["--hidden", "12,x"], "--hidden: must be a list of whole-number widths"),
+        (["--batch-norm", "on", "--batch-size", "1"], "--batch-size: must be at least 2 with"),
         (["--learning-rate", "-1"], "--learning-rate: must be > 0"),
         (
             ["--dataset", "mnist", "--data-path", "/nowhere"],

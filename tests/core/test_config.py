@@ -48,6 +48,8 @@ def test_a_stored_config_loads_even_if_todays_bounds_refuse_it() -> None:
     stored = {**TrainConfig(dataset="digits").resolve().as_dict(), "epochs": 0, "gone": 1}
     cfg = ResolvedConfig.from_stored(stored)
     assert cfg.epochs == 0 and cfg.hidden == (128, 64)
+    refused_now = {**stored, "epochs": 3, "batch_norm": "on", "batch_size": 1}  # a newer rule
+    assert ResolvedConfig.from_stored(refused_now).batch_size == 1
     fine = ResolvedConfig.from_stored(TrainConfig(dataset="digits", epochs=3).resolve().as_dict())
     assert fine == TrainConfig(dataset="digits", epochs=3).resolve()
 
@@ -101,3 +103,38 @@ def test_module_widths_out_of_bounds_name_the_field() -> None:
         with pytest.raises(ConfigError) as raised:
             TrainConfig(dataset="digits", sg_hidden=bad).resolve()
         assert raised.value.field == "sg_hidden"
+
+
+def test_the_field_lists_are_derived_from_the_field_rules() -> None:
+    from synthgrad_core.config import (
+        BRANCHABLE_FIELDS,
+        FORK_FORM_FIELDS,
+        LIVE_FIELDS,
+        WIDTH_FIELDS,
+        Method,
+    )
+    from synthgrad_core.state import CHANGEABLE
+    from synthgrad_core.trainer import LIVE_KNOBS
+
+    assert LIVE_KNOBS == LIVE_FIELDS and CHANGEABLE == BRANCHABLE_FIELDS
+    assert set(LIVE_FIELDS) == {
+        "learning_rate",
+        "sg_learning_rate",
+        "update_probability",
+        "sg_scale",
+    }
+    assert set(LIVE_FIELDS) <= set(BRANCHABLE_FIELDS) and set(FORK_FORM_FIELDS) <= set(
+        BRANCHABLE_FIELDS
+    )
+    assert WIDTH_FIELDS == ("hidden", "sg_hidden")
+    for shaping in ("dataset", "hidden", "activation", "seed", "sg_hidden", "batch_size"):
+        assert shaping not in BRANCHABLE_FIELDS
+    assert [m for m in Method if m.uses_modules] == ["dni", "cdni"]
+    cfg = TrainConfig(dataset="digits", method=Method.CDNI).resolve()
+    assert cfg.method == "cdni" and type(cfg.method) is str and cfg.uses_modules
+
+
+def test_whole_floats_are_ints_and_ints_in_float_fields_are_floats() -> None:
+    cfg = TrainConfig.from_dict({"dataset": "digits", "epochs": 2.0, "learning_rate": 1}).resolve()
+    assert cfg.epochs == 2 and type(cfg.epochs) is int
+    assert cfg.learning_rate == 1.0 and type(cfg.learning_rate) is float

@@ -8,7 +8,7 @@ import pytest
 
 from support.load import training_peak_rss
 from synthgrad_core import TrainConfig
-from synthgrad_core.cost import estimate
+from synthgrad_core.cost import estimate, estimate_batch
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,32 @@ def test_the_largest_config_the_bounds_allow_is_estimated_far_over_a_gib() -> No
     cost = estimate(cfg)
     assert cost.memory_bytes > 8 * 2**30
     assert cost.flops_per_step > 1e12  # ~minutes per step on one core
+
+
+@pytest.mark.parametrize(
+    ("config", "seeds"),
+    [
+        ({"dataset": "digits", "method": "dni"}, 16),
+        (
+            {
+                "dataset": "digits",
+                "method": "cdni",
+                "hidden": [512, 512],
+                "batch_size": 256,
+                "optimizer": "adam",
+            },
+            8,
+        ),
+    ],
+    ids=["digits-dni-16", "wide-cdni-8"],
+)
+def test_a_batchs_estimate_is_within_2x_of_its_measured_peak(
+    config: dict[str, Any], seeds: int
+) -> None:
+    # A batch holds each seed's state: the server's budget counts it per seed, not once.
+    cfg = TrainConfig.from_dict(config).resolve()
+    estimated = estimate_batch(cfg, seeds).memory_bytes
+    measured = training_peak_rss(config, steps=3, seeds=seeds)
+    assert estimated / 2 <= measured <= estimated * 2, (estimated, measured)
+    assert measured > estimate(cfg).memory_bytes  # what counting one run missed
+    assert estimate_batch(cfg, 1) == estimate(cfg)

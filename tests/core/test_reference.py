@@ -1,7 +1,7 @@
-"""The reference results of spec/core.md, with default settings, on seeds 1, 2 and 3.
+"""The reference results of docs/engine.md, with default settings, on seeds 1, 2 and 3.
 
 Each case is one `synthgrad train --json` run; floors sit just under the worst
-seed of an independent numpy script (spec/core.md).
+seed of an independent numpy script (docs/engine.md).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_a_sweep_matches_the_runs_trained_alone(capsys: pytest.CaptureFixture[st
             ["--learning-rate", "0.1,0.2", "--momentum", "0.5,0.9", "--batch-size", "16,32"],
             "at most 2 more fields",
         ),
-        (["--epochs", "two"], "--epochs: cannot read 'two'"),
+        (["--epochs", "two"], "--epochs: must be a number, got 'two'"),
         (["--method", "backprop,nope"], "--method: must be one of"),
     ],
 )

@@ -17,8 +17,6 @@ from app.settings import Settings
 from support.browser import ARGS, CHROMIUM
 from support.live import LiveServer, live_server
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
