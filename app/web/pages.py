@@ -115,31 +115,32 @@ PLAIN_BOUND = 1e6
 
 
 def hint(spec: Any) -> str:
-    """A field's hint in plain words: its help, its unit where the help does not say it,
-    and its bounds as a range ("2 to 32"), without "(addition)" where only that dataset
-    shows the field."""
+    """A field's hint in plain words: its help, its unit where neither the help nor the
+    label says it, and its bounds as a range ("2 to 32"), without "(addition)" where only
+    that dataset shows the field."""
     text = re.sub(r" \((addition|mnist)\)$", "", spec.help)
-    if (
-        spec.unit
-        and spec.unit not in text
-        and spec.unit != spec.label.lower()
-        and spec.kind != "widths"
-    ):
+    said = spec.unit in text or spec.unit == spec.label.lower() or spec.kind == "widths"
+    if spec.unit and not said:
         text += f", in {spec.unit}"
-    low, high = spec.minimum, spec.le if spec.le is not None and spec.le < PLAIN_BOUND else None
-    shown = [
-        None if v is None else str(int(v)) if float(v).is_integer() else f"{v:g}"
-        for v in (low, high)
-    ]
-    if spec.kind == "widths" or (low is None and high is None):
-        return text
+    bounds = "" if spec.kind == "widths" else bounds_words(spec)
+    return f"{text}; {bounds}" if bounds else text
+
+
+def bounds_words(spec: Any) -> str:
+    """ "2 to 32", "above 0, at most 1", "0 or more" (a huge upper bound is left out)."""
+    low = _number(spec.minimum)
+    high = _number(spec.le) if spec.le is not None and spec.le < PLAIN_BOUND else None
+    if low is None:
+        return f"at most {high}" if high is not None else ""
     if spec.gt is not None:
-        bounds = f"above {shown[0]}" + (f", at most {shown[1]}" if high is not None else "")
-    elif high is None:
-        bounds = f"{shown[0]} or more"
-    else:
-        bounds = f"{shown[0]} to {shown[1]}"
-    return f"{text}; {bounds}"
+        return f"above {low}" + (f", at most {high}" if high is not None else "")
+    return f"{low} to {high}" if high is not None else f"{low} or more"
+
+
+def _number(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 #: What the browser code needs to know of records and statuses, from where they are defined.
