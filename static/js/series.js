@@ -68,8 +68,9 @@ export function robustRange(traces) {
       if (v > hi) hi = v;
     }
   }
-  if (!Number.isFinite(lo)) {
-    // Nothing after the first epoch below the blow-up: the finite start of the history.
+  if (!Number.isFinite(lo) || offChart) {
+    // A blow-up: everything before it is the history to see, the first steps included.
+    lo = Infinity; hi = -Infinity;
     for (const t of traces) for (const v of t.y) if (v !== null && Number.isFinite(v) && v <= ceiling) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   }
   if (!Number.isFinite(lo)) return null;

@@ -109,6 +109,7 @@ function draw({ spec, div, note }) {
     margin: { l: 55, r: 15, t: 45, b: 30 },
     xaxis: { title: { text: "step", standoff: 4 }, automargin: true, gridcolor: grid, zeroline: false },
     yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true,
+             ...(y.type === "log" ? { dtick: 1, tickformat: "~g" } : {}),
              gridcolor: grid, zeroline: false },
     legend: { orientation: "h", y: -0.22, yanchor: "top" },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
