@@ -85,6 +85,14 @@ function aggregate(group, key) {
   };
 }
 
+// How many powers of ten the traces' positive values span (a log axis labels only the
+// decades when there are some, else Plotly's own ticks).
+function decades(traces) {
+  let lo = Infinity, hi = -Infinity;
+  for (const t of traces) for (const v of t.y) if (v > 0 && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  return Number.isFinite(lo) ? Math.log10(hi / lo) : 0;
+}
+
 function draw({ spec, div, note }) {
   const { key, label } = spec.compare(layer);
   const traces = [];
@@ -109,7 +117,7 @@ function draw({ spec, div, note }) {
     margin: { l: 55, r: 15, t: 45, b: 30 },
     xaxis: { title: { text: "step", standoff: 4 }, automargin: true, gridcolor: grid, zeroline: false },
     yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true,
-             ...(y.type === "log" ? { dtick: 1, tickformat: "~g" } : {}),
+             ...(y.type === "log" && decades(traces) >= 1 ? { dtick: 1, tickformat: "~g" } : {}),
              gridcolor: grid, zeroline: false },
     legend: { orientation: "h", y: -0.22, yanchor: "top" },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
