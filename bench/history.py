@@ -11,6 +11,9 @@ request (headline blocks: only the kept records are decoded) and, in this proces
 full scan the route used before (`metrics.export` over every stored record, min/max over
 every numeric key); rounds are interleaved.
 
+It also prints what the blocks cost a write: `headlines.blocks` per record against the
+record's compression (`encode_record`), the work a write did before.
+
 Usage: python -m bench.history [--steps 240000] [--rounds 3]
 """
 
@@ -26,6 +29,8 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
+from app.storage import headlines
+from app.storage.codec import encode_record
 from app.storage.metrics import export
 from app.storage.store import Store
 from support.live import live_server
@@ -86,12 +91,38 @@ def full_scan(db: str, run_id: str, max_points: int) -> tuple[float, int]:
     return seconds, int(json.loads(body)["count"])
 
 
+def write_cost(rounds: int) -> None:
+    """What the headline blocks add to a write: `headlines.blocks` of a tick's 170 records
+    against `encode_record` of the same records (what a write did before), interleaved."""
+    trainer = Trainer(TrainConfig(**CONFIG).resolve())
+    texts = [
+        ("r", r["step"], 0, dumps(r)) for r, _ in zip(trainer, range(BATCH * 20), strict=False)
+    ]
+    blocks, encoded = [], []
+    for _ in range(rounds):
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            t0 = time.perf_counter()
+            [encode_record(text) for _, _, _, text in batch]
+            t1 = time.perf_counter()
+            headlines.blocks(batch)
+            t2 = time.perf_counter()
+            encoded.append((t1 - t0) / len(batch))
+            blocks.append((t2 - t1) / len(batch))
+    print(
+        f"write path per record: compress {statistics.median(encoded) * 1e6:.1f} us,"
+        f" headline block {statistics.median(blocks) * 1e6:.1f} us"
+        f" ({statistics.median(blocks) / statistics.median(encoded):.2f}x the compression)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=240_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-points", type=int, default=2000)
     args = parser.parse_args(argv)
+    write_cost(args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "history.sqlite3")
         run_id = stored_run(db)
