@@ -70,7 +70,10 @@ def bucket_extremes(rows: np.ndarray, max_points: int) -> list[int]:
     if n <= max_points:
         return steps.tolist()
     keys = len(HEADLINE_KEYS)
-    buckets = max(1, (max_points - 2) // (2 * keys))
+    buckets = (max_points - 2) // (2 * keys)
+    if buckets < 1:  # too small a budget for the keys: evenly spaced records, as `select`
+        wanted = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
+        return steps[wanted].tolist()
     edges = np.array([round(b * n / buckets) for b in range(buckets + 1)])
     kept = {0, n - 1, *np.flatnonzero(rows[:, -1] > 0).tolist()}
     # Row indices of each bucket, one bucket a row, padded with the bucket's first row.

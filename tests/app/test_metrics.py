@@ -63,6 +63,15 @@ def test_a_long_history_downsampled_from_the_headlines_keeps_what_the_full_scan_
     assert body["downsampled"] and body["count"] == len(steps) <= 2000
     assert body["records"][-2]["loss"] is None
     assert body["records"][-2] == records[29_998]  # verbatim
+    # A budget too small for a min and a max per key: evenly spaced, as the full scan does.
+    tiny = strict_json(
+        "".join(
+            export_chosen("r", store.downsampled("r", 30_000, 5) or iter(()), [], fmt="json").chunks
+        )
+    )
+    assert [r["step"] for r in tiny["records"]] == [
+        records[i]["step"] for i in downsample(records, 5, HEADLINE_KEYS)
+    ]
     # Records stored before the headlines table: no answer, the full scan serves them.
     store._write(lambda conn: conn.execute("DELETE FROM headline_blocks WHERE rowid < 3"))
     assert store.downsampled("r", len(records), 2000) is None
