@@ -270,7 +270,7 @@ export class LiveChart {
   legendRows() {
     const names = this.traces.filter((t) => t.style.legend !== false).map((t) => t.name);
     if (this.traces.some((t) => t.y.includes(null))) names.push(UNDEFINED);
-    const width = Math.max(200, (this.div.clientWidth || 600) - (this.spec.axes.y2 ? 150 : 100));
+    const width = Math.max(200, (this.div.clientWidth || 600) - 70); // a legend may use the margins
     let rows = names.length ? 1 : 0, x = 0;
     for (const name of names) {
       const w = 46 + textWidth(name);
