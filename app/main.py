@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [
             {
                 "type": "value_error",
-                "loc": ["body", getattr(exc, "part", "config"), exc.field],
+                # a field of the config, or of the body itself (a fork's `step`: part "")
+                "loc": ["body", *filter(None, [getattr(exc, "part", "config")]), exc.field],
                 "msg": exc.message,
                 "input": None,
             }

@@ -66,6 +66,9 @@ class Settings:
     ray_address: str | None = None
     #: seconds of training a Ray run sends per message (a round trip costs ~2 ms).
     ray_slice: float = 0.05
+    #: seconds of training between a run's checkpoints (its exact state, stored): a fork
+    #: at any step replays at most about this much training from the nearest one.
+    checkpoint_seconds: float = 2.0
     #: most live records a websocket client may have pending; past it the backlog is thinned.
     stream_backlog: int = 4000
     #: level of the server's log (debug, info, warning, error).
@@ -127,7 +130,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0")
         self._check_shares()
-        for name in ("header_timeout", "ws_send_timeout", "kill_grace"):
+        for name in ("header_timeout", "ws_send_timeout", "kill_grace", "checkpoint_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 seconds")
         if self.admin_token_file:

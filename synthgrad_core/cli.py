@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -38,9 +39,20 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+#: Config fields the divergence advice names (synthgrad_core.divergence.advice).
+ADVISED_FIELDS = ("sg_learning_rate", "learning_rate", "optimizer", "batch_norm", "workers")
+#: Exit status of `train` when the run (or a seed of --seeds) diverged.
+EXIT_DIVERGED = 3
+EXIT_STATUSES = (
+    "exit status: 0 when training ends, 2 for bad input (one line naming the flag), "
+    f"{EXIT_DIVERGED} when the run diverged (a loss or weight became non-finite; stderr says "
+    "at which step, what went first, what ran away and what to try), 130 when interrupted"
+)
+
+
 def add_train_command(sub: Any) -> None:
     """Add `train` to a subparsers object (the server's CLI adds `serve` beside it)."""
-    train = sub.add_parser("train", help="train one network in the terminal")
+    train = sub.add_parser("train", help="train one network in the terminal", epilog=EXIT_STATUSES)
     _add_config_flags(train)
     train.add_argument(
         "--json",
@@ -187,7 +199,19 @@ def train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(dumps(summary) if args.json else summary_line(summary))
-    return 0
+    return explain_divergence([summary])
+
+
+def explain_divergence(summaries: list[dict[str, Any]]) -> int:
+    """Say on stderr why each diverged run diverged; EXIT_DIVERGED if one did, else 0."""
+    diverged = [s for s in summaries if s["status"] == "diverged"]
+    for summary in diverged:
+        who = f"seed {summary['seed']}: " if len(summaries) > 1 else ""
+        why = summary.get("divergence", {}).get("text", "a loss or weight became non-finite.")
+        for name in ADVISED_FIELDS:  # the advice in this command's words
+            why = re.sub(rf"\b{name} ", f"{flag_name(name)} ", why)
+        print(f"synthgrad train: diverged: {who}{why}", file=sys.stderr)
+    return EXIT_DIVERGED if diverged else 0
 
 
 def train_seeds(args: argparse.Namespace) -> int:
@@ -218,7 +242,7 @@ def train_seeds(args: argparse.Namespace) -> int:
     else:
         for summary in summaries:
             print(f"seed {summary['seed']}: {summary_line(summary)}")
-    return 0
+    return explain_divergence(summaries)
 
 
 def _drive_seeds(batch: SeedBatch, bar: ProgressBar | None, records_file: TextIO | None) -> None:

@@ -354,7 +354,8 @@ class TrainConfig:
             "choice",
             "Execution",
             "sequential: one layer after another; pipelined: each stage of layers in its own "
-            "worker, updating at once (dni, cdni; backprop and feedback alignment stay locked)",
+            "worker, updating at once (dni, cdni; backprop and feedback alignment stay locked); "
+            "the same config and seed give the same numbers either way",
             choices=EXECUTIONS,
             branchable=True,
         ),
@@ -364,7 +365,8 @@ class TrainConfig:
         metadata=_spec(
             "int",
             "Workers",
-            "stages of layers working in parallel when pipelined",
+            "stages of layers working in parallel when pipelined; with w > 1 each stage's top "
+            "module learns from its targets w - 1 batches late",
             ge=1,
             le=MAX_WORKERS,
             unit="workers",

@@ -10,14 +10,17 @@ above. So stage s works on batch t while stage s+1 works on batch t-1:
                        module below (delta_lo W_lo^T, pre-update) goes down at once
                        update its weights; train its inner modules
                        hand h_hi(t) to the stage above, go on with batch t+1
-    when a target for its top module arrives (batch t' <= t), the module learns
-    from it (inputs kept from t'); the top stage uses the true loss.
+    its top module's target for batch t comes down later; the module learns from
+    it (inputs kept from t) right before the stage starts batch t + window, at the
+    same point every run; the top stage uses the true loss.
 
 Weights of a stage change only in that stage and batches go through every
 stage in order, so each layer sees exactly the inputs and weights it would see
 sequentially. The only difference is when a stage's top module learns: a few
-batches late. With one worker (one stage) nothing is late, and the records equal
-the sequential engine's (a test checks record for record).
+batches late (window - 1 batches: one with two workers), the same every run, so
+the same config and seed give the same records however the threads ran (a test).
+With one worker (one stage) nothing is late, and the records equal the sequential
+engine's (a test checks record for record).
 
 Diagnostics compare each signal with the true gradient of the same batch at the
 weights that stage used: the true gradient flows down after the target, and a
@@ -74,6 +77,10 @@ class Stage:
     inbox: queue.Queue[Any] = field(default_factory=queue.Queue)
     #: batch -> what the top module's late target needs (see _Pending)
     pending: dict[int, _Pending] = field(default_factory=dict)
+    #: batch -> its late target, in, with what the top module needs to learn from it; it
+    #: learns from batch t's right before the stage starts batch t + window (`_learn_late`)
+    late: dict[int, tuple[Array, Array, Any, Any]] = field(default_factory=dict)
+    next_late: int = 1  # the batch whose late target the top module learns from next
 
 
 @dataclass
@@ -172,6 +179,8 @@ class PipelinedTrainer(Trainer):
     def restore(self, state: TrainerState) -> None:
         super().restore(state)
         self._next = self.step_count + 1  # the next record to assemble
+        for stage in self.stages:
+            stage.next_late = self.step_count + 1
 
     def close(self) -> None:
         """Stop the workers (a stopped run; finished ones stop by themselves)."""
@@ -300,6 +309,8 @@ class PipelinedTrainer(Trainer):
         net, rule = self.net, self.rule
         lo, hi, depth = stage.lo, stage.hi, net.depth
         top = hi == depth
+        if not top:
+            self._learn_late(stage, step - self.window)
         fragment: dict[str, Any] = {}
         forward_times: list[float] | None = [] if diagnose else None
         t0 = time.perf_counter()
@@ -397,13 +408,10 @@ class PipelinedTrainer(Trainer):
         """A late target for the stage's top module, or the true gradient at its output."""
         pending = stage.pending[step]
         k = stage.hi - 1
-        if kind == "target":
-            t0 = time.perf_counter()
-            error = self.rule.learn_one(  # type: ignore[attr-defined]
-                k, pending.prediction, value, pending.applies, pending.context
-            )
-            self._log(stage.index, "m", t0, time.perf_counter())
+        if kind == "target":  # learned from later, at a set point (_learn_late)
+            stage.late[step] = (pending.prediction, value, pending.applies, pending.context)
             if pending.diagnose:
+                error = pending.prediction - value  # what learning from it will return
                 pending.fragment[f"module_loss_h{k + 1}"] = module_loss(error)
                 pending.target_in = True
                 return
@@ -419,6 +427,23 @@ class PipelinedTrainer(Trainer):
             self.stages[stage.index - 1].inbox.put(("truth", step, truth[stage.lo - 1]))
         del stage.pending[step]
         self._submit(stage, step, pending.fragment)
+
+    def _learn_late(self, stage: Stage, upto: int) -> None:
+        """The stage's top module learns from the late targets of batches up to `upto`, in
+        batch order: before batch t it has learned from exactly those of batches up to
+        t - window, however the threads ran, so a run's records are the same every time.
+
+        They are always in by then: stage 0 starts batch t only once the record of batch
+        t - window is complete, and that record needs every stage to have taken in its
+        target (credits: at most `window` batches in flight).
+        """
+        k = stage.hi - 1
+        while stage.next_late <= upto:
+            prediction, target, applies, context = stage.late.pop(stage.next_late)
+            t0 = time.perf_counter()
+            self.rule.learn_one(k, prediction, target, applies, context)  # type: ignore[attr-defined]
+            self._log(stage.index, "m", t0, time.perf_counter())
+            stage.next_late += 1
 
     # -- records -----------------------------------------------------------------
     def _submit(self, stage: Stage, step: int, fragment: dict[str, Any]) -> None:

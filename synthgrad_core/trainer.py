@@ -28,6 +28,7 @@ import numpy as np
 from .config import LIVE_FIELDS, ConfigError, Method, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
+from .divergence import Watch, explain
 from .nn import Activations, Network, Pass, batch_sum, init_weights
 from .optim import Optimizer, make_optimizer
 from .records import EpochFidelity
@@ -247,6 +248,9 @@ class Trainer(Stepper):
         self.step_count = 0
         self.status = "running"
         self.diverged_at: int | None = None
+        #: why it diverged, in words and figures (synthgrad_core.divergence), once it has
+        self.divergence: dict[str, Any] | None = None
+        self.watch = Watch()  # the last finite figures, for that explanation
         #: the step ending the first epoch whose mean loss exploded (EXPLOSION_FACTOR)
         self.exploded_at: int | None = None
         self._first_loss: float | None = None
@@ -380,6 +384,7 @@ class Trainer(Stepper):
     def _periodic(self, record: Record, step: int, position: int) -> None:
         """Weight histograms, held-out evaluations when due; the explosion watch."""
         cfg = self.config
+        self.watch.seen(record)
         self._watch_explosion(record["loss"], step, position)
         if cfg.histogram_every and step % cfg.histogram_every == 0:
             for k, w in enumerate(self.net.weights):
@@ -408,6 +413,8 @@ class Trainer(Stepper):
     def _diverge(self, record: Record) -> Record:
         self.status = "diverged"
         self.diverged_at = record["step"]
+        modules = [getattr(m, "params", []) for m in getattr(self.rule, "modules", [])]
+        self.divergence = explain(record, self.watch, self.config, self.net.weights, modules)
         return record
 
     # -- measuring ---------------------------------------------------------
@@ -501,6 +508,8 @@ class Trainer(Stepper):
             out["test_exact_accuracy"] = test["exact_accuracy"]
         if self.diverged_at is not None:
             out["diverged_at"] = self.diverged_at
+        if self.divergence is not None:
+            out["divergence"] = self.divergence
         if self.exploded_at is not None:
             out["exploded_at"] = self.exploded_at
         if self.notes:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+from app.execution.checkpoints import StartState
 from app.execution.session import (
     TRAINING_NICENESS,
     Job,
@@ -166,7 +167,7 @@ def _serve_trainer(
     config: Job,
     slice_seconds: float,
     build: Callable[[Job], Trainable],
-    state: TrainerState | None = None,
+    state: StartState | None = None,
 ) -> None:
     """The child process: build the trainer, then answer the parent's requests until `close`."""
     # Training is batch work: the server process (event loop, store writer) comes first
@@ -213,7 +214,7 @@ class ProcessSession(SliceSession):
         config: Job,
         slice_seconds: float,
         build: Callable[[Job], Trainable] = build,
-        state: TrainerState | None = None,
+        state: StartState | None = None,
     ) -> None:
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
@@ -287,7 +288,7 @@ class ProcessExecutor:
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
-    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: StartState | None = None) -> Session:
         return ProcessSession(self._ctx, config, self.slice_seconds, self.build, state)
 
     def capacity(self) -> int:

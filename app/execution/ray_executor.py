@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.process import (
     Failed,
     Invalid,
@@ -70,7 +71,7 @@ class TrainerActor:
         self.slice_seconds = slice_seconds
         self.trainer: Trainable | None = None
 
-    def load(self, config: Job, state: TrainerState | None = None) -> Ready | Invalid:
+    def load(self, config: Job, state: StartState | None = None) -> Ready | Invalid:
         try:
             self.trainer = branched(build(config), state)
         except (ConfigError, OSError, ValueError) as exc:
@@ -131,7 +132,7 @@ def _signals_kept() -> Iterator[None]:
 class RaySession(SliceSession):
     """A trainer in a Ray actor, driven in lockstep like a process session."""
 
-    def __init__(self, executor: RayExecutor, job: Job, state: TrainerState | None = None) -> None:
+    def __init__(self, executor: RayExecutor, job: Job, state: StartState | None = None) -> None:
         import ray
 
         self._ray = ray
@@ -261,7 +262,7 @@ class RayExecutor:
         with contextlib.suppress(Exception):
             self._ray.kill(actor, no_restart=True)
 
-    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: StartState | None = None) -> Session:
         return RaySession(self, config, state)
 
     def shutdown(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple, Protocol
 
+from app.execution.checkpoints import StartState, replayed
 from synthgrad_core import Trainer, dumps
 from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.pipeline import make_trainer
@@ -127,12 +128,12 @@ class TrainingFailed(RuntimeError):
         self.details = details
 
 
-def branched(trainer: Trainable, state: TrainerState | None) -> Trainable:
+def branched(trainer: Trainable, state: StartState | None) -> Trainable:
     """`trainer`, having taken up `state` if there is one (a branch); closed if it cannot."""
     if state is not None:
         assert isinstance(trainer, Trainer), "a batch of seeds starts fresh"
         try:
-            trainer.restore(state)
+            trainer.restore(replayed(state))  # a Replay: the parent's steps again, here
         except Exception:
             trainer.close()
             raise
@@ -186,7 +187,7 @@ class Session(Protocol):
 class Executor(Protocol):
     name: str
 
-    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: StartState | None = None) -> Session:
         """Build the run's trainer (from `state`, for a branch), or a SeedsJob's batch;
         raises ConfigError, OSError or ValueError for a bad config."""
         ...

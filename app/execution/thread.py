@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.session import (
     Job,
     Session,
@@ -63,7 +64,7 @@ class ThreadSession:
 class ThreadExecutor:
     name = "thread"
 
-    def open(self, config: Job, state: TrainerState | None = None) -> Session:
+    def open(self, config: Job, state: StartState | None = None) -> Session:
         return ThreadSession(branched(build(config), state))
 
     def capacity(self) -> int:

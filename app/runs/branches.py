@@ -1,8 +1,11 @@
-"""Branches and live knobs: "what if, from here?" on a paused run, and knobs turned while it trains.
+"""Branches and live knobs: "what if, from here?" at any step, and knobs turned while it trains.
 
-A fork captures the paused parent's trainer (synthgrad_core.state) and creates a
-run that starts from that state with the owner's changes: its own id, owner
-token, records and limits, and `fork_of` = {run, step}. The parent stays paused.
+A fork creates a run that starts from the parent's exact state at a step
+(synthgrad_core.state) with the owner's changes: its own id, owner token,
+records and limits, and `fork_of` = {run, step}. The state is the paused
+parent's live one, or its stored checkpoint replayed to the step
+(app.runs.checkpoints), so finished, stopped, diverged and interrupted runs fork
+too, also after a restart. The parent stays as it is.
 A knob change (`configure`) alters a queued, running or paused run in place: its
 config at once, its trainer at the next slice boundary, where the next record
 says what changed (`config_change`).
@@ -14,6 +17,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.runs.manager import RunManager
 from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
@@ -35,30 +39,45 @@ class Branches:
         name: str | None = None,
         changes: dict[str, Any] | None = None,
         client: str | None = None,
+        step: int | None = None,
     ) -> tuple[Run, str]:
-        """A branch of a paused run (owner or admin); returns it and its owner token.
+        """A branch of a run at `step` (owner or admin); returns it and its owner token.
 
-        Raises Forbidden, Conflict (not paused, or its trainer has no state between two
-        steps), ConfigError (a change that does not fit the state), and what
-        RunManager.create_many raises (limits, store).
+        A paused run branches at its current step (the default) from its live state,
+        any other run by default from its last (good) step; an earlier step starts from
+        the run's stored checkpoint at or before it, replayed to it where the branch
+        trains (app.runs.checkpoints).
+        Raises Forbidden, Conflict (a queued run, or a paused one without a state between
+        two steps), ConfigError (a step it cannot start from, a change that does not fit
+        the state), and what RunManager.create_many raises (limits, store).
         """
         parent = self.manager.controls.controlled(run_id, token)
-        check_changes(parent.config, changes or {})
-        state = self._capture(parent)
-        config = dataclasses.replace(parent.config, **(changes or {}))
-        check_branch(parent.config, config, state.step)
-        fork_of = {"run": parent.id, "step": state.step}
+        start: StartState
+        if parent.status is RunStatus.PAUSED and step in (None, parent.step):
+            start = self._capture(parent)
+            base = start.config
+        else:
+            if parent.status is RunStatus.QUEUED:
+                raise Conflict("the run has not trained yet; fork it once it has")
+            start = self.manager.checkpoints.start_of_fork(parent, step)
+            # the parent's config at that step: its live knobs as they were then
+            base = start.start.config if start.start is not None else parent.config
+        at = start.step
+        check_changes(base, changes or {})
+        config = dataclasses.replace(base, **(changes or {}))
+        check_branch(base, config, at)
+        fork_of = {"run": parent.id, "step": at}
 
         def start_from_state(owner_hash: str, runs: list[Run]) -> None:
             (branch,) = runs
-            branch.fork_of, branch.start_state, branch.step = fork_of, state, state.step
+            branch.fork_of, branch.start_state, branch.step = fork_of, start, at
             self.manager.store.insert_run(branch.row())
 
-        default_name = f"{parent.name}, fork at step {state.step}"[:100]
+        default_name = f"{parent.name}, fork at step {at}"[:100]
         (branch,), owner_token = self.manager.create_many(
             [(config.as_dict(), name or default_name)], token, client, group=start_from_state
         )
-        log.info("run %s forked from %s at step %d", branch.id, parent.id, state.step)
+        log.info("run %s forked from %s at step %d", branch.id, parent.id, at)
         return branch, owner_token
 
     def _capture(self, parent: Run) -> TrainerState:

@@ -19,6 +19,7 @@ from app.execution import make_executor
 from app.execution.session import Executor, Session
 from app.runs.access import Access, new_run_id, token_hash
 from app.runs.batches import BatchTraining, start_thread, waiting_partners
+from app.runs.checkpoints import RunCheckpoints
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
 from app.runs.history import History
@@ -84,6 +85,7 @@ class RunManager:
         )
         self.purger = Purger(self.store)
         self.batching = BatchTraining(self)
+        self.checkpoints = RunCheckpoints(settings, self.store)
 
     def start(self) -> RunManager:
         """Load the stored runs, start the recorder, the purger and the queued runs."""
@@ -95,10 +97,10 @@ class RunManager:
         for row in self.store.load_runs():
             run = Run.from_row(row)
             self.runs[run.id] = run
-            if run.status is RunStatus.QUEUED and run.fork_of:  # its state went with the server
-                lost = f"its starting state (step {run.fork_of['step']} of its parent) was lost"
-                self.transition(run, RunStatus.FAILED, error=f"{lost} when the server restarted")
-            elif run.status is RunStatus.QUEUED:
+            queued = run.status is RunStatus.QUEUED
+            if queued and run.fork_of and (lost := self.checkpoints.restart_branch(run, self.runs)):
+                self.transition(run, RunStatus.FAILED, error=lost)  # its state: from the store
+            elif queued:
                 self._queue.push(run.owner_hash, run.id)
         self.recorder.start()
         self.purger.start()
@@ -185,13 +187,8 @@ class RunManager:
             for run, cfg in zip(runs, cfgs, strict=True):
                 self.runs[run.id] = run
                 self._queue.push(owner_hash, run.id)
-                log.info(
-                    "run %s created: %s on %s, %d steps",
-                    run.id,
-                    cfg.method,
-                    cfg.dataset,
-                    run.total_steps,
-                )
+                what = (cfg.method, cfg.dataset, run.total_steps)
+                log.info("run %s created: %s on %s, %d steps", run.id, *what)
             self._start_queued()
         return runs, owner_token
 
@@ -271,9 +268,7 @@ class RunManager:
                 self.finish(run, session)
         except Exception as exc:  # a bug must not kill the server; the run says what happened
             if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
-                self.controls.training_failed(
-                    run, exc
-                )  # (one still opening at shutdown stays queued)
+                self.controls.training_failed(run, exc)  # (one opening at shutdown stays queued)
         finally:
             if session is not None:
                 session.close()
@@ -288,6 +283,7 @@ class RunManager:
     def _train_until_done(self, run: Run, session: Session) -> bool:
         """Advance slice by slice, obeying controls between slices; False if told to end."""
         outbox = run.outbox
+        self.checkpoints.take(run, session)  # its start: a fork replays from here on
         while not session.done:
             if run.control is not None and not self.controls.obey(run):
                 return False
@@ -295,9 +291,11 @@ class RunManager:
                 with run.cond:
                     changes, run.knobs = run.knobs, {}
                 session.configure(changes)
+                self.checkpoints.take(run, session)  # a fork after it starts with its knobs
             entries = session.advance()
             run.step = entries[-1].step
             outbox.extend(entries)
+            self.checkpoints.tick(run, session)
         return True
 
     def finish(self, run: Run, session: Session) -> None:

@@ -7,15 +7,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.execution.checkpoints import StartState
 from app.execution.session import Entry, Session
 from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.state import TrainerState
+from synthgrad_core.records import json_safe
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
 #: What else of a session's summary a finished run keeps.
-KEPT_FLAGS = ("diverged_at", "exploded_at", "notes", "execution", "fidelity")
+KEPT_FLAGS = ("diverged_at", "divergence", "exploded_at", "notes", "execution", "fidelity")
 
 
 @dataclass(eq=False)
@@ -37,7 +38,7 @@ class Run:
     #: a branch's parent and the step it branched at: {"run": id, "step": n}
     fork_of: dict[str, Any] | None = None
     #: a branch's starting state until its session opens (not stored: a restart loses it)
-    start_state: TrainerState | None = field(default=None, repr=False)
+    start_state: StartState | None = field(default=None, repr=False)
     #: live knob changes the owner asked for, applied by the training thread at its next
     #: slice boundary
     knobs: dict[str, Any] = field(default_factory=dict)
@@ -60,7 +61,9 @@ class Run:
     killed: str | None = None
 
     def keep_summary(self, summary: dict[str, Any]) -> None:
-        """Keep a finished session's final numbers and what else the run should show."""
+        """Keep a finished session's final numbers and what else the run should show
+        (non-finite numbers, a diverged run's loss, as None: pages embed the summary)."""
+        summary = json_safe(summary)
         self.summary.update({k: summary[k] for k in SUMMARY_KEYS})
         for flag in KEPT_FLAGS:
             if summary.get(flag) is not None:

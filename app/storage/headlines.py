@@ -115,3 +115,14 @@ def records_at(read: Read, run_id: str, steps: list[int]) -> Iterator[str]:
         sql = f"SELECT data FROM records WHERE run_id = ? AND step IN ({marks}) ORDER BY step"
         for (data,) in read(sql, (run_id, *chunk)):
             yield decode_record(data)
+
+
+class Downsampling:
+    """The store's downsampled reading of a long history (mixed into `Store`)."""
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        raise NotImplementedError
+
+    def downsampled(self, run_id: str, count: int, max_points: int) -> Iterator[str] | None:
+        """Texts of ~`max_points` of the run's `count` records (`history`), or None."""
+        return history(self._read, run_id, count, max_points)

@@ -53,3 +53,20 @@ def migrate_round_one(conn: sqlite3.Connection, path: str) -> None:
         last = (rows[-1][0], rows[-1][1])
     conn.execute("DROP TABLE metrics")
     conn.execute("VACUUM")  # also turns incremental auto-vacuum on for this file
+
+
+#: A run's exact trainer states at some of its steps (app.storage.checkpoints).
+CHECKPOINTS_TABLE = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+"""
+
+
+def add_checkpoints(conn: sqlite3.Connection) -> None:
+    """Files from before checkpoints get their table (empty: their runs have none)."""
+    conn.executescript(CHECKPOINTS_TABLE)

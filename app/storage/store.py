@@ -26,7 +26,7 @@ from typing import Any
 from app.storage import headlines
 from app.storage.codec import decode_record, encode_record
 from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
-from app.storage.migrations import add_columns, migrate_round_one
+from app.storage.migrations import add_checkpoints, add_columns, migrate_round_one
 
 __all__ = ["CHUNK", "Store", "StoreCorrupt", "StoreError"]
 
@@ -84,7 +84,7 @@ CHUNK = 2000
 VACUUM_PAGES = 512
 
 
-class Store:
+class Store(headlines.Downsampling):
     """Runs and records in one SQLite file. Thread-safe: writes share one locked connection."""
 
     def __init__(self, path: str, *, check: bool = True) -> None:
@@ -123,6 +123,7 @@ class Store:
     def _migrate(self) -> None:
         migrate_round_one(self._conn, self.path)
         add_columns(self._conn)
+        add_checkpoints(self._conn)
 
     def close(self) -> None:
         with self._lock:
@@ -218,8 +219,11 @@ class Store:
                 "WHERE run_id NOT IN (SELECT id FROM runs) "
                 f"LIMIT {CHUNK})"
             ).rowcount
-            if not deleted:
-                deleted = conn.execute(headlines.PURGE).rowcount
+            deleted = deleted or conn.execute(headlines.PURGE).rowcount
+            # A run's checkpoints are few (thinned): one statement takes them all.
+            deleted += conn.execute(
+                "DELETE FROM checkpoints WHERE run_id NOT IN (SELECT id FROM runs)"
+            ).rowcount
 
         self._write(work)
         if deleted:
@@ -317,10 +321,6 @@ class Store:
         if streamed_only:
             sql += " AND streamed = 1"
         return int(self._read(sql, (run_id, after))[0][0])
-
-    def downsampled(self, run_id: str, count: int, max_points: int) -> Iterator[str] | None:
-        """Texts of ~`max_points` of the run's `count` records (`headlines.history`), or None."""
-        return headlines.history(self._read, run_id, count, max_points)
 
     def steps(self, run_id: str) -> list[int]:
         """Every stored step of the run (8 bytes each: cheap beside the records)."""

@@ -108,7 +108,8 @@ def list_runs(manager: Manager) -> list[dict[str, Any]]:
 def get_run(run_id: str, manager: Manager, token: Token) -> dict[str, Any]:
     """One run; `can_control` says whether the caller's token may pause, resume or stop it."""
     run = manager.get(run_id)
-    return {**run.public(), "can_control": manager.can_control(run_id, token)}
+    control = manager.can_control(run_id, token)
+    return {**run.public(), "can_control": control, "checkpoints": manager.checkpoints.stored(run)}
 
 
 async def _settled(run: Run, until: Callable[[Run], bool]) -> dict[str, Any]:

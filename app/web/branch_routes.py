@@ -37,17 +37,20 @@ def fork_run(
     token: Token,
     body: ForkRun | None = None,
 ) -> dict[str, Any]:
-    """Branch a paused run (owner or admin): a new run from the parent's exact state at its
-    current step, with the changes given; the parent stays paused.
+    """Branch a run at a step (owner or admin): a new run from the parent's exact state
+    then, with the changes given; the parent stays as it is.
 
-    The branch counts against the owner's limits like any run. 409: the run is not
-    paused (or a pipelined run with batches in flight); 422: a change that does not fit
-    the state, naming the field.
+    `step` defaults to a paused run's current step (its live state) or any other run's
+    last good step; an earlier one starts from the run's nearest stored checkpoint,
+    replayed to it. The branch counts against the owner's limits like any run. 409: a
+    queued run, or a paused pipelined run with batches in flight; 422: a step beyond the
+    run, or one a pipelined run with more than one worker passed (not replayable), or a
+    change that does not fit the state, naming the field.
     """
     body = body or ForkRun()
     changes = body.config.model_dump(exclude_none=True)  # type: ignore[attr-defined]
     client = request.client.host if request.client else None
-    branch, owner_token = branches.fork(run_id, token, body.name, changes, client)
+    branch, owner_token = branches.fork(run_id, token, body.name, changes, client, body.step)
     set_owner_cookie(request, response, owner_token)
     return {**branch.public(), "owner_token": owner_token}
 

@@ -174,6 +174,12 @@ class ForkRun(NamedBody):
     """Body of POST /api/runs/{id}/fork (optional)."""
 
     config: ForkConfig = Field(default_factory=ForkConfig)  # type: ignore[valid-type]
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        description="the parent's step the branch starts from; default: a paused run's "
+        "current step, any other run's last (good) step",
+    )
 
 
 Knobs = create_model(  # type: ignore[call-overload]
@@ -280,8 +286,15 @@ class CreatedRun(RunOut):
     owner_token: str = Field(description="controls this run; also set as the owner cookie")
 
 
+class Stored(BaseModel):
+    steps: list[int] = Field(description="steps of the run's stored checkpoints (exact states)")
+    bytes: int = Field(description="their size in the store")
+    owner_bytes: int = Field(description="checkpoints of every run of this run's owner")
+
+
 class RunView(RunOut):
     can_control: bool = Field(description="whether the caller may pause, resume, stop, delete")
+    checkpoints: Stored = Field(description="what a fork at any step restores and replays from")
 
 
 class StreamStats(BaseModel):

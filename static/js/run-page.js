@@ -2,7 +2,7 @@
 import { CHARTS } from "./chart-specs.js";
 import { bindControls, formatNumber } from "./controls.js";
 import { FidelityHeatmap } from "./fidelity-heatmap.js";
-import { setupFork } from "./fork-dialog.js";
+import { defaultStep, nearestStep, rescueChanges, setupFork } from "./fork-dialog.js";
 import { setupKnobs } from "./knobs.js";
 import { addHelp } from "./chart-card.js";
 import { LiveChart } from "./live-chart.js";
@@ -57,6 +57,8 @@ function buildCharts() {
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
     chart.push(run.id, records);
+    // Plotly gives the chart its events once drawn: hook the click when the pointer comes.
+    chart.card.addEventListener("pointerenter", () => forkOnClick(chart));
     return chart;
   });
   window.synthgradCharts = charts;
@@ -131,6 +133,7 @@ function showStatus(status, extra = {}) {
   if (status === "diverged") {
     banner.hidden = false;
     banner.textContent = `This run diverged at step ${extra.diverged_at ?? extra.step ?? run.step}: a loss or weight became non-finite.`;
+    explainDivergence();
   } else if (status === "finished") {
     warnIfExploded();
   } else if (status === "failed" || status === "interrupted") {
@@ -138,6 +141,18 @@ function showStatus(status, extra = {}) {
     banner.textContent = status === "failed" ? `This run failed: ${extra.error || run.error || "unknown error"}` :
       "This run was interrupted when the server stopped; what it recorded is kept.";
   }
+  updateControls();
+}
+
+// A diverged run's banner says why, from the engine's explanation in its summary: the step,
+// what went non-finite first, what ran away and what to try.
+async function explainDivergence() {
+  let summary = run.summary || {};
+  if (!summary.divergence) {
+    const response = await fetch(`/api/runs/${run.id}`);
+    if (response.ok) run.summary = summary = (await response.json()).summary || {};
+  }
+  if (summary.divergence) banner.textContent = `This run diverged. ${summary.divergence.text}`;
   updateControls();
 }
 
@@ -176,10 +191,27 @@ function updateControls() {
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
-  document.getElementById("fork-button").disabled = run.status !== "paused";
+  document.getElementById("fork-button").disabled = !FORKABLE.has(run.status);
+  document.getElementById("rescue").hidden = !canControl || run.status !== "diverged";
   document.getElementById("knobs").hidden = !canControl || !ACTIVE.has(run.status);
 }
-setupFork(run);
+// A click on a point of a chart opens the fork dialog at that step (for an owner, on a run
+// a branch can start from).
+function forkOnClick(chart) {
+  if (chart.div.dataset.forkClick || typeof chart.div.on !== "function") return;
+  chart.div.dataset.forkClick = "1";
+  chart.div.on("plotly_click", (event) => {
+    if (!canControl || !FORKABLE.has(run.status) || !event.points.length) return;
+    const step = nearestStep(records, view.x, event.points[0].x);
+    if (step !== null) forkDialog.open(Math.min(step, defaultStep(run)));
+  });
+}
+
+// Runs a branch can start from: a paused one's live state, any ended one's checkpoints.
+const FORKABLE = new Set(["paused", "finished", "stopped", "diverged", "interrupted"]);
+const forkDialog = setupFork(run);
+document.getElementById("rescue-button").addEventListener("click", () =>
+  forkDialog.open(Math.max(0, run.step - 1), rescueChanges(run)));
 setupKnobs(run);
 if (run.fork_of) {
   fetch(`/api/runs/${encodeURIComponent(run.fork_of.run)}/metrics?max_points=2000`)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgrad_core.cli import main
+from synthgrad_core.cli import EXIT_DIVERGED, main
 
 SUMMARY_KEYS = {
     "method",
@@ -108,9 +108,19 @@ def test_diverged_run_reports_its_step(capsys: pytest.CaptureFixture[str]) -> No
             "--json",
         ]
     )
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == EXIT_DIVERGED != 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["status"] == "diverged" and summary["diverged_at"] >= 1
+    assert summary["divergence"]["step"] == summary["diverged_at"]
+    assert f"At step {summary['diverged_at']}" in captured.err
+    assert "Try a lower" in captured.err
+    assert "--sg-learning-rate 5000 (half of 10000)" in captured.err
+
+
+def test_help_documents_the_exit_status_of_a_diverged_run() -> None:
+    result = run_cli("train", "--help")
+    assert f"{EXIT_DIVERGED} when the run diverged" in " ".join(result.stdout.split())
 
 
 SMALL_RUN = ["--dataset", "addition", "--bits", "4", "--examples", "60", "--hidden", "8,6"]

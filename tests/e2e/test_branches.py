@@ -50,14 +50,14 @@ def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> No
     dialog.wait_for()
     # A change that cannot be: shown under its field, nothing created.
     dialog.get_by_label("Learning rate", exact=True).fill("-1")
-    dialog.get_by_role("button", name="Start the branch").click()
+    dialog.get_by_role("button", name=f"Fork from step {step}").click()
     error = dialog.locator('[data-error-for="learning_rate"]')
     wait_for(lambda: error.inner_text() != "", what="the field's error")
     assert len(httpx.get(f"{server.url}/api/runs").json()) == 1
     dialog.get_by_label("Learning rate", exact=True).fill("0.1")
     dialog.get_by_label("Learning rule").select_option("backprop")
     dialog.get_by_label("Name of the branch").fill("what would backprop do?")
-    dialog.get_by_role("button", name="Start the branch").click()
+    dialog.get_by_role("button", name=f"Fork from step {step}").click()
     page.wait_for_url(lambda url: f"/runs/{run_id}" not in url, timeout=20_000)
     branch_id = page.url.rsplit("/", 1)[-1]
     branch = httpx.get(f"{server.url}/api/runs/{branch_id}").json()
@@ -101,3 +101,54 @@ def test_a_knob_turned_on_the_page_is_a_marker_on_the_charts(page: Any, server: 
     assert not other.locator("#knobs").is_visible()
     other.close()
     page.evaluate(f"fetch('/api/runs/{made['id']}/stop', {{method: 'POST'}})")
+
+
+#: dni on digits with a module learning rate that runs away at step 224 (seed 1)
+DIVERGING = {
+    "dataset": "digits",
+    "method": "dni",
+    "examples": 600,
+    "epochs": 20,
+    "seed": 1,
+    "sg_learning_rate": 0.08,
+}
+
+
+def test_a_diverged_run_says_why_and_forks_from_a_chosen_step_with_lower_rates(
+    page: Any, server: LiveServer
+) -> None:
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    run_id = created_by_the_page(page, server, DIVERGING)["id"]
+    url = f"{server.url}/api/runs/{run_id}"
+    wait_for(lambda: httpx.get(url).json()["status"] == "diverged", 60, "the divergence")
+    diverged_at = httpx.get(url).json()["summary"]["diverged_at"]
+    page.goto(f"{server.url}/runs/{run_id}")
+    banner = page.locator("#banner")
+    wait_for(lambda: "ran away" in banner.inner_text(), what="the explanation")
+    assert f"At step {diverged_at}" in banner.inner_text() and "Try " in banner.inner_text()
+    # A click on a point of a chart opens the dialog at that step (Plotly's click event).
+    page.locator("#chart-loss").hover()
+    page.evaluate(
+        "() => document.getElementById('chart-loss').emit('plotly_click', {points: [{x: 120}]})"
+    )
+    page.get_by_role("dialog", name="Fork from step 120").wait_for()
+    page.locator("#fork-dialog").get_by_role("button", name="Cancel").click()
+    rescue = "Fork from the last good step with a lower learning rate"
+    page.get_by_role("button", name=rescue).click()
+    page.get_by_role("dialog", name=f"Fork from step {diverged_at - 1}").wait_for()
+    dialog = page.locator("#fork-dialog")  # its name follows the step field
+    assert dialog.get_by_label("Learning rate", exact=True).input_value() == "0.05"
+    assert dialog.get_by_label("Step", exact=True).input_value() == str(diverged_at - 1)
+    # A step beyond the run: refused under the field, nothing created.
+    dialog.get_by_label("Step", exact=True).fill(str(diverged_at + 5))
+    dialog.get_by_role("button", name=f"Fork from step {diverged_at + 5}").click()
+    error = dialog.locator('[data-error-for="step"]')
+    wait_for(lambda: "must be between 0 and" in error.inner_text(), what="the step's error")
+    assert len(httpx.get(f"{server.url}/api/runs").json()) == 1
+    dialog.get_by_label("Step", exact=True).fill("150")
+    dialog.get_by_role("button", name="Fork from step 150").click()
+    page.wait_for_url(lambda u: f"/runs/{run_id}" not in u, timeout=20_000)
+    branch = httpx.get(f"{server.url}/api/runs/{page.url.rsplit('/', 1)[-1]}").json()
+    assert branch["fork_of"] == {"run": run_id, "step": 150}
+    assert branch["config"]["learning_rate"] == 0.05
+    assert branch["config"]["sg_learning_rate"] == 0.04  # a module's loss ran away
