@@ -25,6 +25,7 @@ from app.web.guards import BodyLimit, SecurityHeaders
 from app.web.looplag import LoopLagMonitor
 from app.web.pages import mount_static
 from app.web.pages import router as pages_router
+from app.web.presenter import PresenterHub
 from app.web.stream import StreamHub
 from app.web.sweep_routes import router as sweep_router
 from synthgrad_core import ConfigError
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loop_lag = LoopLagMonitor()
         loop_lag.start()
         app.state.manager, app.state.hub, app.state.loop_lag = manager, hub, loop_lag
+        app.state.presenter = PresenterHub(manager, settings.ws_send_timeout)
         app.state.sweeps = Sweeps(manager)
         app.state.branches = Branches(manager)
         try:

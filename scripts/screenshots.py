@@ -2,12 +2,12 @@
 runs page, a live DNI run on the article's task, four rules on digits compared,
 presentation mode, a sweep of the four rules over three seeds on digits and one of its
 seeds' page (the seeds of a group train as one batch), a fork: DNI on the article's task
-paused, branched to backprop, both compared, and the branch's own page; a run that
-diverged, and /results.
+paused, branched to backprop, both compared, and the branch's own page; a finished DNI run
+on digits replayed (scrubbed to 45%), a run that diverged, and /results.
 
 Usage: python scripts/screenshots.py [--dark] [--out DIR] [NAME ...]  (only those: runs,
 run-dni-addition, compare-digits, present, sweep, sweep-run, fork-compare, fork-branch,
-diverged, results; --dark: the dark colour scheme, files named *-dark.png; needs Debian's
+replay, diverged, results; --dark: the dark colour scheme, files named *-dark.png; needs Debian's
 chromium and the playwright package)
 """
 
@@ -43,6 +43,7 @@ PAGES = (
     "sweep-run",
     "fork-compare",
     "fork-branch",
+    "replay",
     "diverged",
     "results",
 )
@@ -83,6 +84,16 @@ def draw_everything(page: Any) -> None:
         time.sleep(0.3)
     page.evaluate("window.scrollTo(0, 0)")
     time.sleep(1.5)
+
+
+def scrub(page: Any, fraction: float) -> None:
+    """Move a replay's slider to `fraction` of the run (which pauses it)."""
+    page.evaluate(
+        """(fraction) => { const s = document.getElementById('replay-slider');
+        s.value = String(Math.round(s.max * fraction));
+        s.dispatchEvent(new Event('input')); }""",
+        fraction,
+    )
 
 
 def main() -> None:
@@ -130,6 +141,14 @@ def main() -> None:
                 },
             ).json()["id"]
         parent, branch = fork(server.url) if wanted & {"fork-compare", "fork-branch"} else ("", "")
+        replayed = ""
+        if "replay" in wanted:
+            replayed = create(
+                "Digits: DNI, replayed",
+                {"dataset": "digits", "method": "dni", "epochs": 15, "hidden": [64, 32]},
+            )
+            while httpx.get(f"{server.url}/api/runs/{replayed}").json()["status"] != "finished":
+                time.sleep(0.5)
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
@@ -148,6 +167,7 @@ def main() -> None:
             "sweep-run": f"/runs/{first_run(server.url, sweep)}" if sweep else "",
             "fork-compare": f"/compare?runs={parent},{branch}",
             "fork-branch": f"/runs/{branch}",
+            "replay": f"/runs/{replayed}?replay=1&speed=60s",
             "diverged": f"/runs/{diverged}",
             "results": "/results",
         }
@@ -161,6 +181,8 @@ def main() -> None:
                     continue
                 page.goto(server.url + path)
                 time.sleep(2)
+                if name == "replay":
+                    scrub(page, 0.45)
                 draw_everything(page)
                 full = name != "present"
                 file = f"{name}{suffix}{'-dark' if dark else ''}.png"

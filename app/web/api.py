@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.runs.controls import CONTROL_WAIT
 from app.runs.run import Run
 from app.runs.status import RunNotFound, RunStatus
-from app.web.deps import OWNER_COOKIE, Manager, Token
+from app.web.deps import OWNER_COOKIE, Manager, Token, get_token
 from app.web.messages import CloseCode
 from app.web.schemas import CreatedRun, CreateRun, Health, Metrics, RenameRun, RunOut, RunView
 
@@ -197,12 +197,22 @@ def get_metrics(
 
 
 @router.websocket("/ws/runs/{run_id}")
-async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None) -> None:
+async def run_stream(
+    websocket: WebSocket,
+    run_id: str,
+    after: int | None = None,
+    detail: Literal["full", "lean"] = "full",
+    layer: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    fields: Annotated[str | None, Query(max_length=8000)] = None,
+) -> None:
     """Live stream of one run: snapshot (or missed records after `after`), metrics, status.
 
+    `detail=lean` streams what a page draws instead (the view of hidden layer `layer`, or
+    the named `fields`), a few columnar frames a second; docs/api.md has both formats.
     A refusal is a close code after the handshake (1008 for a foreign origin, 4404 for
-    no such run), not an HTTP 403 at it: a browser sees only the code, and a page must
-    tell "stop trying" from "reconnect". Nothing is sent before the close.
+    no such run, 4422 for a lean view the run cannot have), not an HTTP 403 at it: a
+    browser sees only the code, and a page must tell "stop trying" from "reconnect".
+    Nothing is sent before the close.
     """
     await websocket.accept()
     origin = websocket.headers.get("origin")
@@ -214,7 +224,30 @@ async def run_stream(websocket: WebSocket, run_id: str, after: int | None = None
     except RunNotFound:
         await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
         return
+    if detail == "lean":
+        await websocket.app.state.hub.serve_lean(websocket, run_id, layer, fields)
+        return
     # Steps fit SQLite's 64-bit integers; a larger `after` simply means "nothing missed".
     await websocket.app.state.hub.serve(
         websocket, run_id, after if after is None else min(max(0, after), MAX_STEP)
     )
+
+
+@router.websocket("/ws/runs/{run_id}/presenter")
+async def presenter_stream(websocket: WebSocket, run_id: str) -> None:
+    """The view the run's owner presents, as it changes; only the owner's messages count.
+
+    Refusals are close codes after the handshake, as for the run stream.
+    """
+    await websocket.accept()
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        await websocket.close(code=CloseCode.POLICY, reason="cross-origin websocket refused")
+        return
+    manager = websocket.app.state.manager
+    try:
+        owner = manager.can_control(run_id, get_token(websocket))
+    except RunNotFound:
+        await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
+        return
+    await websocket.app.state.presenter.serve(websocket, run_id, owner)

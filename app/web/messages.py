@@ -22,6 +22,7 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000  # the run ended, or was deleted
     POLICY = 1008  # a cross-origin websocket was refused
     NO_SUCH_RUN = 4404
+    INVALID_VIEW = 4422  # a lean view named a layer or field the run does not have
 
 
 def envelope(fields: dict[str, Any], **encoded: list[str] | str) -> str:
@@ -92,4 +93,47 @@ class Status:
         return json.dumps(json_safe(body), allow_nan=False)
 
 
-Message = Snapshot | Metrics | Status
+@dataclass(frozen=True)
+class LeanSnapshot:
+    """The lean stream's first message: the run object and its history as one columnar frame."""
+
+    status: str
+    run: dict[str, Any]
+    seq: int
+    fields: tuple[str, ...]
+    columns: str  # the JSON of lean.columns(...)
+
+    def encode(self) -> str:
+        fields = {
+            "type": "snapshot",
+            "detail": "lean",
+            "status": self.status,
+            "run": self.run,
+            "seq": self.seq,
+            "fields": list(self.fields),
+        }
+        return json.dumps(fields)[:-1] + f', "columns": {self.columns}}}'
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A lean update: the records of one tick after `seq`-so-far, thinned, as columns."""
+
+    seq: int
+    columns: str  # the JSON of lean.columns(...)
+
+    def encode(self) -> str:
+        return f'{{"type": "frame", "seq": {self.seq}, "columns": {self.columns}}}'
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Told to a lean viewer that could not keep up: `dropped` frames were not sent to it."""
+
+    dropped: int
+
+    def encode(self) -> str:
+        return json.dumps({"type": "gap", "dropped": self.dropped})
+
+
+Message = Snapshot | Metrics | Status | LeanSnapshot | Frame | Gap

@@ -22,6 +22,8 @@ from app.runs.events import DeletedEvent, Event, MetricsEvent, StatusEvent
 from app.runs.manager import RunManager
 from app.runs.status import RunNotFound, RunStatus
 from app.storage.metrics import HEADLINE_KEYS, downsample
+from app.web.lean import InvalidView
+from app.web.lean_stream import LeanHub
 from app.web.messages import CloseCode, Metrics, Snapshot, Status
 
 #: Most records a snapshot carries (older history is min/max downsampled to this).
@@ -84,10 +86,12 @@ class StreamHub:
         #: run id -> (built at, seq, downsampled, history JSON): see _snapshot
         self._histories: dict[str, tuple[float, int, bool, str]] = {}
         self._snapshot_lock = threading.Lock()
+        self.lean = LeanHub(manager, self._send)
         manager.events.add_listener(self._from_thread)
 
     def close(self) -> None:
         self.manager.events.remove_listener(self._from_thread)
+        self.lean.close()
 
     def stats(self) -> dict[str, int]:
         """Clients connected, the largest backlog any holds, and records thinned so far."""
@@ -97,6 +101,8 @@ class StreamHub:
             "largest_backlog": max((len(c.records) for c in clients), default=0),
             "backlog_limit": self.max_pending,
             "dropped": sum(c.dropped for c in clients) + self.dropped_by_departed,
+            "lean_clients": self.lean.clients(),
+            "lean_frames_dropped": self.lean.frames_dropped,
         }
 
     async def _send(self, websocket: WebSocket, text: str) -> None:
@@ -111,6 +117,25 @@ class StreamHub:
     def _dispatch(self, event: Event) -> None:
         for client in self.clients.get(event.run_id, ()):
             client.offer(event)
+        self.lean.dispatch(event)
+
+    async def serve_lean(
+        self, websocket: WebSocket, run_id: str, layer: int | None, fields: str | None
+    ) -> None:
+        """Stream one run's lean view (docs/api.md, "Lean stream") to an accepted websocket."""
+        try:
+            wanted = self.lean.resolve(run_id, layer, fields)
+        except RunNotFound:
+            await websocket.close(code=CloseCode.NO_SUCH_RUN, reason="no such run")
+            return
+        except InvalidView as exc:
+            await websocket.close(code=CloseCode.INVALID_VIEW, reason=str(exc)[:120])
+            return
+        watcher = asyncio.create_task(_watch_disconnect(websocket))
+        try:
+            await self.lean.serve(websocket, run_id, wanted, watcher)
+        finally:
+            watcher.cancel()
 
     async def serve(self, websocket: WebSocket, run_id: str, after: int | None) -> None:
         """Stream one run to an accepted websocket until the run ends or the client leaves."""

@@ -11,6 +11,8 @@ import { laneNames, Timeline } from "./timeline.js";
 import { addExpand, confirmAction, expand, setupPresentation } from "./presentation.js";
 import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
+import { Replay } from "./replay.js";
+import { Presenter } from "./presenter.js";
 import { ACTIVE, TERMINAL } from "./vocabulary.js";
 
 let run = JSON.parse(document.getElementById("run-data").textContent);
@@ -79,6 +81,7 @@ function selectLayer(layer) {
   layerSelect.value = String(layer);
   diagram.select(layer);
   buildCharts();
+  stream.setLayer(layer); // the lean stream sends this layer's fields from a fresh snapshot
 }
 layerSelect.addEventListener("change", (e) => selectLayer(Number(e.target.value)));
 
@@ -291,7 +294,7 @@ for (const [key, value] of Object.entries(run.config)) {
 const loading = document.getElementById("loading");
 // Charts appear with the first records; until then the page says what it waits for.
 function showLoaded() {
-  if (records.length === 0) {
+  if (records.length === 0 && !replay?.records.length) {
     loading.textContent = TERMINAL.has(run.status) ? "This run recorded no steps." :
       run.status === "queued" ? "Queued: the run starts when a training slot is free." : "Waiting for the first step…";
     return;
@@ -302,33 +305,62 @@ function showLoaded() {
     container.hidden = false;
   }
 }
+// Every picture takes new records here, live or replayed.
+function addRecords(batch) {
+  if (!batch.length) return;
+  records.push(...batch);
+  if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
+  lastRecord = batch[batch.length - 1];
+  charts.forEach((c) => c.push(run.id, batch));
+  heatmap.push(batch);
+  timeline.push(batch);
+  diagram.update(batch);
+  showProgress();
+  showLoaded();
+}
+function clearRecords() {
+  records = [];
+  lastRecord = null;
+  charts.forEach((c) => c.reset(run.id));
+  heatmap.reset(); timeline.reset();
+  diagram.latest = {};
+}
+// Replay (a run that has ended, ?replay=1&speed=…): the pictures start again from step 0.
+let replay = null;
+const replayButton = document.createElement("button");
+replayButton.type = "button"; replayButton.id = "replay-button"; replayButton.textContent = "Replay this run";
+replayButton.hidden = true;
+document.querySelector(".share").append(replayButton);
+function startReplay(speed) {
+  replayButton.hidden = true;
+  replay = new Replay(document.getElementById("progress-text"), { reset: clearRecords, push: addRecords }, { speed });
+  return replay;
+}
+replayButton.addEventListener("click", () => startReplay("1").load(records.slice()).play());
+const asked = new URLSearchParams(location.search);
+if (asked.get("replay") === "1" && TERMINAL.has(run.status)) startReplay(asked.get("speed") || "1");
+
 buildCharts();
 showStatus(run.status, run.summary || {});
 showProgress();
-new RunStream(run.id, {
+const stream = new RunStream(run.id, {
   onSnapshot(msg) {
     run = { ...run, ...msg.run };
-    records = msg.history;
-    lastRecord = records[records.length - 1] || null;
-    charts.forEach((c) => { c.reset(run.id); c.push(run.id, records); });
-    heatmap.reset(); heatmap.push(records);
-    timeline.reset(); timeline.push(records);
-    diagram.update(records);
+    if (replay) {
+      const first = replay.records.length === 0; // later ones: another layer's fields
+      replay.load(msg.history, !first);
+      if (first) replay.play();
+    } else {
+      clearRecords();
+      addRecords(msg.history);
+    }
     showStatus(msg.status, msg.run.summary || {});
     charts.forEach(markDivergence);
     showLoaded();
     showProgress();
   },
   onMetrics(batch) {
-    records.push(...batch);
-    if (records.length > 20000) records = records.filter((_, i) => i % 2 === 0 || i > records.length - 5000);
-    lastRecord = batch[batch.length - 1];
-    charts.forEach((c) => c.push(run.id, batch));
-    heatmap.push(batch);
-    timeline.push(batch);
-    diagram.update(batch);
-    showProgress();
-    showLoaded();
+    addRecords(batch);
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
@@ -337,9 +369,14 @@ new RunStream(run.id, {
     charts.forEach(markDivergence);
     showProgress();
     showLoaded();
+    replayButton.hidden = Boolean(replay) || !["finished", "diverged", "stopped"].includes(run.status);
   },
   onConnection(state) {
     connectionState = state;
     showConnection();
   },
+}, { detail: "lean", layer: view.layer });
+new Presenter(run.id, {
+  view, replay: () => replay, canControl: () => canControl,
+  startReplay: () => (TERMINAL.has(run.status) && records.length ? startReplay("1").load(records.slice()) : null),
 });
