@@ -112,7 +112,8 @@ class LeanSnapshot:
             "seq": self.seq,
             "fields": list(self.fields),
         }
-        return json.dumps(fields)[:-1] + f', "columns": {self.columns}}}'
+        head = json.dumps(json_safe(fields), allow_nan=False)  # a diverged run's summary: null
+        return head[:-1] + f', "columns": {self.columns}}}'
 
 
 @dataclass(frozen=True)
