@@ -28,7 +28,7 @@ from app.settings import Settings
 from app.storage.checkpoints import Checkpoints, pack
 from app.storage.store import Store
 from synthgrad_core import TrainConfig
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.factory import make_trainer
 
 CASES = {
     "article (addition)": {"dataset": "addition", "method": "dni"},

@@ -36,7 +36,7 @@ from synthgrad_core.config import (
     FieldSpec,
     TrainConfig,
 )
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.factory import make_trainer
 
 BASES: dict[str, dict[str, Any]] = {
     "addition": {"dataset": "addition", "bits": 6, "examples": 200, "hidden": [16, 16]},

@@ -2,6 +2,7 @@
 
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset
+from .factory import make_trainer
 from .records import dumps, json_safe
 from .trainer import Record, Trainer, without_timing
 
@@ -14,6 +15,7 @@ __all__ = [
     "dumps",
     "json_safe",
     "load_dataset",
+    "make_trainer",
     "without_timing",
 ]
 __version__ = "0.1.0"

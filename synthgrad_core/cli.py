@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .config import FIELD_SPECS, ConfigError, ResolvedConfig, TrainConfig
+from .factory import make_trainer
 from .flags import FLAG_TYPES, OneLineParser, flag_name
-from .pipeline import make_trainer
 from .presets import describe as describe_presets
 from .presets import preset_config
 from .records import dumps

@@ -32,24 +32,40 @@ def _watched(record: dict[str, Any]) -> dict[str, float]:
 
 
 class Watch:
-    """The last finite figures of diagnosed steps, and those of about TREND_STEPS before."""
+    """The last diagnosed step's record, and one from about TREND_STEPS before.
+
+    `seen` runs on every diagnosed step, so it only keeps references; the figures
+    are read out (finite ones only) when a run diverges.
+    """
 
     def __init__(self) -> None:
-        self.last: dict[str, float] = {}
-        self.earlier: dict[str, float] = {}
-        self._pending: dict[str, float] = {}
+        self._last: dict[str, Any] | None = None
+        self._earlier: dict[str, Any] | None = None
+        self._pending: dict[str, Any] | None = None
 
     def seen(self, record: dict[str, Any]) -> None:
         """A finite step's record (diagnosed steps carry the per-layer figures)."""
         if "w_norm_l1" not in record:
             return
-        figures = _watched(record)
-        if not all(math.isfinite(v) for v in figures.values()):
-            return
-        figures["step"] = record["step"]
-        if not self._pending or figures["step"] - self._pending["step"] >= TREND_STEPS:
-            self.earlier, self._pending = self._pending, figures
-        self.last = figures
+        if self._pending is None or record["step"] - self._pending["step"] >= TREND_STEPS:
+            self._earlier, self._pending = self._pending, record
+        self._last = record
+
+    @property
+    def last(self) -> dict[str, float]:
+        """The watched figures of the last diagnosed step (finite ones), with its step."""
+        return _finite_figures(self._last)
+
+    @property
+    def earlier(self) -> dict[str, float]:
+        return _finite_figures(self._earlier)
+
+
+def _finite_figures(record: dict[str, Any] | None) -> dict[str, float]:
+    if record is None:
+        return {}
+    figures = {k: v for k, v in _watched(record).items() if math.isfinite(v)}
+    return figures | {"step": record["step"]}
 
 
 def _ran_away(watch: Watch) -> tuple[str, float] | None:

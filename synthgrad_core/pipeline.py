@@ -137,10 +137,8 @@ class PipelinedTrainer(Trainer):
         self._fragments: dict[int, list[dict[str, Any]]] = {}
         self._next = 1
         self._synced: dict[int, threading.Event] = {}
-        self._events: list[list[Any]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._origin = time.perf_counter()
         self._window_start = 0.0
         self._stalled = 0.0  # seconds the pipeline stood idle waiting for the reader (paused)
         self._made = self._returned = 0  # records completed by the workers / read by step()
@@ -276,12 +274,12 @@ class PipelinedTrainer(Trainer):
         if self._credit <= 0:
             return None
         self._credit -= 1
-        x, y, position = self._next_batch()
+        x, y, position = self.next_batch()
         step = self.step_count
         cfg = self.config
         if self._periodic_due(step, position) or step >= self.total_steps:
             self._synced[step] = threading.Event()
-        applies = self._layers_that_update(self.net.depth)
+        applies = self.layers_that_update(self.net.depth)
         diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
         return ("batch", step, position, x, y, applies, diagnose)
 
@@ -475,11 +473,11 @@ class PipelinedTrainer(Trainer):
         if diverged or not all(
             math.isfinite(record.get(f"w_norm_l{k + 1}", 0.0)) for k in range(self.net.depth)
         ):
-            record = self._diverge(record)
+            record = self.diverge(record)
         else:
             position = (step - 1) % self.steps_per_epoch
-            self._periodic(record, step, position)
-            record = self._check_end(record)
+            self.periodic(record, step, position)
+            record = self.check_end(record)
         if self.status != "running":
             self._stop.set()
             for stage in self.stages:
@@ -509,14 +507,3 @@ LOCKED = {
         "through fixed matrices"
     ),
 }
-
-
-def make_trainer(config: TrainConfig, dataset: Dataset | None = None) -> Trainer:
-    """The trainer a config asks for: pipelined for dni/cdni with execution "pipelined"."""
-    cfg = config.resolve()
-    if cfg.execution == "pipelined" and cfg.uses_modules:
-        return PipelinedTrainer(config, dataset)
-    trainer = Trainer(config, dataset)
-    if cfg.execution == "pipelined":
-        trainer.notes.append(f"trained sequentially: {LOCKED[cfg.method]}")
-    return trainer

@@ -54,7 +54,7 @@ class EpochFidelity:
         with a FIDELITY_PREFIXES prefix is looked for."""
         self._epoch: Any = None
         self._sums: dict[str, list[float]] = {}
-        self._keys = keys
+        self._keys = None if keys is None else [k for k in keys if k.startswith(FIDELITY_PREFIXES)]
 
     def add(self, record: dict[str, Any]) -> None:
         epoch = math.ceil(record["epoch"] - 1e-9) if "epoch" in record else None
@@ -62,15 +62,20 @@ class EpochFidelity:
             self._epoch, self._sums = epoch, {}
         if "cos_h1" not in record:  # not a diagnosed step (every net has a hidden layer)
             return
-        keys = self._keys if self._keys is not None else list(record)
+        keys = self._keys
+        if keys is None:
+            keys = [key for key in record if key.startswith(FIDELITY_PREFIXES)]
+        sums = self._sums
         for key in keys:
-            value = record.get(key)
-            if not isinstance(value, float | int) or not math.isfinite(value):
+            value: Any = record.get(key)
+            # a float (or int) that is finite: x - x is 0.0 only then (NaN and inf give NaN)
+            if type(value) not in (float, int) or value - value != 0.0:
                 continue
-            if key.startswith(FIDELITY_PREFIXES):
-                tally = self._sums.setdefault(key, [0.0, 0])
-                tally[0] += value
-                tally[1] += 1
+            tally = sums.get(key)
+            if tally is None:
+                tally = sums[key] = [0.0, 0]
+            tally[0] += value
+            tally[1] += 1
 
     def state(self) -> dict[str, Any]:
         """The tally so far, as JSON (a captured trainer's)."""

@@ -7,35 +7,32 @@ batch, width), modules and optimiser moments alike, so one `np.matmul` over the 
 does every seed's product and the network, rules, modules and optimisers run unchanged
 (their math reads the batch axis as -2; synthgrad_core.nn).
 
-Each seed keeps its own `Trainer` for everything that is not the stacked arithmetic:
-its data split and order, its records, held-out evaluations, divergence and explosion
-watch, summary and captured state. Its network is a view of its slice of the stack
-(`Network.seed`), so what it evaluates is what the stack trained. Each seed's records
-equal the records of that seed trained alone (tests/core/test_seeds.py: to 1e-9, every
-rule).
+Each seed keeps its own `SeedBook` (synthgrad_core.bookkeeping, as a Trainer does) for
+everything that is not the stacked arithmetic: its data split and order, held-out
+evaluations, divergence and explosion watch, summary and captured state's metadata. Its
+records are built for every seed in one pass: each figure one stacked reduction
+(diagnostics.StepFigures), one (seeds, figures) table, one row per seed. Its network is
+a view of its slice of the stack (`Network.seed`), so what it evaluates is what the stack
+trained. Each seed's records equal the records of that seed trained alone
+(tests/core/test_seeds.py: to 1e-9, every rule).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, TrainConfig
+from .bookkeeping import SeedBook, batch_accuracy
+from .config import ConfigError, Method, ResolvedConfig, TrainConfig, io_sizes
 from .data import Dataset, load_dataset
-from .diagnostics import (
-    saturation,
-    stacked_fidelity,
-    stacked_layer_stats,
-    stacked_square_sums,
-)
+from .diagnostics import StepFigures, table_rows
 from .nn import VECTORS, Network, Pass
-from .optim import make_optimizer
 from .rules import (
     Backprop,
     Backward,
@@ -46,8 +43,8 @@ from .rules import (
     TrueGradient,
 )
 from .state import TrainerState
-from .synthetic import SyntheticGradientModule, stacked_module_loss
-from .trainer import Record, Stepper, Trainer, batch_accuracy, fill_figures, network_params
+from .synthetic import SyntheticGradientModule
+from .trainer import Record, Stepper, seed_parts
 
 #: Most seeds one batch trains (each is a full copy of the network and its state).
 MAX_SEEDS = 64
@@ -87,11 +84,69 @@ def check_batchable(config: TrainConfig) -> None:
         )
 
 
+#: The batching estimate's constants, fitted to `python -m bench.seeds --clock cpu` on the
+#: 2-core Xeon (docs/benchmarks.md): seconds of a step's fixed Python and call overhead,
+#: which a batch pays once for all its seeds, without and with diagnostics; seconds per
+#: array element a step touches per seed (weights and modules updated, a batch's
+#: activations), which a batch pays once per seed; and how much more per-seed work a
+#: diagnosed step does than a plain one (the true gradient, the figures' reductions).
+STEP_OVERHEAD = 15e-6
+DIAGNOSIS_OVERHEAD = 40e-6
+SECONDS_PER_ELEMENT = 3e-9
+DIAGNOSIS_WORK = 0.7
+#: How much faster a batch must be estimated to finish than separate processes.
+BATCH_MARGIN = 0.1
+
+
+def batch_speedup(cfg: ResolvedConfig, seeds: int) -> float:
+    """Estimated seed-steps per second of `seeds` seeds batched over one seed alone, on one
+    core: the fixed overhead of a step is paid once for every seed, the work on its arrays
+    once per seed. Small nets gain most, wide ones nothing; diagnostics add fixed overhead
+    as well as work, so a batch gains a little more where every step is diagnosed."""
+    n_in, n_out = io_sizes(cfg)
+    sizes = [n_in, *cfg.hidden, n_out]
+    elements = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    elements += cfg.batch_size * sum(sizes)
+    if cfg.uses_modules:
+        condition = n_out if Method(cfg.method).conditioned else 0
+        for width in cfg.hidden:
+            module = [width + condition, *cfg.sg_hidden, width]
+            elements += sum((a + 1) * b for a, b in itertools.pairwise(module))
+            elements += cfg.batch_size * sum(module)
+    diagnosed = 1.0 / cfg.diagnostics_every if cfg.diagnostics_every else 0.0
+    overhead = STEP_OVERHEAD + DIAGNOSIS_OVERHEAD * diagnosed
+    work = elements * SECONDS_PER_ELEMENT * (1.0 + DIAGNOSIS_WORK * diagnosed)
+    return seeds * (overhead + work) / (overhead + seeds * work)
+
+
+def batch_pays(cfg: ResolvedConfig, seeds: int, runs: int, cores: int) -> bool:
+    """Whether a group of `seeds` seeds of `cfg` should train as one batch (one process)
+    rather than one process per seed, in a sweep of `runs` runs in all on `cores` free
+    cores: what the sweep (CLI and server) decides per group.
+
+    Separate processes keep every core busy (the sweep takes ceil(runs / cores) runs'
+    time); batched, each group is one job ((runs / seeds) jobs on the cores), each taking
+    seeds / speedup runs' time. A batch must be estimated to finish at least BATCH_MARGIN
+    sooner. A config a batch cannot train (check_batchable) never batches.
+    """
+    if seeds < 2 or cores < 1:
+        return False
+    try:
+        check_batchable(cfg)
+    except ConfigError:
+        return False
+    groups = max(runs // seeds, 1)
+    batched = math.ceil(groups / cores) * seeds / batch_speedup(cfg, seeds)
+    apart = math.ceil(runs / cores)
+    return batched < apart * (1.0 - BATCH_MARGIN)
+
+
 class SeedBatch(Stepper):
     """Trains `config` once per seed in `seeds` (its own seed ignored), all at once.
 
     `step()` returns one record per seed (None for a seed that has ended: diverged
-    while the others go on); `summaries()` and `capture()` give one per seed.
+    while the others go on); `summaries()` and `capture()` give one per seed. Each seed's
+    bookkeeping is its own SeedBook (`members`), as a Trainer's is.
 
     >>> batch = SeedBatch(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2), [1, 2])
     >>> steps = list(batch)
@@ -108,19 +163,16 @@ class SeedBatch(Stepper):
         if dataset is None and cfg.dataset == "mnist":  # the same files whatever the seed
             dataset = load_dataset(cfg)
         self.seeds = list(seeds)
-        self.members = [
-            Trainer(dataclasses.replace(cfg, seed=seed), dataset) for seed in self.seeds
-        ]
+        configs = [dataclasses.replace(cfg, seed=seed) for seed in self.seeds]
+        parts = [seed_parts(c, dataset) for c in configs]
+        # the shapes of one seed's state arrays (capture cuts the stack's to them)
+        one = Stepper(configs[0], parts[0][1], parts[0][2])
+        self._shapes = {name: a.shape for name, a in one._state_arrays().items()}
+        net = Network.stacked([seed_net for _, seed_net, _ in parts])
+        super().__init__(configs[0], net, stacked_rule([rule for _, _, rule in parts]))
+        self.members = seed_books(configs, [data for data, _, _ in parts], net, self.rule)
         first = self.members[0]
-        self.config, self.method = first.config, first.method
         self.total_steps, self.steps_per_epoch = first.total_steps, first.steps_per_epoch
-        self._shapes = {name: a.shape for name, a in first._state_arrays().items()}
-        self.net = Network.stacked([m.net for m in self.members])
-        for s, member in enumerate(self.members):
-            member.net = self.net.seed(s)
-        params = network_params(self.net)
-        self.optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate, cfg.momentum)
-        self.rule = stacked_rule([m.rule for m in self.members])
         self._x, self._y = stacked_data([m.data for m in self.members])
         rows = len(first.data.x_train)
         #: where each seed's rows begin in the stacked data (one take gathers every batch)
@@ -131,9 +183,7 @@ class SeedBatch(Stepper):
         self._frozen: dict[int, list[np.ndarray]] = {}
         self.step_count = 0
         self.elapsed = 0.0
-        self._origin = time.perf_counter()
-        self._events, self._window = [], []
-        self._change = ""
+        self.figures = StepFigures(net.sizes, cfg.activation)
 
     # -- running -----------------------------------------------------------
     @property
@@ -161,20 +211,17 @@ class SeedBatch(Stepper):
         with np.errstate(all="ignore"):
             records = self._step()
         self.elapsed += time.perf_counter() - start
-        change, self._change = self._change, ""
-        unix_time = time.time()
-        events, window = self._events, self._window
-        self._events = []
+        shared: Record = {"wall_time": self.elapsed, "unix_time": time.time()}
+        if self._change:
+            shared["config_change"], self._change = self._change, ""
+        if self._events:
+            shared["timeline"], shared["timeline_window"] = self._events, self._window
+            self._events = []
         for member, record in zip(self.members, records, strict=True):
-            if record is None:
-                continue
-            member.elapsed = self.elapsed
-            if change:
-                record["config_change"] = change
-            record["wall_time"], record["unix_time"] = self.elapsed, unix_time
-            if events:
-                record["timeline"], record["timeline_window"] = events, window
-            member.epoch_fidelity.add(record)
+            if record is not None:
+                member.elapsed = self.elapsed
+                record.update(shared)
+                member.epoch_fidelity.add(record)
         return records
 
     def _step(self) -> list[Record | None]:
@@ -200,22 +247,51 @@ class SeedBatch(Stepper):
             self._apply(hs, backward, None)
             self.rule.learn(backward, None)
             self._keep_frozen()
-            seen = None
         else:
             assert truth is not None and forward_times is not None
-            seen = self._timed_update(hs, backward, truth, step_start, forward_times)
-        self._finish(records, seen, position)
+            self._diagnosed_update(records, hs, backward, truth, (step_start, forward_times))
+        for member, record in zip(self.members, records, strict=True):
+            if record is not None and not member.done:  # not ended, nor diverged at this step
+                member.periodic(record, step, position)
+                member.check_end(record)
         return records
 
-    def _finish(self, records: list[Record | None], seen: Seen | None, position: int) -> None:
-        """Each running seed's diagnostics, evaluations and end, by its own Trainer."""
-        if seen is not None:
-            self._diagnose_all(records, seen)
-        for member, record in zip(self.members, records, strict=True):
-            if record is None or member.done:  # ended before, or diverged at this step
-                continue
-            member._periodic(record, self.step_count, position)
-            member._check_end(record)
+    def _diagnosed_update(
+        self,
+        records: list[Record | None],
+        hs: Pass,
+        backward: Backward,
+        truth: TrueGradient,
+        forward: tuple[float, list[float]],
+    ) -> None:
+        """A diagnosed step's update, timed, and every running seed's figures."""
+        net = self.net
+        before = self.figures.before(net.flat_weights, net.weight_starts, self.step_count)
+        updates, starts, update_times = self._apply(hs, backward, None, timed=True)
+        errors = self.rule.learn(backward, None)
+        self._timeline(forward[0], forward[1], starts, update_times, updates)
+        self._keep_frozen()
+        keys, values, finite = self.figures.values(
+            [hs[k] for k in range(1, net.depth)],
+            backward.signals,
+            truth.gradients,
+            errors,
+            (net.flat_weights, net.weight_starts, updates, before),
+            (forward[1], update_times),
+            self.step_count,
+        )
+        self._fill_figures(records, keys, values, finite)
+
+    def _fill_figures(
+        self, records: list[Record | None], keys: list[str], values: np.ndarray, finite: np.ndarray
+    ) -> None:
+        """Each running seed's row of a diagnosed step's figures into its record, under the
+        keys a seed alone uses; a seed whose weights are no longer finite diverges."""
+        for s, (record, row) in enumerate(zip(records, table_rows(values), strict=True)):
+            if record is not None and not self.members[s].done:
+                record.update(zip(keys, row, strict=True))
+                if not finite[s]:
+                    self._freeze(s, record)
 
     def _next_batches(self, live: list[bool]) -> tuple[np.ndarray, np.ndarray, int]:
         """Each running seed's next batch from its own order, stacked (an ended seed's slot
@@ -223,72 +299,38 @@ class SeedBatch(Stepper):
         position = 0
         for s, member in enumerate(self.members):
             if live[s]:
-                self._rows[s], position = member._next_rows()
+                self._rows[s], position = member.next_rows()
         self.step_count += 1
-        rows = np.stack(self._rows)
+        rows = np.array(self._rows)  # (np.stack: the same array, at several times the cost)
         rows += self._offsets
         return self._x[rows], self._y[rows], position
-
-    def _timed_update(
-        self,
-        hs: Pass,
-        backward: Backward,
-        truth: TrueGradient,
-        step_start: float,
-        forward_times: list[float],
-    ) -> Seen:
-        """A diagnosed step's update: timed, with what each seed's diagnostics need."""
-        before = stacked_square_sums(self.net.flat_weights, self.net.weight_starts)
-        updates, starts, update_times = self._apply(hs, backward, None, timed=True)
-        errors = self.rule.learn(backward, None)
-        self._timeline(step_start, forward_times, starts, update_times, updates)
-        self._keep_frozen()
-        return Seen(hs, backward, truth, errors, updates, before, (forward_times, update_times))
-
-    def _diagnose_all(self, records: list[Record | None], seen: Seen) -> None:
-        """Every running seed's diagnostics at once: each figure one stacked reduction for all
-        seeds, then written into each record as the seed alone writes it
-        (Trainer._fill_layers); a seed whose weights are no longer finite diverges."""
-        depth = self.net.depth
-        fidelity, saturations, losses, stats = stacked_figures(self.net, seen)
-        for s, (member, record) in enumerate(zip(self.members, records, strict=True)):
-            if record is None or member.done:
-                continue
-            fill_figures(record, {k: figures[s] for k, figures in fidelity.items()})
-            saturated = {k: values[s] for k, values in saturations.items()}
-            module_losses = {k: values[s] for k, values in losses.items()}
-            member._fill_layers(record, saturated, module_losses, stats[s], seen.times, 0)
-            if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(depth)):
-                self._freeze(s, record)
 
     def _first_fields(
         self, step: int, live: list[bool], losses: np.ndarray, logits: np.ndarray, y: np.ndarray
     ) -> list[Record | None]:
-        """Each running seed's record with its loss and batch accuracy; a seed whose loss is
-        not finite diverges here (its weights stay as they were: `_freeze`)."""
+        """Each running seed's record with its loss and batch accuracy, every seed's from one
+        table; a seed whose loss is not finite diverges here (its weights stay as they
+        were: `_freeze`)."""
         accuracy = batch_accuracy(logits, y, self.members[0].data.bit_targets)
+        keys = ["loss", *accuracy]
+        table = np.array([losses, *accuracy.values()]).T.tolist()
+        epoch = step / self.steps_per_epoch
         records: list[Record | None] = []
-        for s, running in enumerate(live):
+        for s, (running, row) in enumerate(zip(live, table, strict=True)):
             if not running:
                 records.append(None)
                 continue
-            loss = float(losses[s])
-            record: Record = {
-                "step": step,
-                "epoch": step / self.steps_per_epoch,
-                "wall_time": 0.0,
-                "loss": loss,
-            }
-            record |= {key: float(values[s]) for key, values in accuracy.items()}
+            record: Record = {"step": step, "epoch": epoch, "wall_time": 0.0}
+            record.update(zip(keys, row, strict=True))
             records.append(record)
-            if not math.isfinite(loss):
+            if not math.isfinite(row[0]):
                 self._freeze(s, record)
         return records
 
     def _freeze(self, s: int, record: Record) -> None:
         """Seed s diverged: it ends, and its slice of the network keeps what it holds now,
         as the seed alone would end (the stack goes on computing every slice)."""
-        self.members[s]._diverge(record)
+        self.members[s].diverge(record)
         self._frozen[s] = [a[s].copy() for a in self._network_arrays()]
 
     def _keep_frozen(self) -> None:
@@ -308,7 +350,7 @@ class SeedBatch(Stepper):
 
     # -- results -----------------------------------------------------------
     def summaries(self) -> list[dict[str, Any]]:
-        """Each seed's summary (Trainer.summary), `seconds` the whole batch's time."""
+        """Each seed's summary (SeedBook.summary), `seconds` the whole batch's time."""
         return [m.summary() for m in self.members]
 
     def summary(self) -> dict[str, Any]:
@@ -324,38 +366,25 @@ class SeedBatch(Stepper):
             for name, value in arrays.items():
                 shape = self._shapes[name]
                 own[name] = value[s].reshape(shape) if value.ndim > len(shape) else value
-            own["order"] = member._order.copy()
-            states.append(TrainerState(member._state_meta(), own))
+            own["order"] = member.order.copy()
+            states.append(TrainerState(member.state_meta(), own))
         return states
 
     def close(self) -> None:
         """Nothing to release (a sequential trainer)."""
 
 
-@dataclass(slots=True)
-class Seen:
-    """What a diagnosed stacked step hands each seed's diagnostics."""
-
-    hs: Pass
-    backward: Backward
-    truth: TrueGradient
-    errors: dict[int, np.ndarray]
-    updates: list[np.ndarray | None]
-    #: each seed's square sums of its weights before the update
-    before: list[list[float]]
-    times: tuple[list[float], list[float]]
-
-
-def stacked_figures(net: Network, seen: Seen) -> tuple[Any, Any, Any, Any]:
-    """A diagnosed stacked step's figures, one reduction each for every seed: fidelity and
-    saturation by hidden layer, module loss by module, layer statistics by seed."""
-    truths, signals = seen.truth.gradients, seen.backward.signals
-    fidelity = {k: stacked_fidelity(g, truths[k]) for k, g in signals.items() if k in truths}
-    hidden = range(net.depth - 1)
-    saturations = {k: saturation(seen.hs[k + 1], net.activation_name) for k in hidden}
-    losses = {k: stacked_module_loss(error) for k, error in seen.errors.items()}
-    stats = stacked_layer_stats(net.flat_weights, net.weight_starts, seen.updates, seen.before)
-    return fidelity, saturations, losses, stats
+def seed_books(
+    configs: Sequence[ResolvedConfig], datasets: Sequence[Dataset], net: Network, rule: Rule
+) -> list[SeedBook]:
+    """Each seed's bookkeeping over its slice of the stacked network and modules (views)."""
+    modules = getattr(rule, "modules", [])
+    books = []
+    for s, (cfg, data) in enumerate(zip(configs, datasets, strict=True)):
+        book = SeedBook(cfg, data, net.seed(s))
+        book.module_params = [[p[s] for p in getattr(m, "params", [])] for m in modules]
+        books.append(book)
+    return books
 
 
 def stacked_rule(rules: Sequence[Rule]) -> Rule:

@@ -2,12 +2,15 @@
 
 Every config flag takes a list: `--method backprop,dni --seed 1,2,3 --epochs 50`
 (`--hidden 128,64;256,128` for lists of widths). The grid is every combination;
-a group is a grid point without the seed. A group's seeds train as one batched
-computation (synthgrad_core.seeds; `--no-batch-seeds` trains each seed alone, and a
-config a batch cannot train, pipelined or with update_probability below 1, always
-does); jobs train in parallel processes (`--jobs`, default the number of cores), a
-progress line counts runs, and the summary gives each group's held-out accuracy:
-mean, min and max over its seeds.
+a group is a grid point without the seed. A group's seeds train either as one batched
+computation (synthgrad_core.seeds) or as one process per seed: by default the sweep
+chooses per group what is estimated to finish sooner on the cores it has
+(seeds.batch_pays: the cores, the group's seeds, its net's size and diagnostics
+cadence); `--batch-seeds always` or `never` (`--no-batch-seeds`) decide for every
+group, and a config a batch cannot train (pipelined, or with update_probability below
+1) always trains seed by seed. Jobs train in parallel processes (`--jobs`, default
+the number of cores), a progress line counts runs, and the summary gives each group's
+held-out accuracy: mean, min and max over its seeds.
 With `--json`, the last line is one object: `runs` (grid values, accuracy,
 test_accuracy, status) and `groups` (grid values, n, test_accuracy_mean, _min, _max).
 """
@@ -30,6 +33,8 @@ from .flags import FLAG_TYPES
 MAX_RUNS = 96
 #: Fields besides method and seed that may vary in one sweep.
 MAX_EXTRA_FIELDS = 2
+#: How a sweep trains a group's seeds: chosen per group, always batched, never batched.
+BATCH_MODES = ("auto", "always", "never")
 
 
 def add_sweep_command(sub: Any) -> None:
@@ -45,11 +50,18 @@ def add_sweep_command(sub: Any) -> None:
     sweep.add_argument("--jobs", type=int, default=None, help="runs at once (default: cores)")
     sweep.add_argument("--json", action="store_true", help="one JSON summary on the last line")
     sweep.add_argument(
+        "--batch-seeds",
+        choices=BATCH_MODES,
+        default="auto",
+        help="train a group's seeds as one batched computation (same results): 'auto' "
+        "(default) where it is estimated to finish sooner than one process per seed",
+    )
+    sweep.add_argument(
         "--no-batch-seeds",
         dest="batch_seeds",
-        action="store_false",
-        help="train every seed in its own process (by default a group's seeds train as one "
-        "batched computation, with the same results)",
+        action="store_const",
+        const="never",
+        help="train every seed in its own process (--batch-seeds never)",
     )
 
 
@@ -110,7 +122,7 @@ def points(fixed: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, 
 
 def train_one(config: dict[str, Any]) -> dict[str, Any]:
     """One run to the end (in a worker process); its summary."""
-    from .pipeline import make_trainer
+    from .factory import make_trainer
 
     trainer = make_trainer(TrainConfig.from_dict(config))
     while not trainer.done:
@@ -130,13 +142,14 @@ def train_group(config: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]
 
 
 def jobs_of(
-    fixed: dict[str, Any], todo: list[dict[str, Any]], batch_seeds: bool
+    fixed: dict[str, Any], todo: list[dict[str, Any]], batch_seeds: str, cores: int = 1
 ) -> list[list[int]]:
-    """The grid points as jobs, by index: a group's points together when its seeds can train
-    as one batch, else one point per job."""
-    from .seeds import check_batchable
+    """The grid points as jobs, by index: a group's points together when its seeds train as
+    one batch (`batch_seeds` "always", or "auto" where seeds.batch_pays on `cores`), else one
+    point per job. A config a batch cannot train is never batched."""
+    from .seeds import batch_pays, check_batchable
 
-    if not batch_seeds:
+    if batch_seeds == "never":
         return [[i] for i in range(len(todo))]
     groups: dict[str, list[int]] = {}
     for i, point in enumerate(todo):
@@ -144,12 +157,16 @@ def jobs_of(
         groups.setdefault(key, []).append(i)
     jobs: list[list[int]] = []
     for members in groups.values():
+        cfg = TrainConfig.from_dict({**fixed, **todo[members[0]]}).resolve()
         try:
-            check_batchable(TrainConfig.from_dict({**fixed, **todo[members[0]]}))
+            check_batchable(cfg)
         except ConfigError:
             jobs += [[i] for i in members]
             continue
-        jobs.append(members)
+        if batch_seeds == "always" or batch_pays(cfg, len(members), len(todo), cores):
+            jobs.append(members)
+        else:
+            jobs += [[i] for i in members]
     return jobs
 
 
@@ -193,7 +210,7 @@ def sweep(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if jobs < 1:
         raise ConfigError("jobs", "must be at least 1")
-    plan = jobs_of(fixed, todo, args.batch_seeds)
+    plan = jobs_of(fixed, todo, args.batch_seeds, jobs)
     runs = _run_all(fixed, todo, plan, jobs, show=sys.stderr.isatty() and not args.json)
     groups = summarize(runs, grid)
     if args.json:

@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .bookkeeping import EVAL_CHUNK, EXPLOSION_FACTOR, SeedBook, batch_accuracy
 from .config import LIVE_FIELDS, ConfigError, Method, ResolvedConfig, TrainConfig
 from .data import Dataset, load_dataset
-from .diagnostics import fidelity, histogram, layer_stats, saturation, square_sums
-from .divergence import Watch, explain
+from .diagnostics import fidelity, layer_stats, saturation, square_sums
 from .nn import Activations, Network, Pass, batch_sum, init_weights
 from .optim import Optimizer, make_optimizer
-from .records import EpochFidelity
 from .rules import (
     Applies,
     Backprop,
@@ -58,11 +57,7 @@ LAYER_FIELDS = ("w_mean", "w_std", "w_norm", "w_max", "update_ratio", "t_forward
 #: marked live in config.py.
 LIVE_KNOBS = LIVE_FIELDS
 
-#: Rows per forward pass when evaluating a whole split.
-EVAL_CHUNK = 32
-#: A run's loss "exploded" when an epoch's mean batch loss exceeds this multiple of
-#: the untrained network's loss (the first step's): flagged even if it stays finite.
-EXPLOSION_FACTOR = 1000.0
+__all__ = ["EVAL_CHUNK", "EXPLOSION_FACTOR", "Stepper", "Trainer", "batch_accuracy", "seed_parts"]
 
 
 class Stepper:
@@ -70,15 +65,20 @@ class Stepper:
     (synthgrad_core.seeds.SeedBatch): the network, its optimiser and rule, the update,
     the timeline of a diagnosed step, live knobs and the state's arrays."""
 
-    config: ResolvedConfig
-    net: Network
-    optimizer: Optimizer
-    rule: Rule
-    method: str
-    _origin: float
-    _events: list[list[Any]]
-    _window: list[float]
-    _change: str
+    def __init__(self, config: ResolvedConfig, net: Network, rule: Rule) -> None:
+        """`net` and `rule`: one seed's, or a stack of seeds' (their arrays stacked)."""
+        self.config = config
+        self.net = net
+        self.params = network_params(net)
+        self.optimizer: Optimizer = make_optimizer(
+            config.optimizer, self.params, config.learning_rate, config.momentum
+        )
+        self.rule = rule
+        self.method = config.method
+        self._origin = time.perf_counter()  # the timeline's zero
+        self._events: list[list[Any]] = []  # the last diagnosed step's timeline
+        self._window: list[float] = []
+        self._change = ""  # live knob changes the next record reports
 
     def configure(self, **changes: Any) -> None:
         """Change live knobs (LIVE_KNOBS) in place, between steps; the next record carries
@@ -213,8 +213,11 @@ class Stepper:
         return arrays
 
 
-class Trainer(Stepper):
+class Trainer(Stepper, SeedBook):
     """Trains one network with one rule; `step()` runs a batch and returns its record.
+
+    The step's arithmetic is the Stepper's; the seed's bookkeeping (data order, end-of-epoch
+    checks, summary, state metadata) its SeedBook's.
 
     >>> trainer = Trainer(TrainConfig(dataset="addition", bits=4, examples=50, epochs=2))
     >>> records = list(trainer)
@@ -229,59 +232,20 @@ class Trainer(Stepper):
         modules: list[GradientModule] | None = None,
     ) -> None:
         cfg = config.resolve()
-        self.config = cfg
-        self.data = dataset if dataset is not None else load_dataset(cfg)
-        init_rng = np.random.default_rng([cfg.seed, 1])
-        self._order_rng = np.random.default_rng([cfg.seed, 2])
-        self._async_rng = np.random.default_rng([cfg.seed, 3])
-        sizes = [self.data.n_inputs, *cfg.hidden, self.data.n_outputs]
-        self.net = Network(
-            sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on"
-        )
-        self.params = network_params(self.net)
-        self.optimizer = make_optimizer(cfg.optimizer, self.params, cfg.learning_rate, cfg.momentum)
-        self.method = cfg.method
-        self.rule = make_rule(cfg, sizes, self.data.n_outputs, init_rng, modules)
-        self.batch_size = cfg.batch_size
-        self.steps_per_epoch = math.ceil(len(self.data.x_train) / cfg.batch_size)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.step_count = 0
-        self.status = "running"
-        self.diverged_at: int | None = None
-        #: why it diverged, in words and figures (synthgrad_core.divergence), once it has
-        self.divergence: dict[str, Any] | None = None
-        self.watch = Watch()  # the last finite figures, for that explanation
-        #: the step ending the first epoch whose mean loss exploded (EXPLOSION_FACTOR)
-        self.exploded_at: int | None = None
-        self._first_loss: float | None = None
-        self._epoch_loss = 0.0
-        self.elapsed = 0.0
-        self._origin = time.perf_counter()
-        self._events: list[list[Any]] = []
-        self._window: list[float] = []
-        #: what the user should know about how this run trains (shown by the CLI, the page)
-        self.notes: list[str] = []
-        self._change = ""  # live knob changes the next record reports
-        # the summary's last-epoch fidelity means, over the keys records of this net hold
-        self.epoch_fidelity = EpochFidelity(
-            [f"{name}_h{i}" for i in range(1, len(cfg.hidden) + 1) for name in ("cos", "rel_err")]
-        )
+        data, net, rule = seed_parts(cfg, dataset, modules)
+        Stepper.__init__(self, cfg, net, rule)
+        SeedBook.__init__(self, cfg, data, net)
+        self.module_params = [getattr(m, "params", []) for m in getattr(rule, "modules", [])]
         self.true_gradients: Activations = {}
-        self._order = np.arange(len(self.data.x_train))
         # Record keys of the diagnostics, built once (they are the same every step).
         self._keys = (
-            [
-                tuple(f"{name}_h{i}" for name in HIDDEN_FIELDS)
-                for i in range(1, len(cfg.hidden) + 1)
-            ],
-            [tuple(f"{name}_l{i}" for name in LAYER_FIELDS) for i in range(1, len(cfg.hidden) + 2)],
+            [tuple(f"{name}_h{i}" for name in HIDDEN_FIELDS) for i in range(1, net.depth)],
+            [tuple(f"{name}_l{i}" for name in LAYER_FIELDS) for i in range(1, net.depth + 1)],
         )
+        # the step whose update left the weights with these square sums (diagnosed steps)
+        self._square: tuple[int, list[float]] | None = None
 
     # -- running -----------------------------------------------------------
-    @property
-    def done(self) -> bool:
-        return self.status != "running"
-
     def __iter__(self) -> Iterator[Record]:
         while not self.done:
             yield self.step()
@@ -306,7 +270,7 @@ class Trainer(Stepper):
     def _step(self) -> Record:
         """batch -> forward -> the rule's backward -> update -> record."""
         cfg, net = self.config, self.net
-        x, y, position = self._next_batch()
+        x, y, position = self.next_batch()
         step = self.step_count
         diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
 
@@ -316,32 +280,33 @@ class Trainer(Stepper):
         record: Record = {"step": step, "epoch": step / self.steps_per_epoch, "wall_time": 0.0}
         top_delta = self._output(record, logits, out, y)
         if top_delta is None:
-            return self._diverge(record)
+            return self.diverge(record)
 
         truth = None
         if diagnose or self.rule.needs_true_gradient:
             truth = TrueGradient(*net.true_backward(hs, top_delta))
             self.true_gradients = truth.gradients
         backward = self.rule.backward(net, hs, top_delta, y, truth)
-        applies = self._layers_that_update(net.depth)
+        applies = self.layers_that_update(net.depth)
         if not diagnose:
             self._apply(hs, backward, applies)
             self.rule.learn(backward, applies)
-            self._periodic(record, step, position)
-            return self._check_end(record)
+            self.periodic(record, step, position)
+            return self.check_end(record)
         assert truth is not None and forward_times is not None
-        before = square_sums(*net.weight_segment(0, net.depth))
+        before = self._before_square(step)
         updates, starts, update_times = self._apply(hs, backward, applies, timed=True)
         errors = self.rule.learn(backward, applies)
         self._timeline(step_start, forward_times, starts, update_times, updates)
         fill_fidelity(record, backward.signals, truth.gradients)
-        self._layer_diagnostics(
+        square = self._layer_diagnostics(
             record, hs, errors, (updates, before), (forward_times, update_times), 0, net.depth
         )
+        self._square = (step, square)
         if not all(math.isfinite(record[f"w_norm_l{k + 1}"]) for k in range(net.depth)):
-            return self._diverge(record)
-        self._periodic(record, step, position)
-        return self._check_end(record)
+            return self.diverge(record)
+        self.periodic(record, step, position)
+        return self.check_end(record)
 
     def _output(
         self, record: Record, logits: np.ndarray | None, out: np.ndarray | None, y: np.ndarray
@@ -352,90 +317,11 @@ class Trainer(Stepper):
         assert logits is not None and out is not None
         loss = net.out.loss(logits, out, y)
         record["loss"] = loss
-        record.update(self._batch_accuracy(logits, y))
+        record.update(batch_accuracy(logits, y, self.data.bit_targets))
         if not math.isfinite(loss):
             return None
         delta: np.ndarray = net.out.delta(logits, out, y)
         return delta
-
-    def _next_batch(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """The next batch (a fresh order each epoch) and its position in the epoch."""
-        batch, position = self._next_rows()
-        return self.data.x_train[batch], self.data.y_train[batch], position
-
-    def _next_rows(self) -> tuple[np.ndarray, int]:
-        """The training rows of the next batch and its position in the epoch."""
-        _epoch, position = divmod(self.step_count, self.steps_per_epoch)
-        if position == 0:
-            self._order = self._order_rng.permutation(len(self.data.x_train))
-        self.step_count += 1
-        return self._order[position * self.batch_size : (position + 1) * self.batch_size], position
-
-    def _watch_explosion(self, loss: float, step: int, position: int) -> None:
-        if self._first_loss is None:
-            self._first_loss = loss
-        self._epoch_loss += loss
-        if position == self.steps_per_epoch - 1:
-            mean = self._epoch_loss / self.steps_per_epoch
-            self._epoch_loss = 0.0
-            if self.exploded_at is None and mean > EXPLOSION_FACTOR * max(self._first_loss, 1e-12):
-                self.exploded_at = step
-
-    def _periodic(self, record: Record, step: int, position: int) -> None:
-        """Weight histograms, held-out evaluations when due; the explosion watch."""
-        cfg = self.config
-        self.watch.seen(record)
-        self._watch_explosion(record["loss"], step, position)
-        if cfg.histogram_every and step % cfg.histogram_every == 0:
-            for k, w in enumerate(self.net.weights):
-                record[f"hist_l{k + 1}"] = histogram(w)
-        if position == self.steps_per_epoch - 1 or (cfg.test_every and step % cfg.test_every == 0):
-            record.update(
-                {
-                    f"test_{key}": value
-                    for key, value in self.evaluate(self.data.x_test, self.data.y_test).items()
-                }
-            )
-
-    def _check_end(self, record: Record) -> Record:
-        if record["step"] >= self.total_steps:
-            if not all(np.isfinite(w).all() for w in self.net.weights):
-                return self._diverge(record)
-            self.status = "finished"
-        return record
-
-    def _layers_that_update(self, depth: int) -> Applies:
-        p = self.config.update_probability
-        if p >= 1.0:
-            return None
-        return list(self._async_rng.random(depth) < p)
-
-    def _diverge(self, record: Record) -> Record:
-        self.status = "diverged"
-        self.diverged_at = record["step"]
-        modules = [getattr(m, "params", []) for m in getattr(self.rule, "modules", [])]
-        self.divergence = explain(record, self.watch, self.config, self.net.weights, modules)
-        return record
-
-    # -- measuring ---------------------------------------------------------
-    def _batch_accuracy(self, logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        return batch_accuracy(logits, y, self.data.bit_targets)
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Loss and accuracy of the current weights on a whole split.
-
-        The forward pass runs in chunks of EVAL_CHUNK rows: measured on the 2-core
-        Xeon, one large matrix product slowed the next ~80 training steps by ~10%
-        (docs/benchmarks.md). Loss and accuracy then take one pass over all logits.
-        """
-        net = self.net
-        with np.errstate(all="ignore"):
-            logits = np.concatenate(
-                [net.logits(x[i : i + EVAL_CHUNK]) for i in range(0, max(len(x), 1), EVAL_CHUNK)]
-            )
-            result = {"loss": net.out.loss(logits, net.out.output(logits), y)}
-        result.update(self._batch_accuracy(logits, y))
-        return result
 
     def _layer_diagnostics(
         self,
@@ -446,16 +332,27 @@ class Trainer(Stepper):
         times: tuple[list[float], list[float]],
         lo: int,
         hi: int,
-    ) -> None:
+    ) -> list[float]:
         """Saturation and module loss of the hidden layers of lo..hi-1, weight statistics
-        and times of its layers (`updates`: what each subtracted, square sums before)."""
+        and times of its layers (`updates`: what each subtracted, square sums before); the
+        layers' square sums now."""
         activation = self.net.activation_name
         hidden = range(lo, min(hi, self.net.depth - 1))
         saturations = {k: saturation(hs[k + 1], activation) for k in hidden}
         losses = {k: module_loss(errors[k]) for k in hidden if k in errors}
         applied, before_square_sums = updates
-        stats = layer_stats(*self.net.weight_segment(lo, hi), applied, before_square_sums)
+        flat, starts = self.net.weight_segment(lo, hi)
+        square = square_sums(flat, starts)
+        stats = layer_stats(flat, starts, applied, before_square_sums, square)
         self._fill_layers(record, saturations, losses, stats, times, lo)
+        return square
+
+    def _before_square(self, step: int) -> list[float]:
+        """Each layer's square sum before this step's update: the previous step's norms when
+        it was diagnosed (nothing changes the weights between two steps), else summed now."""
+        if self._square is not None and self._square[0] == step - 1:
+            return self._square[1]
+        return square_sums(*self.net.weight_segment(0, self.net.depth))
 
     def _fill_layers(
         self,
@@ -487,61 +384,13 @@ class Trainer(Stepper):
             record[forward_key] = forward_times[i]
             record[update_key] = update_times[i]
 
-    def summary(self) -> dict[str, Any]:
-        """Final numbers on the whole training and held-out splits."""
-        train = self.evaluate(self.data.x_train, self.data.y_train)
-        test = self.evaluate(self.data.x_test, self.data.y_test)
-        out: dict[str, Any] = {
-            "method": self.method,
-            "dataset": self.data.name,
-            "seed": self.config.seed,
-            "steps": self.step_count,
-            "seconds": self.elapsed,
-            "loss": train["loss"],
-            "accuracy": train["accuracy"],
-            "test_loss": test["loss"],
-            "test_accuracy": test["accuracy"],
-            "status": self.status,
-        }
-        if self.data.bit_targets:
-            out["exact_accuracy"] = train["exact_accuracy"]
-            out["test_exact_accuracy"] = test["exact_accuracy"]
-        if self.diverged_at is not None:
-            out["diverged_at"] = self.diverged_at
-        if self.divergence is not None:
-            out["divergence"] = self.divergence
-        if self.exploded_at is not None:
-            out["exploded_at"] = self.exploded_at
-        if self.notes:
-            out["notes"] = list(self.notes)
-        if fidelity_means := self.epoch_fidelity.means():
-            out["fidelity"] = fidelity_means
-        return out
-
     # -- state ---------------------------------------------------------------
     def capture(self) -> TrainerState:
         """The trainer's complete state between two steps (synthgrad_core.state): a trainer
         restored from it and stepped with the same config makes the same records."""
         arrays = self._state_arrays()
-        arrays["order"] = self._order.copy()
-        return TrainerState(self._state_meta(), arrays)
-
-    def _state_meta(self) -> dict[str, Any]:
-        return {
-            "config": self.config.as_dict(),
-            "step": self.step_count,
-            "status": self.status,
-            "diverged_at": self.diverged_at,
-            "exploded_at": self.exploded_at,
-            "first_loss": self._first_loss,
-            "epoch_loss": self._epoch_loss,
-            "elapsed": self.elapsed,
-            "rng": {
-                "order": self._order_rng.bit_generator.state,
-                "async": self._async_rng.bit_generator.state,
-            },
-            "fidelity": self.epoch_fidelity.state(),
-        }
+        arrays["order"] = self.order.copy()
+        return TrainerState(self.state_meta(), arrays)
 
     def restore(self, state: TrainerState) -> None:
         """Take up a captured state (before the first step). The config may differ from the
@@ -552,7 +401,7 @@ class Trainer(Stepper):
             raise RuntimeError("restore() comes before the first step")
         captured = state.config
         check_branch(captured, self.config, state.step)
-        net, meta = self.net, state.meta
+        net = self.net
         net.flat_weights[...] = state.arrays["weights"]
         for k, b in enumerate(net.biases):
             b[...] = state.arrays[f"bias.{k}"]
@@ -564,17 +413,7 @@ class Trainer(Stepper):
         if captured.optimizer == self.config.optimizer:
             self.optimizer.load_state(state.part("opt"))
         self._restore_rule(state, captured)
-        self._order = state.arrays["order"].copy()
-        self.step_count = state.step
-        # A run that finished its epochs goes on when the branch gives it more.
-        more = meta["status"] == "finished" and self.step_count < self.total_steps
-        self.status = "running" if more else meta["status"]
-        self.diverged_at, self.exploded_at = meta["diverged_at"], meta["exploded_at"]
-        self._first_loss, self._epoch_loss = meta["first_loss"], meta["epoch_loss"]
-        self.elapsed = meta["elapsed"]
-        self._order_rng.bit_generator.state = meta["rng"]["order"]
-        self._async_rng.bit_generator.state = meta["rng"]["async"]
-        self.epoch_fidelity.load_state(meta["fidelity"])
+        self.load_meta(state.meta, state.arrays["order"])
 
     def _restore_rule(self, state: TrainerState, captured: ResolvedConfig) -> None:
         rule = self.rule
@@ -598,28 +437,6 @@ class Trainer(Stepper):
 
     def close(self) -> None:
         """Release what the trainer holds (worker threads of a pipelined one)."""
-
-
-def batch_accuracy(logits: np.ndarray, y: np.ndarray, bit_targets: bool) -> dict[str, Any]:
-    """Accuracy (and exact accuracy, for bit targets) of a batch's logits: floats, or one
-    per seed for a stack of batches."""
-    # count_nonzero / size: the same numbers as .mean(), at a fraction of its call overhead.
-    stacked = logits.ndim > 2
-    if bit_targets:
-        correct = (logits > 0.0) == (y > 0.5)
-        if stacked:  # bool sums: count_nonzero with an axis is twice as slow
-            return {
-                "accuracy": correct.sum(axis=(-2, -1)) / correct[0].size,
-                "exact_accuracy": correct.all(axis=-1).sum(axis=-1) / correct.shape[-2],
-            }
-        return {
-            "accuracy": int(np.count_nonzero(correct)) / correct.size,
-            "exact_accuracy": int(np.count_nonzero(correct.all(axis=1))) / len(correct),
-        }
-    hits = logits.argmax(axis=-1) == y.argmax(axis=-1)
-    if stacked:
-        return {"accuracy": hits.sum(axis=-1) / hits.shape[-1]}
-    return {"accuracy": int(np.count_nonzero(hits)) / len(y)}
 
 
 def network_params(net: Network) -> list[np.ndarray]:
@@ -674,6 +491,19 @@ def fill_figures(record: Record, figures: dict[int, tuple[float, float, float]])
         record[f"cos_h{k + 1}"] = cos
         record[f"rel_err_h{k + 1}"] = rel_err
         record[f"norm_ratio_h{k + 1}"] = norm_ratio
+
+
+def seed_parts(
+    cfg: ResolvedConfig,
+    dataset: Dataset | None = None,
+    modules: list[GradientModule] | None = None,
+) -> tuple[Dataset, Network, Rule]:
+    """One seed's data, network and rule, drawn from its seed (`modules`: given ones)."""
+    data = dataset if dataset is not None else load_dataset(cfg)
+    init_rng = np.random.default_rng([cfg.seed, 1])
+    sizes = [data.n_inputs, *cfg.hidden, data.n_outputs]
+    net = Network(sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on")
+    return data, net, make_rule(cfg, sizes, data.n_outputs, init_rng, modules)
 
 
 def without_timing(record: Record) -> Record:

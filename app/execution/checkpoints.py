@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.factory import make_trainer
 from synthgrad_core.state import TrainerState
 
 

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Protocol
 from app.execution.checkpoints import StartState, replayed
 from synthgrad_core import Trainer, dumps
 from synthgrad_core.config import ResolvedConfig
-from synthgrad_core.pipeline import make_trainer
+from synthgrad_core.factory import make_trainer
 from synthgrad_core.seeds import SeedBatch
 from synthgrad_core.state import TrainerState
 

@@ -33,6 +33,7 @@ from app.runs.status import ACTIVE, Conflict, RunStatus
 from app.storage.store import RUN_COLUMNS, Store, encode_column
 from synthgrad_core import ConfigError, TrainConfig
 from synthgrad_core.config import FIELD_SPECS
+from synthgrad_core.seeds import batch_pays
 from synthgrad_core.sweep import check_grid, points, summarize
 
 log = logging.getLogger("synthgrad.sweeps")
@@ -102,9 +103,11 @@ def _twice(grid: dict[str, list[Any]], twin: dict[str, Any], point: dict[str, An
     )
 
 
-def mark_batches(runs: list[Run], most: Callable[[Run], int]) -> None:
+def mark_batches(runs: list[Run], most: Callable[[Run], int], cores: int = 1) -> None:
     """Runs whose configs differ only by seed, and that a batch can train, form batches of
-    at most `most(run)` seeds each (a batch is one job: it must fit one run's budget)."""
+    at most `most(run)` seeds each (a batch is one job: it must fit one run's budget), where
+    a batch is estimated to finish sooner than a process per seed on `cores`
+    (seeds.batch_pays)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({**run.config.as_dict(), "seed": None}, sort_keys=True)
@@ -113,7 +116,7 @@ def mark_batches(runs: list[Run], most: Callable[[Run], int]) -> None:
         if len(group) < 2 or not is_batchable(group[0].config):
             continue
         for batch in split_evenly(group, most(group[0])):
-            if len(batch) > 1:
+            if len(batch) > 1 and batch_pays(batch[0].config, len(batch), len(runs), cores):
                 ids = [run.id for run in batch]
                 for run in batch:
                     run.batch = ids
@@ -187,7 +190,11 @@ class Sweeps:
             for run in runs:
                 run.sweep_id = sweep.id
             if batch_seeds:
-                mark_batches(runs, lambda run: seeds_per_batch(run.config, self.manager.settings))
+                # the slots this sweep's runs may hold at once: its owner's share of them
+                slots = min(self.manager.admission.shares.slot_limits(self.manager.slots))
+                mark_batches(
+                    runs, lambda run: seeds_per_batch(run.config, self.manager.settings), slots
+                )
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(

@@ -44,7 +44,7 @@ def test_diagnostics_match_a_plain_numpy_recomputation(method: str, optimizer: s
         trainer.step()
     before = [w.copy() for w in trainer.net.weights]
     position = trainer.step_count % trainer.steps_per_epoch
-    batch = trainer._order[position * cfg.batch_size : (position + 1) * cfg.batch_size]
+    batch = trainer.order[position * cfg.batch_size : (position + 1) * cfg.batch_size]
     x, y = trainer.data.x_train[batch], trainer.data.y_train[batch]
     truths = reference_signals(trainer, x, y)
     hs = [x]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from synthgrad_core import TrainConfig, Trainer, without_timing
-from synthgrad_core.pipeline import PipelinedTrainer, make_trainer, plan_stages
+from synthgrad_core.factory import make_trainer
+from synthgrad_core.pipeline import PipelinedTrainer, plan_stages
 
 CASES = [
     {},

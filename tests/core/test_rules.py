@@ -16,7 +16,7 @@ DEEP = TrainConfig(
 
 
 def first_batch(trainer: Trainer) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
-    x, y, _ = trainer._next_batch()
+    x, y, _ = trainer.next_batch()
     hs, logits, out = trainer.net.forward(x)
     assert logits is not None and out is not None
     return hs, trainer.net.out.delta(logits, out, y), y

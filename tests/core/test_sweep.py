@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 
 import pytest
 
+from synthgrad_core import TrainConfig
 from synthgrad_core.cli import main
 
 
@@ -68,11 +71,12 @@ def test_a_groups_seeds_train_as_one_job_unless_they_cannot() -> None:
 
     grid = {"method": ["backprop", "dni"], "seed": [1, 2, 3]}
     todo = points({}, grid)
-    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=True) == [[0, 1, 2], [3, 4, 5]]
-    assert jobs_of({"dataset": "digits"}, todo, batch_seeds=False) == [[i] for i in range(6)]
+    assert jobs_of({"dataset": "digits"}, todo, "always") == [[0, 1, 2], [3, 4, 5]]
+    assert jobs_of({"dataset": "digits"}, todo, "never") == [[i] for i in range(6)]
     # a batch cannot skip layers per seed: such a group trains seed by seed
     fixed = {"dataset": "digits", "update_probability": 0.5}
-    assert jobs_of(fixed, todo, batch_seeds=True) == [[i] for i in range(6)]
+    assert jobs_of(fixed, todo, "always") == [[i] for i in range(6)]
+    assert jobs_of(fixed, todo, "auto", cores=1) == [[i] for i in range(6)]
 
 
 def test_batched_and_unbatched_sweeps_give_the_same_groups(
@@ -95,3 +99,42 @@ def test_batched_and_unbatched_sweeps_give_the_same_groups(
     for mine, theirs in zip(batched["groups"], alone["groups"], strict=True):
         assert mine["n"] == theirs["n"] == 3
         assert mine["test_accuracy_mean"] == pytest.approx(theirs["test_accuracy_mean"], rel=1e-9)
+
+
+def test_a_sweep_batches_a_group_where_its_estimate_says_it_finishes_sooner() -> None:
+    import math
+
+    from synthgrad_core.seeds import BATCH_MARGIN, batch_pays, batch_speedup
+
+    small = TrainConfig(dataset="digits", method="dni").resolve()
+    wide = TrainConfig(dataset="digits", hidden=(1024, 1024), batch_size=256).resolve()
+    # the estimate: small nets gain from one stacked step, a wide net does not, and a
+    # diagnosed step (more fixed overhead) gains more than an undiagnosed one
+    assert batch_speedup(small, 4) > 1.1 > 1.02 > batch_speedup(wide, 4) >= 1.0
+    never = dataclasses.replace(small, diagnostics_every=0).resolve()
+    assert batch_speedup(small, 4) > batch_speedup(never, 4)
+    # 4 rules x 4 seeds on 2 cores: every core is busy either way, a batch's speedup wins
+    assert batch_pays(small, 4, runs=16, cores=2)
+    assert not batch_pays(wide, 4, runs=16, cores=2)
+    # one group of 4 seeds on 4 cores: 4 processes at once beat one batch on one core
+    assert not batch_pays(small, 4, runs=4, cores=4)
+    assert not batch_pays(small, 1, runs=16, cores=2)  # one seed is no batch
+    skipping = dataclasses.replace(small, update_probability=0.5).resolve()
+    assert not batch_pays(skipping, 4, runs=16, cores=2)  # a batch cannot train it
+    # and in general it is the makespan rule its docstring states
+    for runs, seeds, cores in itertools.product((4, 8, 16, 32), (2, 4, 8), (1, 2, 4, 8)):
+        if seeds > runs:
+            continue
+        batched = math.ceil(max(runs // seeds, 1) / cores) * seeds / batch_speedup(small, seeds)
+        expected = batched < math.ceil(runs / cores) * (1 - BATCH_MARGIN)
+        assert batch_pays(small, seeds, runs, cores) == expected, (runs, seeds, cores)
+
+
+def test_an_automatic_sweep_batches_the_groups_that_pay_and_not_the_others() -> None:
+    from synthgrad_core.sweep import jobs_of, points
+
+    grid = {"hidden": [[32], [1024, 1024]], "seed": [1, 2, 3, 4]}
+    todo = points({}, grid)
+    fixed = {"dataset": "digits", "method": "dni", "batch_size": 256}
+    assert jobs_of(fixed, todo, "auto", cores=2) == [[0, 1, 2, 3], [4], [5], [6], [7]]
+    assert jobs_of(fixed, todo, "always", cores=2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
