@@ -22,6 +22,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from app.runs.manager import RunManager
 from app.runs.status import RunStatus
 from app.settings import Settings
+from support.waiting import wait_until
 
 ARTICLE = {
     "dataset": "addition",
@@ -41,11 +42,12 @@ def throughput(executor: str, runs: int, warmup: float, seconds: float) -> float
         manager = RunManager(settings).start()
         try:
             created = [manager.create(ARTICLE)[0] for _ in range(runs)]
-            deadline = time.monotonic() + 60
-            while any(r.status is not RunStatus.RUNNING for r in created):
-                if time.monotonic() > deadline:
-                    raise SystemExit("runs did not start")
-                time.sleep(0.01)
+            wait_until(
+                lambda: all(r.status is RunStatus.RUNNING for r in created),
+                60,
+                "the runs to start",
+                every=0.01,
+            )
             time.sleep(warmup)
             start_steps, start = sum(r.step for r in created), time.monotonic()
             time.sleep(seconds)

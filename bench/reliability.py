@@ -47,6 +47,7 @@ from app.settings import Settings
 from app.storage.store import Store
 from support.live import descendants, rss_bytes, server_process
 from support.load import peak_rss, stored_run, training_peak_rss
+from support.waiting import wait_until
 from synthgrad_core import TrainConfig, Trainer, dumps
 from synthgrad_core.cost import estimate, estimate_batch
 
@@ -177,8 +178,9 @@ def storage(folder: Path) -> None:
     after = Path(store.path).stat().st_size
     store.close()
     print(
-        f"storage: {per:.0f} bytes per record on disk (JSON {json_size:.0f} bytes; round 1: "
-        f"4,720); deleting a 100k-record run: {len(holds)} chunks, longest write-lock hold "
+        f"storage: {per:.0f} bytes per record on disk (JSON {json_size:.0f} bytes; the first "
+        f"schema's JSON text: 4,720); deleting a 100k-record run: {len(holds)} chunks, "
+        f"longest write-lock hold "
         f"{max(holds) * 1000:.0f} ms, median {statistics.median(holds) * 1000:.0f} ms; "
         f"file {mib(full)} -> {mib(after)}"
     )
@@ -186,11 +188,12 @@ def storage(folder: Path) -> None:
 
 def _slow_run(url: str) -> tuple[str, str]:
     created = httpx.post(f"{url}/api/runs", json={"config": SLOW}, timeout=60).json()
-    deadline = time.monotonic() + 120
-    while httpx.get(f"{url}/api/runs/{created['id']}").json()["status"] != "running":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the slow run never started")
-        time.sleep(0.1)
+    wait_until(
+        lambda: httpx.get(f"{url}/api/runs/{created['id']}").json()["status"] == "running",
+        120,
+        "the slow run to start",
+        every=0.1,
+    )
     time.sleep(1.0)  # inside a step now
     return created["id"], created["owner_token"]
 
@@ -205,8 +208,11 @@ def controls(folder: Path) -> None:
             answer = httpx.post(f"{url}/api/runs/{run_id}/{action}", headers=auth, timeout=60)
             times[action] = (time.monotonic() - started, answer.json().get("requested"))
         started = time.monotonic()
-        while httpx.get(f"{url}/api/runs/{run_id}").json()["status"] != "stopped":
-            time.sleep(0.05)
+        wait_until(
+            lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["status"] == "stopped",
+            600,
+            "the stopped run to end",
+        )
         ended = time.monotonic() - started
     print(
         "controls (a step of seconds): "
@@ -421,10 +427,17 @@ def fds(folder: Path) -> None:
                     break
                 tokens.append(answer.json()["owner_token"])
             started = time.monotonic()
-            while any(
-                r["status"] in ("queued", "running") for r in hostile.get(f"{url}/api/runs").json()
-            ):
-                time.sleep(0.5)
+            wait_until(
+                lambda: (
+                    not any(
+                        r["status"] in ("queued", "running")
+                        for r in hostile.get(f"{url}/api/runs").json()
+                    )
+                ),
+                3600,
+                "every run to end",
+                every=0.5,
+            )
             stored = len(hostile.get(f"{url}/api/runs").json())
             trained = time.monotonic() - started
             finished = _fds(process.pid)

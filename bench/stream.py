@@ -46,6 +46,7 @@ from websockets.asyncio.client import connect
 
 from bench.concurrency import ARTICLE
 from support.live import descendants, server_process
+from support.waiting import wait_until
 
 #: What a viewer asks for: the run page's default view, or every record (as before the lean
 #: stream, and as scripts still can).
@@ -242,11 +243,11 @@ def training_cpu(pid: int) -> float:
 def start_run(url: str) -> str:
     """A long training run, running: its id."""
     run = httpx.post(f"{url}/api/runs", json={"config": ARTICLE}, timeout=30).json()
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/api/runs/{run['id']}").json()["status"] != "running":
-        if time.monotonic() > deadline:
-            raise SystemExit("the run did not start")
-        time.sleep(0.05)
+    wait_until(
+        lambda: httpx.get(f"{url}/api/runs/{run['id']}").json()["status"] == "running",
+        60,
+        "the run to start",
+    )
     time.sleep(1.0)  # past start-up
     return str(run["id"])
 

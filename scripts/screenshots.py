@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from app.settings import Settings  # noqa: E402
 from support.browser import ARGS, CHROMIUM  # noqa: E402
 from support.live import live_server  # noqa: E402
+from support.waiting import wait_until  # noqa: E402
 
 #: Each view: its file name suffix and the browser context's settings.
 VIEWS: dict[str, dict[str, Any]] = {
@@ -59,11 +60,19 @@ def fork(url: str) -> tuple[str, str]:
     }
     made = httpx.post(f"{url}/api/runs", json=body).json()
     parent, owner = made["id"], {"Authorization": f"Bearer {made['owner_token']}"}
-    while httpx.get(f"{url}/api/runs/{parent}").json()["step"] < 3000:
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"{url}/api/runs/{parent}").json()["step"] >= 3000,
+        600,
+        "the DNI run to pass step 3000",
+        every=0.2,
+    )
     httpx.post(f"{url}/api/runs/{parent}/pause", headers=owner)
-    while httpx.get(f"{url}/api/runs/{parent}").json()["status"] != "paused":
-        time.sleep(0.1)
+    wait_until(
+        lambda: httpx.get(f"{url}/api/runs/{parent}").json()["status"] == "paused",
+        60,
+        "the DNI run to pause",
+        every=0.1,
+    )
     branch_body = {"name": "From here with backprop", "config": {"method": "backprop"}}
     branch = httpx.post(f"{url}/api/runs/{parent}/fork", json=branch_body, headers=owner).json()
     httpx.post(f"{url}/api/runs/{parent}/resume", headers=owner)
@@ -147,16 +156,27 @@ def main() -> None:
                 "Digits: DNI, replayed",
                 {"dataset": "digits", "method": "dni", "epochs": 15, "hidden": [64, 32]},
             )
-            while httpx.get(f"{server.url}/api/runs/{replayed}").json()["status"] != "finished":
-                time.sleep(0.5)
+            wait_until(
+                lambda: (
+                    httpx.get(f"{server.url}/api/runs/{replayed}").json()["status"] == "finished"
+                ),
+                600,
+                "the replayed run to finish",
+                every=0.5,
+            )
         dni = create(
             "The article's task: DNI", {"dataset": "addition", "method": "dni", "epochs": 3000}
         )
         time.sleep(4)
-        while (
-            sweep and httpx.get(f"{server.url}/api/sweeps/{sweep}").json()["status"] != "finished"
-        ):
-            time.sleep(1)
+        if sweep:
+            wait_until(
+                lambda: (
+                    httpx.get(f"{server.url}/api/sweeps/{sweep}").json()["status"] == "finished"
+                ),
+                1200,
+                "the sweep to finish",
+                every=1,
+            )
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         paths = {
             "runs": "/",

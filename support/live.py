@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.server import uvicorn_config
 from app.settings import Settings
+from support.waiting import wait_until
 
 
 @dataclass
@@ -43,11 +43,13 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start: its thread ended")
+        return bool(server.started)
+
+    wait_until(started, 15, "uvicorn to start", every=0.02)
     try:
         yield LiveServer(app, f"http://127.0.0.1:{port}", port)
     finally:
@@ -82,16 +84,16 @@ def server_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"synthgrad serve exited with {process.returncode}")
             try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("synthgrad serve did not start")
-            time.sleep(0.05)
+                return False
+
+        wait_until(healthy, 30, "synthgrad serve to answer /api/health")
         yield url, process
     finally:
         if process.poll() is None:

@@ -458,7 +458,7 @@ class TrainConfig:
 
 def widths(value: Any) -> Any:
     """A widths field as a tuple: a list becomes one; a lone 0 (or an int 0) is no layers
-    (a linear module); an int n is one layer (sg_hidden was one width before round 3)."""
+    (a linear module); an int n is one layer (older configs give sg_hidden as one width)."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):

@@ -14,8 +14,8 @@ log = logging.getLogger("synthgrad.store")
 MIGRATE_CHUNK = 2000
 
 
-#: Columns of the runs table added after round 1, and their SQL: an older file gets them
-#: (null: no sweep, not a branch).
+#: Columns of the runs table added after its first schema (for sweeps and branches), and
+#: their SQL: an older file gets them (null: no sweep, not a branch).
 ADDED_COLUMNS = {"sweep_id": "TEXT", "fork_of": "TEXT"}
 
 
@@ -27,8 +27,8 @@ def add_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql}")
 
 
-def migrate_round_one(conn: sqlite3.Connection, path: str) -> None:
-    """Move records from round 1's `metrics` table (plain JSON text) into `records`."""
+def migrate_metrics_table(conn: sqlite3.Connection, path: str) -> None:
+    """Move records from the first schema's `metrics` table (plain JSON text) into `records`."""
     old = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'"
     ).fetchone()

@@ -26,7 +26,7 @@ from typing import Any
 from app.storage import headlines
 from app.storage.codec import decode_record, encode_record
 from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
-from app.storage.migrations import add_checkpoints, add_columns, migrate_round_one
+from app.storage.migrations import add_checkpoints, add_columns, migrate_metrics_table
 
 __all__ = ["CHUNK", "Store", "StoreCorrupt", "StoreError"]
 
@@ -46,8 +46,8 @@ RUN_TABLE = {
     "total_steps": "INTEGER NOT NULL",
     "summary": "TEXT NOT NULL DEFAULT '{}'",
     "error": "TEXT",
-    "sweep_id": "TEXT",  # added after round 1: older files get it by migration
-    "fork_of": "TEXT",  # JSON {"run", "step"} of a branch; added in round 3 (migration)
+    "sweep_id": "TEXT",  # added with sweeps: older files get it by migration
+    "fork_of": "TEXT",  # JSON {"run", "step"} of a branch; older files get it by migration
 }
 RUN_COLUMNS = tuple(RUN_TABLE)
 
@@ -121,7 +121,7 @@ class Store(headlines.Downsampling):
             raise StoreCorrupt(recovery_hint(self.path))
 
     def _migrate(self) -> None:
-        migrate_round_one(self._conn, self.path)
+        migrate_metrics_table(self._conn, self.path)
         add_columns(self._conn)
         add_checkpoints(self._conn)
 

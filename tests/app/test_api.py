@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from app.main import create_app
 from app.settings import Settings
 from support.live import strict_json
+from support.waiting import wait_until
 from synthgrad_core.config import config_fields
 
 from .conftest import ADMIN, SAME_ORIGIN
@@ -30,13 +31,13 @@ def create(client: TestClient, config: dict[str, Any], **extra: Any) -> dict[str
 
 
 def wait_status(client: TestClient, run_id: str, statuses: set[str], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The run once its status is one of `statuses`."""
+
+    def reached() -> dict | None:
         run = client.get(f"/api/runs/{run_id}").json()
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} never reached {statuses}: {run['status']}")
+        return run if run["status"] in statuses else None
+
+    return wait_until(reached, timeout, f"run {run_id} to reach {sorted(statuses)}", every=0.02)
 
 
 def test_create_fills_defaults_and_sets_owner_cookie(client: TestClient) -> None:
@@ -155,10 +156,9 @@ def test_delete_removes_run_and_metrics(client: TestClient) -> None:
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
     manager = client.app.state.manager  # type: ignore[attr-defined]
     # The run's records go in the background, a chunk at a time, right after the delete.
-    deadline = time.monotonic() + 30
-    while manager.store.count_records(run["id"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert manager.store.count_records(run["id"]) == 0
+    wait_until(
+        lambda: manager.store.count_records(run["id"]) == 0, 30, "the deleted run's records to go"
+    )
 
 
 def test_queue_holds_runs_past_the_concurrency_cap(settings: Settings) -> None:
@@ -174,9 +174,8 @@ def _queue_holds_runs_past_the_concurrency_cap(client: TestClient) -> None:
     def statuses() -> list[str]:
         return [client.get(f"/api/runs/{r['id']}").json()["status"] for r in runs]
 
-    deadline = time.monotonic() + 30  # a run is `queued` until its trainer is built
-    while statuses().count("running") < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # A run is `queued` until its trainer is built.
+    wait_until(lambda: statuses().count("running") >= 2, 30, "two runs to start", every=0.02)
     time.sleep(0.3)
     now = statuses()
     assert now.count("running") == 2 and now.count("queued") == 1, now
@@ -309,7 +308,7 @@ def test_the_introduction_links_the_measured_results(client: TestClient) -> None
     page = client.get("/results")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     doc = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
-    assert "The paper's fully connected setup" in doc  # the section this round adds
+    assert "The paper's fully connected setup" in doc  # the section on the paper's setup
     first_heading = doc.splitlines()[0].lstrip("# ")
     assert first_heading in page.text
     raw = client.get("/results.md")

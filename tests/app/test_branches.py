@@ -5,35 +5,45 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from support.live import strict_json
+from support.waiting import wait_until
 
 CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 30, "seed": 3}
 
 
+def pause_past(client: TestClient, run_id: str, step: int) -> dict[str, Any]:
+    """Let the run train past `step`, pause it, and return it once paused."""
+    wait_until(
+        lambda: client.get(f"/api/runs/{run_id}").json()["step"] >= step,
+        30,
+        f"run {run_id} to pass step {step}",
+    )
+    client.post(f"/api/runs/{run_id}/pause")
+    wait_until(
+        lambda: client.get(f"/api/runs/{run_id}").json()["status"] == "paused",
+        30,
+        f"run {run_id} to pause",
+    )
+    return client.get(f"/api/runs/{run_id}").json()
+
+
 def paused_run(client: TestClient, **extra: Any) -> dict[str, Any]:
     run = client.post("/api/runs", json={"config": {**CONFIG, **extra}}).json()
-    deadline = time.monotonic() + 30
-    while client.get(f"/api/runs/{run['id']}").json()["step"] < 40:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    client.post(f"/api/runs/{run['id']}/pause")
-    while client.get(f"/api/runs/{run['id']}").json()["status"] != "paused":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return client.get(f"/api/runs/{run['id']}").json()
+    return pause_past(client, run["id"], 40)
 
 
 def finished(client: TestClient, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while (run := client.get(f"/api/runs/{run_id}").json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return run
+    """The run once it has ended, whichever way."""
+
+    def ended() -> dict[str, Any] | None:
+        run = client.get(f"/api/runs/{run_id}").json()
+        return None if run["status"] in ("queued", "running") else run
+
+    return wait_until(ended, 60, f"run {run_id} to end")
 
 
 def records(client: TestClient, run_id: str) -> list[dict[str, Any]]:
@@ -166,15 +176,7 @@ def test_a_seed_of_a_batch_forks_into_a_run_of_its_own_that_repeats_it(
     body = {"config": {**CONFIG, "epochs": 60}, "grid": {"seed": [4, 5]}}
     sweep = client.post("/api/sweeps", json=body).json()
     first, second = sweep["runs"]
-    deadline = time.monotonic() + 30
-    while client.get(f"/api/runs/{second['id']}").json()["step"] < 30:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    client.post(f"/api/runs/{second['id']}/pause")  # pauses the batch
-    while client.get(f"/api/runs/{second['id']}").json()["status"] != "paused":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    parent = client.get(f"/api/runs/{second['id']}").json()
+    parent = pause_past(client, second["id"], 30)  # pauses the batch
     assert parent["batch"] == [first["id"], second["id"]]
     branch = client.post(f"/api/runs/{second['id']}/fork").json()
     assert branch["batch"] is None and branch["config"]["seed"] == 5

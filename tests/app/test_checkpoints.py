@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from app.settings import Settings
 from app.storage.checkpoints import Checkpoints, kept, pack, unpack
 from app.storage.store import Store
 from support.live import strict_json
+from support.waiting import wait_until
 from synthgrad_core import TrainConfig, Trainer, without_timing
 
 FINISHING = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
@@ -45,6 +45,10 @@ def ended(manager: RunManager, run: Run) -> Run:
 
 def stored(manager: RunManager, run_id: str) -> list[dict[str, object]]:
     return [without_timing(strict_json(t)) for t in manager.history.records(run_id)]
+
+
+def status(client: TestClient, run_id: str) -> str:
+    return str(client.get(f"/api/runs/{run_id}").json()["status"])
 
 
 def test_finished_and_diverged_runs_fork_at_an_earlier_step_after_a_restart(
@@ -111,10 +115,7 @@ def test_forks_around_a_live_knob_change_start_with_the_knobs_of_their_step(
     manager = RunManager(settings).start()
     request.addfinalizer(manager.close)
     run, token = manager.create(FINISHING)
-    wait_until = time.monotonic() + 30
-    while run.step < 300:
-        assert time.monotonic() < wait_until
-        time.sleep(0.005)
+    wait_until(lambda: run.step >= 300, 30, "the run to pass step 300", every=0.005)
     manager.controls.pause(run.id, token)
     changed_after = manager.controls.wait(run.id, timeout=30).step
     Branches(manager).configure(run.id, token, {"learning_rate": 1.0})
@@ -157,10 +158,7 @@ def test_forks_from_a_step_it_cannot_start_from_are_refused_naming_why(
     client: TestClient,
 ) -> None:
     run = client.post("/api/runs", json={"config": FINISHING}).json()
-    deadline = time.monotonic() + 60
-    while client.get(f"/api/runs/{run['id']}").json()["status"] != "finished":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: status(client, run["id"]) == "finished", 60, "the run to finish")
     stored = client.get(f"/api/runs/{run['id']}").json()["checkpoints"]
     assert stored["steps"][-1] == 960 and 0 < stored["bytes"] <= stored["owner_bytes"]
     beyond = client.post(f"/api/runs/{run['id']}/fork", json={"step": 10**6})
@@ -168,9 +166,7 @@ def test_forks_from_a_step_it_cannot_start_from_are_refused_naming_why(
     assert beyond.json()["detail"][0]["loc"] == ["body", "step"]
     pipelined = {**FINISHING, "method": "dni", "execution": "pipelined", "workers": 2}
     two = client.post("/api/runs", json={"config": pipelined}).json()
-    while client.get(f"/api/runs/{two['id']}").json()["status"] != "finished":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: status(client, two["id"]) == "finished", 60, "the pipelined run to finish")
     refused = client.post(f"/api/runs/{two['id']}/fork", json={"step": 100})
     assert refused.status_code == 422
     assert "2 workers" in refused.text and "in flight" in refused.text

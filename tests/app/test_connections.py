@@ -13,8 +13,7 @@ import httpx
 from app.settings import Settings
 from support.live import live_server, rss_bytes, server_process
 from support.load import peak_rss, stored_run
-
-from .test_executors import wait_for
+from support.waiting import wait_until
 
 
 def _closed_by_server(sock: socket.socket, within: float) -> bool:
@@ -54,7 +53,12 @@ def test_one_address_may_hold_only_so_many_connections(tmp_path: Path) -> None:
         for sock in held:
             sock.close()
         # The places come back when the connections close.
-        wait_for(lambda: httpx.get(f"{server.url}/api/health").status_code == 200)
+        wait_until(
+            lambda: httpx.get(f"{server.url}/api/health").status_code == 200,
+            30,
+            "health to answer after the held connections close",
+            every=0.01,
+        )
 
 
 def test_a_websocket_client_that_never_reads_is_dropped(tmp_path: Path) -> None:
@@ -77,9 +81,11 @@ def test_a_websocket_client_that_never_reads_is_dropped(tmp_path: Path) -> None:
             ).encode()
         )
         hub = server.app.state.hub
-        wait_for(lambda: hub.stats()["clients"] == 1)
+        wait_until(lambda: hub.stats()["clients"] == 1, 30, "the client to join", every=0.01)
         # It never reads: its buffers fill, a send waits past ws_send_timeout, it is dropped.
-        wait_for(lambda: hub.stats()["clients"] == 0, timeout=60)
+        wait_until(
+            lambda: hub.stats()["clients"] == 0, 60, "the silent client to be dropped", every=0.01
+        )
         sock.close()
 
 

@@ -1,4 +1,4 @@
-"""Hostile input gets a 4xx that quotes little of it, never a 500 (part of issue 13)."""
+"""Hostile input gets a 4xx that quotes little of it, never a 500."""
 
 from __future__ import annotations
 

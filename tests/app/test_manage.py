@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from support.waiting import wait_until
 
 from .conftest import ADMIN, SAME_ORIGIN
 from .test_api import LONG, SHORT, create, wait_status
@@ -58,10 +57,9 @@ def test_deleting_a_watched_run_ends_its_stream_with_a_final_status(client: Test
         assert last is not None
     manager = client.app.state.manager  # type: ignore[attr-defined]
     # The run's records go in the background, a chunk at a time, right after the delete.
-    deadline = time.monotonic() + 30
-    while manager.store.count_records(run["id"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert manager.store.count_records(run["id"]) == 0
+    wait_until(
+        lambda: manager.store.count_records(run["id"]) == 0, 30, "the deleted run's records to go"
+    )
     assert run["id"] not in [r["id"] for r in client.get("/api/runs").json()]
 
 

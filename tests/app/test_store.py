@@ -81,7 +81,7 @@ def test_a_record_of_the_article_net_takes_under_1_2_kb_on_disk(tmp_path: Path) 
             [("a", i + 1, 1, t) for i, t in enumerate(texts[start : start + 100], start)], []
         )
     per_record = (_settle(store) - empty) / len(texts)
-    assert per_record <= 1200, per_record  # round 1 stored 4.7 KB per record
+    assert per_record <= 1200, per_record  # the first schema's JSON text took 4.7 KB
     assert store.read_records("a") == texts  # and every byte comes back
     store.close()
 
@@ -108,7 +108,7 @@ def test_deleting_a_run_gives_its_space_back_in_chunks(tmp_path: Path) -> None:
     store.close()
 
 
-def test_round_one_files_are_migrated_without_losing_a_record(tmp_path: Path) -> None:
+def test_files_of_the_first_schema_are_migrated_without_losing_a_record(tmp_path: Path) -> None:
     import sqlite3
 
     path = str(tmp_path / "old.sqlite3")

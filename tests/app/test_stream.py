@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import threading
@@ -18,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.main import create_app
 from app.settings import Settings
 from support.live import rss_bytes, server_process, strict_json
+from support.waiting import wait_until
 from synthgrad_core import TrainConfig, Trainer, without_timing
 
 from .conftest import ADMIN, SAME_ORIGIN
@@ -260,40 +260,49 @@ def test_slow_client_does_not_slow_training_or_other_clients(tmp_path: Path) -> 
         rss_before = rss_bytes(process.pid)
         run_id = start()
         silent = open_silent_websocket(port, f"/ws/runs/{run_id}")
-        received: list[float] = []
+        received: list[str] = []
         backlog: list[int] = []
+        # Messages the reader had received at each poll that found the silent client stuck:
+        # both clients connected and records already thinned from the silent one's backlog.
+        while_stuck: list[int] = []
 
         def read() -> None:
             # max_size=None: every record is streamed here, ~1 MB a message at full speed
             with connect(f"ws://127.0.0.1:{port}/ws/runs/{run_id}", max_size=None) as ws:
                 for raw in ws:
                     message = strict_json(str(raw))
-                    received.append(time.monotonic())
+                    received.append(message["type"])
                     if message["type"] == "status" and message["status"] == "finished":
                         return
 
         reader = threading.Thread(target=read)
         reader.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def poll() -> dict[str, Any] | None:
             run = httpx.get(f"{url}/api/runs/{run_id}").json()
             stream = httpx.get(f"{url}/api/health").json()["stream"]
             backlog.append(stream["largest_backlog"])
-            if run["status"] == "finished":
-                break
-            time.sleep(0.2)
+            if stream["clients"] == 2 and stream["dropped"] > 0:
+                while_stuck.append(len(received))
+            return {"run": run, "stream": stream} if run["status"] == "finished" else None
+
+        last = wait_until(poll, 120, "the run to finish beside a silent client", every=0.2)
+        run, stream = last["run"], last["stream"]
         reader.join(timeout=60)
         rss_after = rss_bytes(process.pid)
         silent.close()
 
-    gaps = [b - a for a, b in itertools.pairwise(received[1:])]
     print(
-        f"messages {len(received)}, "
-        f"largest gap {max(gaps):.3f}s, backlog {max(backlog)}, dropped {stream['dropped']}, "
+        f"messages {len(received)}, polls with the silent client stuck {len(while_stuck)}, "
+        f"messages read meanwhile {while_stuck[-1] - while_stuck[0] if while_stuck else 0}, "
+        f"backlog {max(backlog)}, dropped {stream['dropped']}, "
         f"rss +{(rss_after - rss_before) / 1e6:.1f} MB"
     )
     assert len(received) > 20
-    assert max(gaps) < 1.0  # the reading client was never stalled behind the silent one
+    assert received[-1] == "status"  # the reader saw the run to its end
+    # The reading client was never stalled behind the silent one: it kept receiving while
+    # the silent client's backlog was full. (How long its gaps are is a timing: bench.stream.)
+    assert len(while_stuck) >= 2 and while_stuck[-1] > while_stuck[0], while_stuck
     assert run["status"] == "finished"  # the silent client did not stop the training
     # What viewers cost in training speed is a ratio, so it is measured in bench.stream
     # (with and without viewers on the same runs), never asserted here: it flips with load.

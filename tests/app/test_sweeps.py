@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from support.waiting import wait_until
 
 from .conftest import SAME_ORIGIN
 from .test_api import create, wait_status
@@ -29,14 +31,24 @@ def create_sweep(
     return response.json()
 
 
-def wait_sweep(client: TestClient, sweep_id: str, status: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def sweep_when(
+    client: TestClient, sweep_id: str, ok: Callable[[Any], bool], what: str, timeout: float = 30
+) -> Any:
+    """The sweep once `ok(sweep)` holds."""
+
+    def check() -> Any:
         sweep = client.get(f"/api/sweeps/{sweep_id}").json()
-        if sweep["status"] == status:
-            return sweep
-        time.sleep(0.05)
-    raise AssertionError(f"sweep {sweep_id} never became {status}: {sweep['status']}")
+        return sweep if ok(sweep) else None
+
+    return wait_until(check, timeout, f"sweep {sweep_id}: {what}")
+
+
+def wait_sweep(client: TestClient, sweep_id: str, status: str, timeout: float = 60) -> Any:
+    return sweep_when(client, sweep_id, lambda s: s["status"] == status, status, timeout)
+
+
+def no_run_running(sweep: Any) -> bool:
+    return all(r["status"] != "running" for r in sweep["runs"])
 
 
 def test_a_2x3_grid_makes_6_runs_and_2_groups_of_their_numbers(client: TestClient) -> None:
@@ -92,16 +104,11 @@ def test_viewers_cannot_control_a_sweep_or_its_runs(client: TestClient) -> None:
 
 def test_pause_holds_every_run_and_resume_finishes_them(client: TestClient) -> None:
     created = create_sweep(client, {**FAST, "epochs": 100}, {"seed": [1, 2]})
-    deadline = time.monotonic() + 30
-    while client.get(f"/api/sweeps/{created['id']}").json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_sweep(client, created["id"], "running", timeout=30)
     client.post(f"/api/sweeps/{created['id']}/pause")
-    sweep = wait_sweep(client, created["id"], "paused")
-    deadline = time.monotonic() + 30
-    while any(r["status"] == "running" for r in sweep["runs"]):  # each pauses at its step
-        assert time.monotonic() < deadline
-        sweep = client.get(f"/api/sweeps/{created['id']}").json()
+    wait_sweep(client, created["id"], "paused")
+    # Each run pauses at its own step.
+    sweep = sweep_when(client, created["id"], no_run_running, "every run paused")
     held = {r["id"]: r["step"] for r in sweep["runs"]}
     time.sleep(0.3)
     again = client.get(f"/api/sweeps/{created['id']}").json()
@@ -184,11 +191,8 @@ def test_a_paused_sweep_holds_its_queued_runs_until_it_resumes(settings: Setting
         sweep_id = created["id"]
         wait_sweep(client, sweep_id, "running")
         client.post(f"/api/sweeps/{sweep_id}/pause")
-        sweep = wait_sweep(client, sweep_id, "paused")
-        deadline = time.monotonic() + 30
-        while "running" in {r["status"] for r in sweep["runs"]}:
-            assert time.monotonic() < deadline
-            sweep = client.get(f"/api/sweeps/{sweep_id}").json()
+        wait_sweep(client, sweep_id, "paused")
+        sweep = sweep_when(client, sweep_id, no_run_running, "no run running")
         # Someone else's run ends meanwhile and frees the only slot: the sweep's queued
         # runs must not take it while the sweep is paused.
         other = create(client, {**FAST, "epochs": 1})
@@ -241,11 +245,13 @@ def test_pause_resume_and_stop_of_one_seed_act_on_its_whole_batch(client: TestCl
     wait_sweep(client, created["id"], "running")
     wait_status(client, first["id"], {"running"})
     assert client.post(f"/api/runs/{first['id']}/pause").status_code == 200
-    sweep = wait_sweep(client, created["id"], "paused")
-    deadline = time.monotonic() + 30
-    while {r["status"] for r in sweep["runs"]} != {"paused"}:
-        assert time.monotonic() < deadline, sweep["runs"]
-        sweep = client.get(f"/api/sweeps/{created['id']}").json()
+    wait_sweep(client, created["id"], "paused")
+    sweep = sweep_when(
+        client,
+        created["id"],
+        lambda s: {r["status"] for r in s["runs"]} == {"paused"},
+        "every seed paused",
+    )
     steps = {r["id"]: r["step"] for r in sweep["runs"]}
     assert len(set(steps.values())) == 1  # one computation: every seed at the same step
     client.post(f"/api/runs/{others[0]['id']}/resume")

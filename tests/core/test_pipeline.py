@@ -93,7 +93,7 @@ def test_two_workers_overlap_and_still_learn() -> None:
     sequential = Trainer(TrainConfig(**config))  # type: ignore[arg-type]
     list(sequential)
     gap = sequential.summary()["test_accuracy"] - pipelined.summary()["test_accuracy"]
-    assert gap < 0.05  # late module targets cost little here (the target: 1.5 points)
+    assert gap < 0.05  # late module targets cost little here (the target: 1.5 points)
 
 
 def test_a_reader_that_stops_reading_stops_the_pipeline() -> None:

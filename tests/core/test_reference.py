@@ -83,7 +83,7 @@ def test_unconditioned_dni_fails_on_addition_and_its_fidelity_shows_why(
 def test_the_dni_addition_preset_learns_the_articles_task(
     capsys: pytest.CaptureFixture[str], seed: int
 ) -> None:
-    """Issue 22's bar: unconditioned DNI, 8-bit addition, train >= 0.95 and held-out >= 0.90
+    """The DNI preset's bar: unconditioned DNI, 8-bit addition, train >= 0.95 and held-out >= 0.90
     (diagnostics off here: they measure, they change nothing the run learns)."""
     args = ["train", "--preset", "dni-addition", "--seed", str(seed), "--diagnostics-every", "0"]
     assert main([*args, "--json", "--quiet"]) == 0
