@@ -157,6 +157,7 @@ class Sweeps:
         """
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
+        config = self.manager.admission.with_data(config)  # MNIST from the data folder
         todo = checked_points(config, grid)
         prefix = name or dataset_of(config)
         name = name or sweep_name(config, grid)

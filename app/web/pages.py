@@ -28,7 +28,8 @@ from synthgrad_core.config import (
     TrainConfig,
     io_sizes,
 )
-from synthgrad_core.presets import PRESETS, expectation
+from synthgrad_core.presets import expectation
+from synthgrad_core.presets import offered as presets_offered
 from synthgrad_core.records import json_safe
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
@@ -165,13 +166,20 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
+def runs_page(request: Request, manager: Manager) -> HTMLResponse:
+    offered = tuple(manager.admission.datasets())
+    fields = [
+        {**f, "choices": tuple(c for c in f["choices"] if c in offered)}
+        if f["name"] == "dataset"
+        else f
+        for f in form_fields()
+    ]
     return page(
         request,
         "runs.html",
-        fields=form_fields(),
+        fields=fields,
         dataset_defaults=dataset_defaults(),
-        presets=PRESETS,
+        presets=presets_offered(offered),  # where the server has every dataset they use
     )
 
 
