@@ -1,6 +1,8 @@
 # synthgrad dashboard server.
 #   docker build -t synthgrad .
 #   docker run -p 8000:8000 -v synthgrad-data:/data synthgrad
+# With MNIST in the form and the paper's preset: mount a folder holding mnist/ (the four
+# IDX files) at /datasets, e.g. -v "$PWD/datasets:/datasets:ro".
 # Configuration: SYNTHGRAD_* environment variables (README, "Deploy").
 #
 # BASE: any Debian-like image with python3 (>= 3.11) and its venv module.
@@ -26,16 +28,17 @@ ENV PATH=/opt/synthgrad/bin:$PATH \
     SYNTHGRAD_HOST=0.0.0.0 \
     SYNTHGRAD_PORT=8000 \
     SYNTHGRAD_DB=/data/synthgrad.sqlite3 \
+    SYNTHGRAD_DATA_DIR=/datasets \
     SYNTHGRAD_SHUTDOWN_TIMEOUT=5
 COPY --from=build /wheels /tmp/wheels
 RUN python3 -m venv /opt/synthgrad \
     && /opt/synthgrad/bin/pip install --no-index --find-links /tmp/wheels synthgrad \
     && rm -rf /tmp/wheels \
-    && mkdir /data \
+    && mkdir /data /datasets \
     && chown 10001:10001 /data
 # A numeric user: no root inside the container, and no passwd entry needed.
 USER 10001:10001
-VOLUME ["/data"]
+VOLUME ["/data", "/datasets"]
 EXPOSE 8000
 # Python is all the health check needs (no curl in the image).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \

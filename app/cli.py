@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or SYNTHGRAD_ADMIN_TOKEN; a token on the command line would show in `ps`)",
     )
     serve_cmd.add_argument(
-        "--data-root", help="folder an mnist data_path must lie in (env SYNTHGRAD_DATA_ROOT; data)"
+        "--data-dir",
+        "--data-root",
+        dest="data_root",
+        help="data folder: datasets found in it are offered (MNIST: DIR/mnist with the four "
+        "IDX files), and an mnist data_path must lie in it (env SYNTHGRAD_DATA_DIR; data)",
     )
     serve_cmd.add_argument(
         "--read-only",

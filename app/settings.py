@@ -21,7 +21,7 @@ _PARSERS: dict[Any, Any] = {
 }
 
 #: Short names the spec and the docs use for some variables.
-ENV_ALIASES = {"max_concurrent_runs": "SYNTHGRAD_MAX_RUNS"}
+ENV_ALIASES = {"max_concurrent_runs": "SYNTHGRAD_MAX_RUNS", "data_root": "SYNTHGRAD_DATA_DIR"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ class Settings:
     create_rate: int = 30
     #: free bytes the store's disk must keep; below it new runs are refused.
     min_free_disk: int = 256 * 2**20
-    #: folder an mnist `data_path` must lie in (relative paths are taken inside it).
+    #: the data folder (`--data-dir`, SYNTHGRAD_DATA_DIR or SYNTHGRAD_DATA_ROOT): every dataset
+    #: found in it is offered (MNIST: its `mnist` folder holding the four IDX files), and an
+    #: mnist `data_path` must lie in it (relative paths are taken inside it).
     data_root: str = "data"
     #: seconds a run told to stop or be deleted gets before its training process is killed.
     kill_grace: float = 2.0

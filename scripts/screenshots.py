@@ -1,12 +1,13 @@
-"""Take the README's screenshots, desktop (1366 px) and phone (390 px): the runs page, a live
-DNI run on the article's task, four rules on digits compared, presentation mode, a
-sweep of the four rules over three seeds on digits and one of its seeds' page (the seeds
-of a group train as one batch), a fork: DNI on the article's task paused, branched
-to backprop, both compared, and the branch's own page, and a finished DNI run on digits
-replayed (scrubbed to 45%).
+"""Take the README's screenshots, desktop (1366x900) and phone (390x844, a touch screen): the
+runs page, a live DNI run on the article's task, four rules on digits compared,
+presentation mode, a sweep of the four rules over three seeds on digits and one of its
+seeds' page (the seeds of a group train as one batch), a fork: DNI on the article's task
+paused, branched to backprop, both compared, and the branch's own page; a finished DNI run
+on digits replayed (scrubbed to 45%), a run that diverged, and /results.
 
-Usage: python scripts/screenshots.py [NAME ...]  (only those: runs, run-dni-addition,
-compare-digits, present, sweep, sweep-run, fork-compare, fork-branch, replay; needs Debian's
+Usage: python scripts/screenshots.py [--dark] [--out DIR] [NAME ...]  (only those: runs,
+run-dni-addition, compare-digits, present, sweep, sweep-run, fork-compare, fork-branch,
+replay, diverged, results; --dark: the dark colour scheme, files named *-dark.png; needs Debian's
 chromium and the playwright package)
 """
 
@@ -29,7 +30,11 @@ from support.browser import ARGS, CHROMIUM  # noqa: E402
 from support.live import live_server  # noqa: E402
 from support.waiting import wait_until  # noqa: E402
 
-WIDTHS = {"": 1366, "-phone": 390}
+#: Each view: its file name suffix and the browser context's settings.
+VIEWS: dict[str, dict[str, Any]] = {
+    "": {"viewport": {"width": 1366, "height": 900}},
+    "-phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
 PAGES = (
     "runs",
     "run-dni-addition",
@@ -40,7 +45,11 @@ PAGES = (
     "fork-compare",
     "fork-branch",
     "replay",
+    "diverged",
+    "results",
 )
+#: DNI on the article's task with a learning rate of 100: its numbers overflow at once.
+DIVERGES = {"dataset": "addition", "method": "dni", "activation": "relu", "learning_rate": 100}
 
 
 def fork(url: str) -> tuple[str, str]:
@@ -97,7 +106,13 @@ def scrub(page: Any, fraction: float) -> None:
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    dark = "--dark" in args
     out = ROOT / "docs" / "screenshots"
+    if "--out" in args:
+        out = Path(args[args.index("--out") + 1])
+        del args[args.index("--out") : args.index("--out") + 2]
+    names = [a for a in args if a != "--dark"]
     out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -111,7 +126,8 @@ def main() -> None:
             body = {"name": name, "config": config}
             return str(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
 
-        wanted = set(sys.argv[1:]) or set(PAGES)
+        wanted = set(names) or set(PAGES)
+        diverged = create("Learning rate 100", DIVERGES) if "diverged" in wanted else ""
         digits = (
             [
                 create(f"Digits: {m}", {"dataset": "digits", "method": m, "epochs": 50})
@@ -172,10 +188,14 @@ def main() -> None:
             "fork-compare": f"/compare?runs={parent},{branch}",
             "fork-branch": f"/runs/{branch}",
             "replay": f"/runs/{replayed}?replay=1&speed=60s",
+            "diverged": f"/runs/{diverged}",
+            "results": "/results",
         }
         pages = {k: v for k, v in paths.items() if k in wanted}
-        for suffix, width in WIDTHS.items():
-            page = browser.new_page(viewport={"width": width, "height": 900})
+        scheme = "dark" if dark else "light"
+        for suffix, view in VIEWS.items():
+            context = browser.new_context(**view, color_scheme=scheme)
+            page = context.new_page()
             for name, path in pages.items():
                 if name == "present" and suffix:
                     continue
@@ -185,8 +205,9 @@ def main() -> None:
                     scrub(page, 0.45)
                 draw_everything(page)
                 full = name != "present"
-                page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=full)
-            page.close()
+                file = f"{name}{suffix}{'-dark' if dark else ''}.png"
+                page.screenshot(path=str(out / file), full_page=full)
+            context.close()
         browser.close()  # leaving the block stops the server, which interrupts the live run
     print(f"wrote screenshots to {out}")
 

@@ -42,6 +42,8 @@ LOSSES = ("bce", "mse", "cross_entropy")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = ("auto", "glorot", "he", "article")
 EXECUTIONS = ("sequential", "pipelined")
+#: Number types a run computes in (float64 is exact to the bit between equal runs).
+DTYPES = ("float64", "float32")
 #: Most workers of a pipelined run (one stage of layers each).
 MAX_WORKERS = 8
 
@@ -313,6 +315,16 @@ class TrainConfig:
             "normalise each synthetic-gradient module's hidden layers over the batch "
             "(modules with hidden layers only)",
             choices=("off", "on"),
+        ),
+    )
+    dtype: str = field(
+        default="float64",
+        metadata=_spec(
+            "choice",
+            "Number type",
+            "floating-point type of the weights, activations, modules, optimiser moments and "
+            "data: float32 is faster on wide nets, float64 the exact default",
+            choices=DTYPES,
         ),
     )
     sg_scale: float = field(

@@ -1,6 +1,6 @@
 """What a config will cost before it runs: memory of its training process and work per step.
 
-The estimate counts what the engine allocates: the data set (float64), the
+The estimate counts what the engine allocates: the data set (in the run's dtype), the
 network's weights with their gradients, the true gradients the diagnostics
 compare against, the optimiser's state, the synthetic-gradient modules (or the
 fixed feedback matrices), the activations of one batch, and the evaluation
@@ -39,7 +39,8 @@ FLOPS_PER_WEIGHT = {"forward": 2, "backward": 4, "truth": 4}
 #: Seconds of Python per step whatever the net (measured: ~0.5 ms for the article's net).
 STEP_OVERHEAD = 0.5e-3
 
-FLOAT = 8  # bytes of a float64
+#: Bytes of a number of each dtype.
+FLOAT_BYTES = {"float64": 8, "float32": 4}
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,14 @@ class Cost:
 def estimate(cfg: ResolvedConfig) -> Cost:
     """The cost of training `cfg` (a resolved config), without allocating anything."""
     n_in, n_out = io_sizes(cfg)
+    nbytes = FLOAT_BYTES[cfg.dtype]
     sizes = [n_in, *cfg.hidden, n_out]
     weights = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     n_train, n_test = split_sizes(cfg)
-    data = (n_train + n_test) * (n_in + n_out) * FLOAT
+    data = (n_train + n_test) * (n_in + n_out) * nbytes
     if cfg.dataset == "mnist":
         data *= 2  # the file's bytes and their float copy coexist while loading
-    net = weights * FLOAT * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.optimizer])
+    net = weights * nbytes * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.optimizer])
     modules = extra = 0
     if cfg.uses_modules:
         condition = n_out if Method(cfg.method).conditioned else 0
@@ -74,10 +76,10 @@ def estimate(cfg: ResolvedConfig) -> Cost:
             extra += cfg.batch_size * sum(cfg.sg_hidden) * BATCH_COPIES // 2
     elif cfg.method == "feedback_alignment":
         extra_weights = sum(a * b for a, b in itertools.pairwise(sizes[1:]))
-        net += extra_weights * FLOAT
-    module_bytes = modules * FLOAT * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.sg_optimizer])
-    batch = cfg.batch_size * sum(sizes) * FLOAT * BATCH_COPIES + extra * FLOAT
-    evaluation = EVAL_ROWS * sum(sizes) * FLOAT * EVAL_COPIES + (n_train + n_test) * n_out * FLOAT
+        net += extra_weights * nbytes
+    module_bytes = modules * nbytes * (WEIGHT_COPIES + OPTIMIZER_STATE[cfg.sg_optimizer])
+    batch = cfg.batch_size * sum(sizes) * nbytes * BATCH_COPIES + extra * nbytes
+    evaluation = EVAL_ROWS * sum(sizes) * nbytes * EVAL_COPIES + (n_train + n_test) * n_out * nbytes
     memory = PROCESS_BASE + data + net + module_bytes + batch + evaluation
 
     per_example: float = FLOPS_PER_WEIGHT["forward"] + FLOPS_PER_WEIGHT["backward"]
@@ -94,7 +96,7 @@ def shared_bytes(cfg: ResolvedConfig) -> int:
         return PROCESS_BASE
     n_in, n_out = io_sizes(cfg)
     n_train, n_test = split_sizes(cfg)
-    return PROCESS_BASE + 2 * (n_train + n_test) * (n_in + n_out) * FLOAT
+    return PROCESS_BASE + 2 * (n_train + n_test) * (n_in + n_out) * FLOAT_BYTES[cfg.dtype]
 
 
 def estimate_batch(cfg: ResolvedConfig, seeds: int) -> Cost:

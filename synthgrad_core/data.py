@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 from dataclasses import dataclass
@@ -34,7 +35,21 @@ class Dataset:
 
 
 def load_dataset(cfg: ResolvedConfig) -> Dataset:
-    """Build the dataset a resolved config names; raises ConfigError on bad options."""
+    """Build the dataset a resolved config names, in its number type; raises ConfigError on
+    bad options."""
+    return in_dtype(_load(cfg), cfg.dtype)
+
+
+def in_dtype(data: Dataset, dtype: str) -> Dataset:
+    """`data` with inputs and targets of `dtype` (the same object when they are already)."""
+    if data.x_train.dtype == dtype and data.y_train.dtype == dtype:
+        return data
+    cast = {name: getattr(data, name).astype(dtype) for name in ("x_train", "y_train")}
+    cast |= {name: getattr(data, name).astype(dtype) for name in ("x_test", "y_test")}
+    return dataclasses.replace(data, **cast)
+
+
+def _load(cfg: ResolvedConfig) -> Dataset:
     rng = np.random.default_rng([cfg.seed, 0])
     if cfg.dataset == "addition":
         return addition(cfg.bits, cfg.examples, cfg.test_fraction, rng)
@@ -43,7 +58,7 @@ def load_dataset(cfg: ResolvedConfig) -> Dataset:
     if cfg.dataset == "mnist":
         if cfg.data_path is None:
             raise ConfigError("data_path", "is required for the mnist dataset")
-        return mnist(cfg.data_path, cfg.examples)
+        return mnist(cfg.data_path, cfg.examples, cfg.dtype)
     raise ConfigError("dataset", f"unknown dataset {cfg.dataset!r}")
 
 
@@ -152,8 +167,34 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise ConfigError("data_path", f"{folder} has no {stem} (or {stem}.gz)")
 
 
-def mnist(data_path: str, examples: int) -> Dataset:
-    """MNIST from the four standard IDX files in `data_path`; `examples` caps train+test."""
+#: Datasets every installation has (generated, or shipped in the package).
+BUILT_IN = ("addition", "digits")
+#: The folder of a data folder (`synthgrad serve --data-dir`) that holds MNIST's IDX files.
+MNIST_FOLDER = "mnist"
+
+
+def mnist_missing(folder: str | os.PathLike[str]) -> str | None:
+    """The first of MNIST's four IDX files `folder` lacks (its name), or None if it has all."""
+    for stem in MNIST_FILES.values():
+        try:
+            _find_idx(Path(folder), stem)
+        except ConfigError:
+            return stem
+    return None
+
+
+def datasets_in(data_dir: str | os.PathLike[str]) -> list[str]:
+    """The datasets a data folder offers: the built-in ones, and MNIST when its folder
+    `mnist` holds the four IDX files."""
+    found = list(BUILT_IN)
+    if mnist_missing(Path(data_dir) / MNIST_FOLDER) is None:
+        found.append("mnist")
+    return found
+
+
+def mnist(data_path: str, examples: int, dtype: str = "float64") -> Dataset:
+    """MNIST from the four standard IDX files in `data_path`, pixels scaled to [0, 1] in
+    `dtype`; `examples` caps train+test."""
     folder = Path(data_path).expanduser()
     if not folder.is_dir():
         raise ConfigError("data_path", f"{folder} is not a folder")
@@ -178,8 +219,8 @@ def mnist(data_path: str, examples: int) -> Dataset:
     n_test = min(n_test_all, max(1, round(n_test_all * share)))
 
     def prep(images: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        flat = images[:n].reshape(n, -1).astype(np.float64) / 255.0
-        return flat, np.eye(10)[labels[:n].astype(np.int64)]
+        flat = images[:n].reshape(n, -1).astype(dtype) / 255.0
+        return flat, np.eye(10, dtype=dtype)[labels[:n].astype(np.int64)]
 
     x_train, y_train = prep(arrays["x_train"], arrays["y_train"], n_train)
     x_test, y_test = prep(arrays["x_test"], arrays["y_test"], n_test)

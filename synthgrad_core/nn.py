@@ -179,6 +179,62 @@ def init_weights(
 VECTORS = ("biases", "gamma", "beta", "running_mean", "running_var")
 
 
+@dataclass(eq=False, slots=True)
+class Parameter:
+    """A named array an optimiser updates in place (`value` may be a view into a larger
+    buffer, as a network's weights are into its flat weights). The name is unique within
+    what owns it and names the array in a captured state."""
+
+    name: str
+    value: Array
+
+
+@dataclass(eq=False, slots=True)
+class Dense:
+    """Layer k's learned arrays: its weights (fan_in, fan_out) and bias (width,)."""
+
+    weight: Parameter
+    bias: Parameter
+
+    @classmethod
+    def named(cls, prefix: str, weight: Array, bias: Array) -> Dense:
+        return cls(Parameter(f"{prefix}.weight", weight), Parameter(f"{prefix}.bias", bias))
+
+    @classmethod
+    def stacked(cls, layers: Sequence[Dense]) -> Dense:
+        """Same-named layers of several seeds as one, on a leading seed axis (copies)."""
+        return cls(
+            Parameter(layers[0].weight.name, stack([layer.weight.value for layer in layers])),
+            Parameter(layers[0].bias.name, stack([layer.bias.value for layer in layers])),
+        )
+
+
+@dataclass(eq=False, slots=True)
+class Norm:
+    """A batch normalisation's learned scale and shift."""
+
+    scale: Parameter
+    shift: Parameter
+
+    @classmethod
+    def named(cls, prefix: str, scale: Array, shift: Array) -> Norm:
+        return cls(Parameter(f"{prefix}.scale", scale), Parameter(f"{prefix}.shift", shift))
+
+    @classmethod
+    def stacked(cls, norms: Sequence[Norm]) -> Norm:
+        """Same-named normalisations of several seeds as one (copies)."""
+        return cls(
+            Parameter(norms[0].scale.name, stack([norm.scale.value for norm in norms])),
+            Parameter(norms[0].shift.name, stack([norm.shift.value for norm in norms])),
+        )
+
+
+def walk(layers: Sequence[Dense], norms: Sequence[Norm]) -> list[Parameter]:
+    """Every parameter of the layers then of the normalisations, in that order."""
+    params = [p for layer in layers for p in (layer.weight, layer.bias)]
+    return params + [p for norm in norms for p in (norm.scale, norm.shift)]
+
+
 def stack(arrays: Sequence[Array]) -> Array:
     """Same-shaped per-seed arrays on a leading seed axis (a copy); vectors (a bias, a scale)
     become (seeds, 1, width), so they broadcast over a stacked batch."""
@@ -197,16 +253,18 @@ class Network:
         init: str,
         rng: np.random.Generator,
         batch_norm: bool = False,
+        dtype: str = "float64",
     ) -> None:
         self.sizes = sizes
         self.activation_name = activation
         self.f, self.f_grad = ACTIVATIONS[activation]
         self.out = OUTPUT_LOSSES[loss]
-        weights, self.biases = init_weights(sizes, init, activation, rng)
+        weights, biases = init_weights(sizes, init, activation, rng)
+        self.biases = [b.astype(dtype) for b in biases]
         # Every weight matrix is a view into one flat buffer, so statistics over all
         # layers take one reduction each (diagnostics.layer_stats). Updates are in place.
         self.weight_starts = np.cumsum([0] + [w.size for w in weights[:-1]])
-        self.flat_weights = np.empty(sum(w.size for w in weights))
+        self.flat_weights = np.empty(sum(w.size for w in weights), dtype=dtype)
         self.weights = []
         for start, w in zip(self.weight_starts, weights, strict=True):
             view = self.flat_weights[start : start + w.size].reshape(w.shape)
@@ -218,10 +276,38 @@ class Network:
         # a learned scale (gamma) and shift (beta), running statistics for evaluation.
         self.batch_norm = batch_norm
         hidden = sizes[1:-1] if batch_norm else []
-        self.gamma = [np.ones(width) for width in hidden]
-        self.beta = [np.zeros(width) for width in hidden]
-        self.running_mean = [np.zeros(width) for width in hidden]
-        self.running_var = [np.ones(width) for width in hidden]
+        self.gamma = [np.ones(width, dtype) for width in hidden]
+        self.beta = [np.zeros(width, dtype) for width in hidden]
+        self.running_mean = [np.zeros(width, dtype) for width in hidden]
+        self.running_var = [np.ones(width, dtype) for width in hidden]
+        self._name_parts()
+
+    def _name_parts(self) -> None:
+        """The layers and normalisations as named parameters over the arrays the lists
+        hold (the same arrays: an update through either is seen by both)."""
+        self.layers = [
+            Dense.named(f"layer{k}", w, b)
+            for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True))
+        ]
+        self.norms = [
+            Norm.named(f"norm{k}", g, b)
+            for k, (g, b) in enumerate(zip(self.gamma, self.beta, strict=True))
+        ]
+
+    def parameters(self) -> list[Parameter]:
+        """What the network's optimiser updates: each layer's weights and bias, then each
+        normalised hidden layer's scale and shift."""
+        return walk(self.layers, self.norms)
+
+    def buffers(self) -> dict[str, Array]:
+        """The rest of the network's state, by name: batch normalisation's running
+        statistics (what evaluation uses)."""
+        out = {f"norm{k}.running_mean": m for k, m in enumerate(self.running_mean)}
+        return out | {f"norm{k}.running_var": v for k, v in enumerate(self.running_var)}
+
+    def named_arrays(self) -> dict[str, Array]:
+        """Every array of the network's state by name (parameters and buffers; live)."""
+        return {p.name: p.value for p in self.parameters()} | self.buffers()
 
     @classmethod
     def stacked(cls, nets: Sequence[Network]) -> Network:
@@ -237,6 +323,7 @@ class Network:
         for name in VECTORS:
             parts = zip(*(getattr(n, name) for n in nets), strict=True)
             setattr(net, name, [stack(arrays) for arrays in parts])
+        net._name_parts()
         return net
 
     def seed(self, s: int) -> Network:
@@ -247,6 +334,7 @@ class Network:
         net.weights = [w[s] for w in self.weights]
         for name in VECTORS:
             setattr(net, name, [v[s, 0] for v in getattr(self, name)])
+        net._name_parts()
         return net
 
     def weight_segment(self, lo: int, hi: int) -> tuple[Array, Array]:

@@ -1,17 +1,21 @@
 """A trainer's complete state between two steps: captured, saved as a versioned .npz, restored.
 
 One layout for every trainer (a trainer over several seeds captures one of these
-per seed): `arrays` by name and JSON `meta`.
+per seed): `arrays` by name and JSON `meta`. The names come from the parameters that
+hold the arrays (synthgrad_core.nn.Parameter), so the layout follows the network:
 
-arrays                      meta
-  weights  (all layers, flat)  format, config (resolved, as_dict), step, status,
-  bias.<k>                     diverged_at, exploded_at, first_loss, epoch_loss,
-  opt.<moment>.<i>, opt.t      elapsed, rng {order, async} (bit generator states),
-  module.<k>.param.<i>         fidelity {epoch, sums}
-  module.<k>.opt.<moment>.<i>
+arrays                                   meta
+  net.<layer>.weight, net.<layer>.bias     format, config (resolved, as_dict), step,
+  net.<norm>.scale, net.<norm>.shift       status, diverged_at, exploded_at, first_loss,
+  net.<norm>.running_mean, .running_var    epoch_loss, elapsed, rng {order, async} (bit
+  opt.<moment>.<parameter>                 generator states), fidelity {epoch, sums}
+  module.<k>.param.<parameter>
+  module.<k>.opt.<moment>.<parameter>
   feedback.<k>
-  norm.{gamma,beta,mean,var}.<k>  (batch normalisation)
   order  (this epoch's order)
+
+(<layer> is layer0, layer1, ... from the input; <norm> norm0, ... for each normalised
+hidden layer; an optimiser's moments are m, v and t (Adam) or velocity (momentum).)
 
 A branch (a fork, a resumed run) is a trainer built from a config that may differ
 from the captured one only in `CHANGEABLE` fields; it takes up every part of the
@@ -35,7 +39,8 @@ import numpy as np
 from .config import BRANCHABLE_FIELDS, ConfigError, ResolvedConfig, planned_steps
 
 #: Version of the layout above; a file of another version is refused with a clear error.
-FORMAT = 1
+#: (Format 1 kept the weights as one flat array and counted parameters by position.)
+FORMAT = 2
 
 #: What a branch may change: the rule, its learning rates and optimisers, its knobs,
 #: how long it trains and what it reports (the fields marked branchable in config.py).
@@ -127,5 +132,8 @@ def load(path: str | os.PathLike[str]) -> TrainerState:
         raise StateError(f"{path}: its metadata is damaged ({exc})") from None
     version = meta.get("format")
     if version != FORMAT:
-        raise StateError(f"{path}: state format {version!r}; this synthgrad reads format {FORMAT}")
+        raise StateError(
+            f"{path}: state format {version!r}; this synthgrad reads format {FORMAT} only "
+            "(train again, or read it with the synthgrad that saved it)"
+        )
     return TrainerState(meta, arrays)

@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .nn import NORM_EPS, batch_mean, batch_sum, batch_var, relu, stack
+from .nn import (
+    NORM_EPS,
+    Dense,
+    Norm,
+    Parameter,
+    batch_mean,
+    batch_sum,
+    batch_var,
+    relu,
+    walk,
+)
 from .optim import Optimizer, make_optimizer
 
 
@@ -32,45 +42,72 @@ class SyntheticGradientModule:
         momentum: float,
         rng: np.random.Generator,
         batch_norm: bool = False,
+        dtype: str = "float64",
     ) -> None:
         n_in = width + condition_width
         self.conditioned = condition_width > 0
         self.hidden = tuple(hidden)
-        params: list[np.ndarray] = []
-        for units in self.hidden:
-            params += [rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in), np.zeros(units)]
+        #: the dense layers, hidden ones first; the output layer starts at zero
+        self.layers: list[Dense] = []
+        for i, units in enumerate(self.hidden):
+            w = (rng.standard_normal((n_in, units)) * np.sqrt(2.0 / n_in)).astype(dtype)
+            self.layers.append(Dense.named(f"layer{i}", w, np.zeros(units, dtype)))
             n_in = units
-        params += [np.zeros((n_in, width)), np.zeros(width)]
+        out = Dense.named(
+            f"layer{len(self.hidden)}", np.zeros((n_in, width), dtype), np.zeros(width, dtype)
+        )
+        self.layers.append(out)
         self.batch_norm = batch_norm and bool(self.hidden)
-        if self.batch_norm:  # each hidden layer's scale and shift, after every W, b
-            for units in self.hidden:
-                params += [np.ones(units), np.zeros(units)]
-        self.params = params
+        #: each hidden layer's normalisation scale and shift (with batch norm)
+        self.norms = [
+            Norm.named(f"norm{i}", np.ones(units, dtype), np.zeros(units, dtype))
+            for i, units in enumerate(self.hidden)
+            if self.batch_norm
+        ]
         self._optimizer_kind = (optimizer, momentum)
-        self.optimizer: Optimizer = make_optimizer(optimizer, params, learning_rate, momentum)
+        self.optimizer: Optimizer = make_optimizer(
+            optimizer, self.parameters(), learning_rate, momentum
+        )
         self._layers: list[np.ndarray] = []
         self._norms: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def parameters(self) -> list[Parameter]:
+        """What the module's optimiser updates: each layer's weights and bias, then each
+        normalisation's scale and shift."""
+        return walk(self.layers, self.norms)
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """The parameters' arrays, in the order of `parameters()`."""
+        return [p.value for p in self.parameters()]
 
     @classmethod
     def stacked(cls, modules: Sequence[SyntheticGradientModule]) -> SyntheticGradientModule:
         """One module holding fresh same-shaped modules on a leading seed axis (copies)."""
         module = copy.copy(modules[0])
-        module.params = [stack(p) for p in zip(*(m.params for m in modules), strict=True)]
+        layers = zip(*(m.layers for m in modules), strict=True)
+        module.layers = [Dense.stacked(parts) for parts in layers]
+        norms = zip(*(m.norms for m in modules), strict=True)
+        module.norms = [Norm.stacked(parts) for parts in norms]
         kind, momentum = module._optimizer_kind
         rate = module.optimizer.learning_rate
-        module.optimizer = make_optimizer(kind, module.params, rate, momentum)
+        module.optimizer = make_optimizer(kind, module.parameters(), rate, momentum)
         module._layers, module._norms = [], []
         return module
 
+    def named_arrays(self) -> dict[str, np.ndarray]:
+        """The module's parameters and its optimiser's moments by name (live arrays)."""
+        out = {f"param.{p.name}": p.value for p in self.parameters()}
+        return out | {f"opt.{k}": v for k, v in self.optimizer.named_arrays().items()}
+
     def state(self) -> dict[str, np.ndarray]:
-        """The module's parameters and its optimiser's moments, by name; copies."""
-        out = {f"param.{i}": p.copy() for i, p in enumerate(self.params)}
-        return out | {f"opt.{k}": v for k, v in self.optimizer.state().items()}
+        """`named_arrays()`, copied."""
+        return {name: value.copy() for name, value in self.named_arrays().items()}
 
     def load_state(self, state: dict[str, np.ndarray], with_optimizer: bool) -> None:
         """Take up `state()` of a module of the same shape (and its optimiser's moments)."""
-        for i, p in enumerate(self.params):
-            p[...] = state[f"param.{i}"]
+        for p in self.parameters():
+            p.value[...] = state[f"param.{p.name}"].reshape(p.value.shape)
         if with_optimizer:
             moments = {k[4:]: v for k, v in state.items() if k.startswith("opt.")}
             self.optimizer.load_state(moments)
@@ -79,19 +116,19 @@ class SyntheticGradientModule:
         """The synthetic gradient for activations `h` (targets `y` used only if conditioned)."""
         x = np.concatenate([h, y], axis=-1) if self.conditioned else h
         layers = [x]
-        params, depth = self.params, len(self.hidden)
         norms = []
-        for i in range(depth):
-            a = x @ params[2 * i] + params[2 * i + 1]
+        for i, layer in enumerate(self.layers[:-1]):
+            a = x @ layer.weight.value + layer.bias.value
             if self.batch_norm:
                 inv_std = 1.0 / np.sqrt(batch_var(a) + NORM_EPS)
                 normalised = (a - batch_mean(a)) * inv_std
                 norms.append((normalised, inv_std))
-                a = normalised * params[2 * depth + 2 + 2 * i] + params[2 * depth + 3 + 2 * i]
+                a = normalised * self.norms[i].scale.value + self.norms[i].shift.value
             x = relu(a)
             layers.append(x)
         self._layers, self._norms = layers, norms
-        return x @ params[2 * depth] + params[2 * depth + 1]
+        out = self.layers[-1]
+        return x @ out.weight.value + out.bias.value
 
     def context(self) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
         """What `update` needs of the last `predict` (each layer's input, normalisation
@@ -111,13 +148,14 @@ class SyntheticGradientModule:
         assert layers, "predict() must come before update()"
         error = prediction - target
         if not self.hidden:  # linear: one dense step
-            self.optimizer.step_dense(0, layers[0], error)
+            self.optimizer.update_dense(self.layers[0], layers[0], error)
             return error
-        back, params, depth = error, self.params, len(self.hidden)
-        for i in range(depth, -1, -1):
+        back = error
+        for i in range(len(self.hidden), -1, -1):
+            layer = self.layers[i]
             # The signal for the layer below goes through this layer's pre-update weights.
-            below = (back @ params[2 * i].mT) * (layers[i] > 0) if i else None
-            self.optimizer.step_dense(2 * i, layers[i], back)
+            below = (back @ layer.weight.value.mT) * (layers[i] > 0) if i else None
+            self.optimizer.update_dense(layer, layers[i], back)
             if below is not None:
                 back = self._normalisation_step(i - 1, below, norms) if norms else below
         return error
@@ -128,11 +166,11 @@ class SyntheticGradientModule:
         """Hidden layer i's normalisation: its scale and shift learn, and the signal goes on
         to the layer's pre-activations (through the pre-update scale)."""
         normalised, inv_std = norms[i]
-        index = 2 * len(self.hidden) + 2 + 2 * i
-        gamma = self.params[index].copy()
+        norm = self.norms[i]
+        gamma = norm.scale.value.copy()
         n = dz.shape[-2]
-        self.optimizer.step(index, batch_sum(dz * normalised) / n)
-        self.optimizer.step(index + 1, batch_sum(dz) / n)
+        self.optimizer.update(norm.scale, batch_sum(dz * normalised) / n)
+        self.optimizer.update(norm.shift, batch_sum(dz) / n)
         dn = dz * gamma
         return inv_std * (dn - batch_mean(dn) - normalised * batch_mean(dn * normalised))
 

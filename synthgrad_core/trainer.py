@@ -27,9 +27,9 @@ import numpy as np
 
 from .bookkeeping import EVAL_CHUNK, EXPLOSION_FACTOR, SeedBook, batch_accuracy
 from .config import LIVE_FIELDS, ConfigError, Method, ResolvedConfig, TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, in_dtype, load_dataset
 from .diagnostics import fidelity, layer_stats, saturation, square_sums
-from .nn import Activations, Network, Pass, batch_sum, init_weights
+from .nn import Activations, Network, Parameter, Pass, batch_sum, init_weights
 from .optim import Optimizer, make_optimizer
 from .rules import (
     Applies,
@@ -128,15 +128,15 @@ class Stepper:
         if not timed and not self.net.batch_norm:  # the every-step path
             self._apply_plain(hs, backward.deltas, applies, lo, hi)
             return [], [], []
-        step_dense, deltas = self.optimizer.step_dense, backward.deltas
-        norm = self.net.batch_norm
+        update_dense, deltas = self.optimizer.update_dense, backward.deltas
+        layers, norm = self.net.layers, self.net.batch_norm
         updates: list[np.ndarray | None] = []
         starts: list[float] = []
         times: list[float] = []
         for k in range(lo, hi):
             applied = applies is None or applies[k]
             t0 = time.perf_counter() if timed else 0.0
-            update = step_dense(2 * k, hs[k], deltas[k]) if applied else None
+            update = update_dense(layers[k], hs[k], deltas[k]) if applied else None
             if norm and applied and k in backward.norm_deltas:
                 self._apply_norm(k, hs, backward.norm_deltas[k])
             if timed:
@@ -148,17 +148,17 @@ class Stepper:
     def _apply_plain(
         self, hs: Pass, deltas: Activations, applies: Applies, lo: int, hi: int
     ) -> None:
-        step_dense = self.optimizer.step_dense
+        update_dense, layers = self.optimizer.update_dense, self.net.layers
         for k in range(lo, hi):
             if applies is None or applies[k]:
-                step_dense(2 * k, hs[k], deltas[k])
+                update_dense(layers[k], hs[k], deltas[k])
 
     def _apply_norm(self, k: int, hs: Pass, norm_delta: np.ndarray) -> None:
-        """Hidden layer k's normalisation scale and shift (parameters after all W, b)."""
+        """Hidden layer k's normalisation scale and shift."""
         n = norm_delta.shape[-2]
-        index = 2 * self.net.depth + 2 * k
-        self.optimizer.step(index, batch_sum(norm_delta * hs.norm[k][0]) / n)
-        self.optimizer.step(index + 1, batch_sum(norm_delta) / n)
+        norm = self.net.norms[k]
+        self.optimizer.update(norm.scale, batch_sum(norm_delta * hs.norm[k][0]) / n)
+        self.optimizer.update(norm.shift, batch_sum(norm_delta) / n)
 
     def _timeline(
         self,
@@ -190,27 +190,23 @@ class Stepper:
         self._events = events
         self._window = [r[0], r[-1]]
 
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        """Copies of every array a captured state holds but the data order, by name."""
-        net, rule = self.net, self.rule
-        arrays: dict[str, np.ndarray] = {"weights": net.flat_weights.copy()}
-        arrays |= {f"bias.{k}": b.copy() for k, b in enumerate(net.biases)}
-        arrays |= {f"opt.{k}": v for k, v in self.optimizer.state().items()}
+    def named_state(self) -> dict[str, np.ndarray]:
+        """Every array a captured state holds but the data order, by its name in the state
+        (synthgrad_core.state): the live arrays, named after the parameters that hold them."""
+        arrays = {f"net.{name}": a for name, a in self.net.named_arrays().items()}
+        arrays |= {f"opt.{name}": a for name, a in self.optimizer.named_arrays().items()}
+        rule = self.rule
         if isinstance(rule, SyntheticGradients):
             for k, module in enumerate(rule.modules):
                 if isinstance(module, SyntheticGradientModule):
-                    arrays |= {f"module.{k}.{n}": v for n, v in module.state().items()}
+                    arrays |= {f"module.{k}.{n}": a for n, a in module.named_arrays().items()}
         if isinstance(rule, FeedbackAlignment):
-            arrays |= {f"feedback.{k}": b.copy() for k, b in enumerate(rule.feedback)}
-        for k in range(len(net.gamma)):
-            for part, values in (
-                ("gamma", net.gamma),
-                ("beta", net.beta),
-                ("mean", net.running_mean),
-                ("var", net.running_var),
-            ):
-                arrays[f"norm.{part}.{k}"] = values[k].copy()
+            arrays |= {f"feedback.{k}": b for k, b in enumerate(rule.feedback)}
         return arrays
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of every array a captured state holds but the data order, by name."""
+        return {name: a.copy() for name, a in self.named_state().items()}
 
 
 class Trainer(Stepper, SeedBook):
@@ -401,15 +397,8 @@ class Trainer(Stepper, SeedBook):
             raise RuntimeError("restore() comes before the first step")
         captured = state.config
         check_branch(captured, self.config, state.step)
-        net = self.net
-        net.flat_weights[...] = state.arrays["weights"]
-        for k, b in enumerate(net.biases):
-            b[...] = state.arrays[f"bias.{k}"]
-        for k in range(len(net.gamma)):
-            net.gamma[k][...] = state.arrays[f"norm.gamma.{k}"]
-            net.beta[k][...] = state.arrays[f"norm.beta.{k}"]
-            net.running_mean[k][...] = state.arrays[f"norm.mean.{k}"]
-            net.running_var[k][...] = state.arrays[f"norm.var.{k}"]
+        for name, array in self.net.named_arrays().items():
+            array[...] = state.arrays[f"net.{name}"]
         if captured.optimizer == self.config.optimizer:
             self.optimizer.load_state(state.part("opt"))
         self._restore_rule(state, captured)
@@ -439,15 +428,9 @@ class Trainer(Stepper, SeedBook):
         """Release what the trainer holds (worker threads of a pipelined one)."""
 
 
-def network_params(net: Network) -> list[np.ndarray]:
-    """The arrays the network's optimiser updates, in its index order: each layer's W and b,
-    then each normalised layer's scale and shift (Stepper._apply_norm counts on it)."""
-    params: list[np.ndarray] = []
-    for w, b in zip(net.weights, net.biases, strict=True):
-        params += [w, b]
-    for gamma, beta in zip(net.gamma, net.beta, strict=True):
-        params += [gamma, beta]
-    return params
+def network_params(net: Network) -> list[Parameter]:
+    """What the network's optimiser updates (Network.parameters)."""
+    return net.parameters()
 
 
 def record_keys(cfg: ResolvedConfig) -> list[str]:
@@ -499,10 +482,12 @@ def seed_parts(
     modules: list[GradientModule] | None = None,
 ) -> tuple[Dataset, Network, Rule]:
     """One seed's data, network and rule, drawn from its seed (`modules`: given ones)."""
-    data = dataset if dataset is not None else load_dataset(cfg)
+    data = in_dtype(dataset, cfg.dtype) if dataset is not None else load_dataset(cfg)
     init_rng = np.random.default_rng([cfg.seed, 1])
     sizes = [data.n_inputs, *cfg.hidden, data.n_outputs]
-    net = Network(sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on")
+    net = Network(
+        sizes, cfg.activation, cfg.loss, cfg.init, init_rng, cfg.batch_norm == "on", cfg.dtype
+    )
     return data, net, make_rule(cfg, sizes, data.n_outputs, init_rng, modules)
 
 
@@ -532,6 +517,7 @@ def make_rule(
                     cfg.momentum,
                     rng,
                     cfg.sg_batch_norm == "on",
+                    cfg.dtype,
                 )
                 for width in cfg.hidden
             ]
@@ -539,5 +525,5 @@ def make_rule(
     if cfg.method == "feedback_alignment":
         # Feedback matrices B_k stand where W_k^T stands in backprop; same scale as W_k.
         fixed, _ = init_weights(sizes, cfg.init, cfg.activation, rng)
-        return FeedbackAlignment([w.T.copy() for w in fixed])
+        return FeedbackAlignment([np.ascontiguousarray(w.T, dtype=cfg.dtype) for w in fixed])
     return Backprop()

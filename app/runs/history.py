@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.runs.run import Run
-from app.storage.metrics import Export, export, parse_fields
+from app.storage.metrics import Export, export, export_chosen, parse_fields
 from app.storage.store import Store
 from synthgrad_core.trainer import record_keys
 
@@ -38,5 +38,10 @@ class History:
         columns = record_keys(run.config)
         wanted = parse_fields(fields, columns)  # InvalidQuery for a field the run lacks
         count = self.store.count_records(run_id)
+        if max_points is not None and count > max_points and wanted is None:
+            # A long history: chosen from the headlines table, only those records decoded.
+            chosen = self.store.downsampled(run_id, count, max_points)
+            if chosen is not None:
+                return export_chosen(run_id, chosen, columns, fmt=fmt)
         texts = (text for _, text in self.store.iter_records(run_id, limit=count))
         return export(run_id, texts, count, columns, fields=wanted, max_points=max_points, fmt=fmt)

@@ -160,7 +160,7 @@ class RunManager:
         the sweep) in one transaction, and the sweep counts as one unfinished item.
         """
         self.access.may_create(token)
-        cfgs = [TrainConfig.from_dict(config).resolve() for config, _ in configs]
+        cfgs = [TrainConfig.from_dict(self.admission.with_data(c)).resolve() for c, _ in configs]
         with self._lock:
             owner_hashes = {r.owner_hash for r in self.runs.values()}
             owner_token = self.access.owner_token_for(token, owner_hashes)

@@ -30,6 +30,7 @@ from app.storage.store import Store
 from synthgrad_core import ConfigError
 from synthgrad_core.config import ResolvedConfig, planned_steps
 from synthgrad_core.cost import Cost, describe_bytes, estimate, estimate_batch
+from synthgrad_core.data import MNIST_FOLDER, datasets_in, mnist_missing
 from synthgrad_core.seeds import MAX_SEEDS
 
 
@@ -232,6 +233,25 @@ class Admission:
             raise ConfigError("data_path", f"the server's data folder has no folder {data_path!r}")
         return target
 
+    def datasets(self) -> list[str]:
+        """The datasets this server offers: the built-in ones, and those its data folder holds."""
+        return datasets_in(self.data_root())
+
+    def with_data(self, config: dict[str, Any]) -> dict[str, Any]:
+        """An MNIST config without a data_path gets the data folder's MNIST; ConfigError
+        naming the missing file when the server has none."""
+        if config.get("dataset") != "mnist" or config.get("data_path") is not None:
+            return config
+        missing = mnist_missing(self.data_root() / MNIST_FOLDER)
+        if missing is not None:
+            raise ConfigError(
+                "dataset",
+                f"this server has no MNIST: its data folder has no {MNIST_FOLDER}/{missing} "
+                f"(or .gz); put MNIST's four IDX files in {MNIST_FOLDER}/ of the folder given "
+                "to `synthgrad serve --data-dir` (SYNTHGRAD_DATA_DIR)",
+            )
+        return {**config, "data_path": MNIST_FOLDER}
+
     def runnable(self, config: ResolvedConfig) -> ResolvedConfig:
         """The config a trainer gets: an mnist data_path made absolute inside the data root."""
         if config.data_path is None:
@@ -291,7 +311,11 @@ class Admission:
         """Raise ConfigError (cost), Unavailable (store) or TooManyRuns (quota, pace)."""
         s = self.settings
         if cfg.data_path is not None:
-            self.confine(cfg.data_path)
+            folder = self.confine(cfg.data_path)
+            if cfg.dataset == "mnist" and (missing := mnist_missing(folder)) is not None:
+                raise ConfigError(
+                    "data_path", f"the folder {cfg.data_path!r} has no {missing} (or .gz)"
+                )
         check_budget(cfg, s.max_run_memory, s.max_run_seconds, s.flops_per_second)
         self.check_store()
         if admin:

@@ -27,6 +27,7 @@ from typing import Any
 from app.runs.access import new_run_id
 from app.runs.batches import is_batchable
 from app.runs.manager import RunManager
+from app.runs.naming import dataset_of, point_label, sweep_name
 from app.runs.quotas import seeds_per_batch, split_evenly
 from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
@@ -80,7 +81,7 @@ def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[d
         except ConfigError as exc:
             if exc.field not in grid:
                 raise
-            raise GridError(exc.field, f"{_label(point)}: {exc.message}") from None
+            raise GridError(exc.field, f"{point_label(point)}: {exc.message}") from None
         key = json.dumps(resolved.as_dict(), sort_keys=True)
         if (twin := seen.setdefault(key, point)) is not point:
             raise _twice(grid, twin, point)
@@ -121,11 +122,6 @@ def mark_batches(runs: list[Run], most: Callable[[Run], int], cores: int = 1) ->
                     run.batch = ids
 
 
-def _label(point: dict[str, Any]) -> str:
-    """'method dni, seed 1': a grid point in words, for run names."""
-    return ", ".join(f"{key} {_cell(value)}" for key, value in point.items())
-
-
 class Sweeps:
     """The server's sweeps: create, read (runs and groups), control and delete them."""
 
@@ -161,8 +157,10 @@ class Sweeps:
         """
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
+        config = self.manager.admission.with_data(config)  # MNIST from the data folder
         todo = checked_points(config, grid)
-        name = name or f"sweep of {', '.join(grid) or 'one run'}"
+        prefix = name or dataset_of(config)
+        name = name or sweep_name(config, grid)
         sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])
 
         def store_together(owner_hash: str, runs: list[Run]) -> None:
@@ -178,7 +176,7 @@ class Sweeps:
             self._insert(sweep, runs)
 
         runs, owner_token = self.manager.create_many(
-            [({**config, **p}, f"{name}: {_label(p)}"[:100]) for p in todo],
+            [({**config, **p}, f"{prefix}: {point_label(p)}"[:100]) for p in todo],
             token,
             client,
             group=store_together,

@@ -170,6 +170,24 @@ def export(
     return Export("application/json", _json(run_id, trimmed, downsampled))
 
 
+def export_chosen(run_id: str, texts: Iterator[str], columns: Sequence[str], *, fmt: str) -> Export:
+    """A downsampled history already chosen (`Store.downsampled`): JSON spliced verbatim,
+    or CSV with every column."""
+    if fmt == "csv":
+        return Export("text/csv", _csv((json.loads(t) for t in texts), list(columns)))
+
+    def pieces() -> Iterator[str]:
+        yield json.dumps({"run_id": run_id, "downsampled": True})[:-1]
+        yield ',"records":['
+        n = 0
+        for text in texts:
+            yield text if n == 0 else "," + text
+            n += 1
+        yield f'],"count":{n}}}'
+
+    return Export("application/json", _gather(pieces()))
+
+
 def _downsampled(
     texts: Iterator[str], count: int, max_points: int | None, fields: list[str] | None
 ) -> Iterator[Record]:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from app.storage import headlines
 from app.storage.codec import decode_record, encode_record
 from app.storage.errors import PROBE_BYTES, StoreCorrupt, StoreError, describe, recovery_hint
 from app.storage.migrations import add_checkpoints, add_columns, migrate_metrics_table
@@ -83,7 +84,7 @@ CHUNK = 2000
 VACUUM_PAGES = 512
 
 
-class Store:
+class Store(headlines.Downsampling):
     """Runs and records in one SQLite file. Thread-safe: writes share one locked connection."""
 
     def __init__(self, path: str, *, check: bool = True) -> None:
@@ -100,7 +101,7 @@ class Store:
             # Must precede the first table; an older file gets it with its migration.
             self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(SCHEMA + headlines.SCHEMA)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             if describe(exc) == "database corrupt":
@@ -218,6 +219,7 @@ class Store:
                 "WHERE run_id NOT IN (SELECT id FROM runs) "
                 f"LIMIT {CHUNK})"
             ).rowcount
+            deleted = deleted or conn.execute(headlines.PURGE).rowcount
             # A run's checkpoints are few (thinned): one statement takes them all.
             deleted += conn.execute(
                 "DELETE FROM checkpoints WHERE run_id NOT IN (SELECT id FROM runs)"
@@ -266,10 +268,12 @@ class Store:
     ) -> None:
         """Insert records (run_id, step, streamed, json) and update run rows in one transaction."""
         rows = [(run_id, step, live, encode_record(text)) for run_id, step, live, text in records]
+        heads = headlines.blocks(records)
 
         def work(conn: sqlite3.Connection) -> None:
             if rows:
                 conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
+                conn.executemany(headlines.INSERT, heads)
             for run_id, fields in run_updates:
                 sets = ", ".join(f"{k} = ?" for k in fields)
                 conn.execute(
@@ -309,12 +313,8 @@ class Store:
         self, run_id: str, *, after: int = 0, streamed_only: bool = False, limit: int | None = None
     ) -> list[str]:
         """Stored records (JSON text) of a run with step > `after`, in step order."""
-        return [
-            text
-            for _, text in self.iter_records(
-                run_id, after=after, streamed_only=streamed_only, limit=limit
-            )
-        ]
+        texts = self.iter_records(run_id, after=after, streamed_only=streamed_only, limit=limit)
+        return [text for _, text in texts]
 
     def count_records(self, run_id: str, *, after: int = 0, streamed_only: bool = False) -> int:
         sql = "SELECT COUNT(*) FROM records WHERE run_id = ? AND step > ?"

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthgrad_core.records import json_safe
+
 
 class CloseCode(enum.IntEnum):
     """Websocket close codes of the run stream (the page reads them from the vocabulary)."""
@@ -29,7 +31,7 @@ def envelope(fields: dict[str, Any], **encoded: list[str] | str) -> str:
     >>> envelope({"type": "metrics", "seq": 2}, records=['{"step":1}', '{"step":2}'])
     '{"type": "metrics", "seq": 2, "records": [{"step":1},{"step":2}]}'
     """
-    text = json.dumps(fields)
+    text = json.dumps(json_safe(fields), allow_nan=False)  # a diverged run's summary: null
     if not encoded:
         return text
     parts = [text[:-1]] if fields else ["{"]
@@ -88,7 +90,7 @@ class Status:
     def encode(self) -> str:
         body = {"type": "status", "status": self.status, "step": self.step}
         body.update({k: v for k, v in self.extra.items() if v is not None})
-        return json.dumps(body)
+        return json.dumps(json_safe(body), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class LeanSnapshot:
             "seq": self.seq,
             "fields": list(self.fields),
         }
-        return json.dumps(fields)[:-1] + f', "columns": {self.columns}}}'
+        head = json.dumps(json_safe(fields), allow_nan=False)  # a diverged run's summary: null
+        return head[:-1] + f', "columns": {self.columns}}}'
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +15,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
@@ -24,7 +28,9 @@ from synthgrad_core.config import (
     TrainConfig,
     io_sizes,
 )
-from synthgrad_core.presets import PRESETS
+from synthgrad_core.presets import expectation
+from synthgrad_core.presets import offered as presets_offered
+from synthgrad_core.records import json_safe
 from synthgrad_core.trainer import HIDDEN_FIELDS, LAYER_FIELDS, LIVE_KNOBS
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +46,15 @@ def asset_dir(name: str) -> Path:
 
 
 templates = Jinja2Templates(directory=str(asset_dir("templates")))
+
+
+def _page_json(value: Any, **options: Any) -> str:
+    """What `tojson` embeds in a page: the records' encoding (a diverged run's NaN is null,
+    which the browser's JSON.parse accepts; a bare NaN token stops the page loading)."""
+    return json.dumps(json_safe(value), allow_nan=False, **options)
+
+
+templates.env.policies["json.dumps_function"] = _page_json
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +98,8 @@ def form_fields() -> list[dict[str, Any]]:
             "min": spec.minimum,
             "max": spec.le,
             "bounds": spec.bounds_text(),
+            "hint": hint(spec),
+            "only": DATASET_ONLY.get(name),
             "choices": spec.choices,
             "default": _shown(getattr(defaults, name)),
             "integer": spec.integer,
@@ -90,6 +107,41 @@ def form_fields() -> list[dict[str, Any]]:
         }
         for name, spec in FIELD_SPECS.items()
     ]
+
+
+#: Fields that mean something for one dataset only: the form shows them for it alone.
+DATASET_ONLY = {"bits": "addition", "data_path": "mnist"}
+#: Upper bounds this large are a technical limit, not advice: the hint leaves them out.
+PLAIN_BOUND = 1e6
+
+
+def hint(spec: Any) -> str:
+    """A field's hint in plain words: its help, its unit where neither the help nor the
+    label says it, and its bounds as a range ("2 to 32"), without "(addition)" where only
+    that dataset shows the field."""
+    text = re.sub(r" \((addition|mnist)\)$", "", spec.help)
+    said = spec.unit in text or spec.unit == spec.label.lower() or spec.kind == "widths"
+    if spec.unit and not said:
+        text += f", in {spec.unit}"
+    bounds = "" if spec.kind == "widths" else bounds_words(spec)
+    return f"{text}; {bounds}" if bounds else text
+
+
+def bounds_words(spec: Any) -> str:
+    """ "2 to 32", "above 0, at most 1", "0 or more" (a huge upper bound is left out)."""
+    low = _number(spec.minimum)
+    high = _number(spec.le) if spec.le is not None and spec.le < PLAIN_BOUND else None
+    if low is None:
+        return f"at most {high}" if high is not None else ""
+    if spec.gt is not None:
+        return f"above {low}" + (f", at most {high}" if high is not None else "")
+    return f"{low} to {high}" if high is not None else f"{low} or more"
+
+
+def _number(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 #: What the browser code needs to know of records and statuses, from where they are defined.
@@ -114,13 +166,20 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
+def runs_page(request: Request, manager: Manager) -> HTMLResponse:
+    offered = tuple(manager.admission.datasets())
+    fields = [
+        {**f, "choices": tuple(c for c in f["choices"] if c in offered)}
+        if f["name"] == "dataset"
+        else f
+        for f in form_fields()
+    ]
     return page(
         request,
         "runs.html",
-        fields=form_fields(),
+        fields=fields,
         dataset_defaults=dataset_defaults(),
-        presets=PRESETS,
+        presets=presets_offered(offered),  # where the server has every dataset they use
     )
 
 
@@ -155,6 +214,7 @@ def run_page(request: Request, run_id: str, manager: Manager) -> HTMLResponse:
         ],
         fork_fields=fork_fields,
         knob_fields=knob_fields,
+        expect=expectation(run.name, config),
     )
 
 
@@ -192,10 +252,40 @@ def results_text() -> str:
     return (asset_dir("docs") / "results.md").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
+def results_html() -> Markup:
+    """docs/results.md as HTML (CommonMark with tables; its own HTML is escaped, not run).
+
+    Each table cell carries its column's header (`data-label`), which the phone layout
+    shows before the value, so a wide table reads as a card per row on a narrow screen.
+    """
+    markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = markdown.parse(results_text())
+    headers: list[str] = []
+    column = 0
+    for i, token in enumerate(tokens):
+        if token.type == "thead_open":
+            headers = []
+        elif token.type == "th_open":
+            headers.append(tokens[i + 1].content.replace("`", "").replace("*", ""))
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "td_open":
+            if column < len(headers) and headers[column]:
+                token.attrSet("data-label", headers[column])
+            column += 1
+    html = markdown.renderer.render(tokens, markdown.options, {})
+    return Markup(
+        html.replace("<table>", '<div class="table-wrap"><table class="doc-table">').replace(
+            "</table>", "</table></div>"
+        )
+    )
+
+
 @router.get("/results", response_class=HTMLResponse)
 def results_page(request: Request) -> HTMLResponse:
-    """docs/results.md, what each rule reaches as measured, readable offline (as text)."""
-    return page(request, "doc.html", text=results_text())
+    """docs/results.md, what each rule reaches as measured, readable offline."""
+    return page(request, "doc.html", html=results_html())
 
 
 @router.get("/results.md", response_class=PlainTextResponse)

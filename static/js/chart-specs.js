@@ -31,6 +31,15 @@ export const CHARTS = [
     ],
     compare: (l) => ({ key: hiddenKey("cos", l), label: `cosine, hidden layer ${l}` }),
     axes: { y: { ...linear("cosine"), range: [-1.05, 1.05], fixed: true }, y2: logAxis("relative error, norm ratio") },
+    // A relative error pinned at 1 is a flat line that looks like nothing: say what it means.
+    note: (traces) => {
+      const rel = traces.find((t) => t.key.startsWith("rel_err"));
+      const recent = rel ? rel.y.slice(-50).filter((v) => v !== null && Number.isFinite(v)) : [];
+      const middle = [...recent].sort((a, b) => a - b)[recent.length >> 1];
+      const near = recent.filter((v) => Math.abs(v - 1) < 0.15).length;
+      if (recent.length < 10 || Math.abs(middle - 1) > 0.05 || near < 0.9 * recent.length) return "";
+      return "relative error stays at 1: the signal carries almost nothing of the true gradient (as if it were zero); the norm ratio says how big it is";
+    },
   },
   {
     id: "weights", title: "Weights",
@@ -49,7 +58,8 @@ export const CHARTS = [
     help: "Each DNI layer has a small module that predicts its gradient. The module itself learns by comparing its prediction with the gradient the layer above sends back a step later. This is the module's error: it falling means the predictions get better at matching that target. A low module loss with a low cosine means the module has learned to predict a target that is itself uninformative.",
     traces: (l) => [{ key: hiddenKey("module_loss", l), name: "module loss" }],
     compare: (l) => ({ key: hiddenKey("module_loss", l), label: `module loss, hidden layer ${l}` }),
-    axes: { y: positive("module loss") },
+    // Log by default: the loss falls by orders of magnitude and is flat at 0 on a linear axis.
+    axes: { y: logAxis("module loss") },
     only: (run) => run.config.method === "dni" || run.config.method === "cdni",
   },
 ];

@@ -54,6 +54,15 @@ function markFork(r, history) {
   forks.push([point, `${whose}fork at step ${step}`]);
   charts.forEach((c) => c.addMarker(point, forks[forks.length - 1][1]));
 }
+// A diverged run's line ends where its numbers stopped being finite: say so on each chart.
+function markDivergence(chart, r) {
+  const step = r.summary?.diverged_at;
+  const history = records[r.id];
+  if (step == null || !history.length) return;
+  const at = [...history].reverse().find((x) => x.step <= step) || history[history.length - 1];
+  const whose = runs.length > 1 ? `${r.name.slice(0, 18)}: ` : "";
+  chart.addMarker({ step, epoch: at.epoch, wall_time: at.wall_time }, `${whose}diverged at step ${step}`);
+}
 function buildCharts() {
   container.replaceChildren();
   charts = CHARTS.filter((spec) => !spec.only || runs.some(spec.only)).map((spec) => {
@@ -71,6 +80,7 @@ function buildCharts() {
     if (view.chart === spec.id) expand(chart.card, true);
     for (const r of runs) chart.push(r.id, records[r.id]);
     for (const [point, text] of forks) chart.addMarker(point, text);
+    for (const r of runs) markDivergence(chart, r);
     return chart;
   });
   window.synthgradCharts = charts;
@@ -97,7 +107,8 @@ for (const r of runs) {
     onSnapshot(msg) {
       records[r.id] = msg.history;
       markFork(r, msg.history);
-      charts.forEach((c) => { c.reset(r.id); c.push(r.id, msg.history); });
+      r.summary = { ...r.summary, ...(msg.run.summary || {}) };
+      charts.forEach((c) => { c.reset(r.id); c.push(r.id, msg.history); markDivergence(c, r); });
       timelines[r.id].reset(); timelines[r.id].push(msg.history);
     },
     onMetrics(batch) {

@@ -50,9 +50,26 @@ const observer = "IntersectionObserver" in window ? new IntersectionObserver((en
   }
 }, { rootMargin: "200px" }) : null;
 
+// A chart whose box changed width (a card shown large, full screen, presentation mode, a
+// column appearing) lays out again at once: Plotly measures its container only on a window
+// resize. A live chart draws again (its height follows a large card); others resize.
+const widths = new WeakMap();
+const resized = "ResizeObserver" in window ? new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const element = entry.target, chart = element.synthgradChart;
+    const width = Math.round(entry.contentRect.width), height = Math.round(entry.contentRect.height);
+    const before = widths.get(element);
+    widths.set(element, [width, height]);
+    if (!before || (before[0] === width && (before[1] === height || !chart.large?.())) || width === 0) continue;
+    if (chart.redrawAll) chart.redrawAll();
+    else if (element.data) window.Plotly.Plots.resize(element);
+  }
+}) : null;
+
 // Draw `chart` only while `element` is on screen (or near it).
 export function watch(chart, element) {
   chart.visible = observer === null;
   element.synthgradChart = chart;
   observer?.observe(element);
+  resized?.observe(element);
 }

@@ -73,7 +73,7 @@ export class FidelityHeatmap {
         colorbar: { title: { text: "cosine" }, tickvals: [-1, 0, 1], ticktext: ["-1 opposite", "0 unrelated", "1 agrees"], thickness: 12 },
         hovertemplate: "%{y}, up to step %{x}: cosine %{z:.2f}<extra></extra>",
       }], {
-        title: { text: "Fidelity heatmap (cosine)", font: { size: 14 } },
+        title: { text: "Fidelity heatmap (cosine)", font: { size: 14 }, x: 0, xref: "paper", xanchor: "left" },
         height: 120 + 36 * this.layers.length, margin: { l: 70, r: 20, t: 40, b: 40 },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg },
         xaxis: { title: { text: "step" }, automargin: true }, yaxis: { automargin: true, autorange: "reversed" },

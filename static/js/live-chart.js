@@ -12,6 +12,14 @@ const MAX_POINTS = 5000; // per trace; older points are thinned by min/max bucke
 export const UNDEFINED = "no value (zero signal or not finite)";
 
 
+// A legend entry's text width in Plotly's default font, as the browser measures it.
+const measure = document.createElement("canvas").getContext("2d");
+function textWidth(text) {
+  if (!measure) return 7 * text.length;
+  measure.font = `12px "Open Sans", verdana, arial, sans-serif`;
+  return measure.measureText(text).width;
+}
+
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
@@ -125,6 +133,7 @@ export class LiveChart {
         this.markersMoved = false;
         await Plotly.react(this.div, this.figure(), this.layout(), CHART_CONFIG);
         this.drawn = true;
+        this.fitLegend();
       } else if (indices.length) {
         await Plotly.extendTraces(this.div, extension, indices, MAX_POINTS);
       }
@@ -148,7 +157,10 @@ export class LiveChart {
     const total = Math.max(received, this.totalPoints ? this.totalPoints() : 0);
     const parts = [];
     if (shown < total) parts.push(`showing ${shown.toLocaleString()} of ${total.toLocaleString()} points`);
-    if (this.range) parts.push("y axis fitted after the first epoch (tick “show early spikes” to see all)");
+    if (this.range?.offChart) parts.push(`${this.range.offChart.toLocaleString()} points above the top: the values blew up (tick “show early spikes” to see all)`);
+    else if (this.range) parts.push("y axis fitted after the first epoch (tick “show early spikes” to see all)");
+    const meaning = this.spec.note?.(this.traces);
+    if (meaning) parts.push(meaning);
     this.note.textContent = parts.join(" · ");
   }
 
@@ -221,7 +233,10 @@ export class LiveChart {
     const axes = this.spec.axes;
     const layout = {
       // Shown large or full screen, the figure takes the height its card gives it.
-      title: { text: this.title(), font: { size: 14 } }, height: this.large() ? this.div.clientHeight : 320,
+      // The width too: Plotly.react keeps the width it first measured (draw-scheduler.js
+      // redraws a chart whose box changed).
+      title: { text: this.title(), font: { size: 14 }, x: 0, xref: "paper", xanchor: "left" }, height: this.large() ? this.div.clientHeight : 320,
+      width: this.div.clientWidth || undefined,
       margin: { l: 60, r: axes.y2 ? 60 : 20, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)", font: { color: cssVar("--fg") },
       xaxis: { title: { text: xTitle, standoff: 4 }, gridcolor: cssVar("--grid"), automargin: true },
@@ -233,8 +248,36 @@ export class LiveChart {
     if (this.range) { layout.yaxis.range = layout.yaxis.type === "log" ? this.range.map((v) => Math.log10(Math.max(v, 1e-12))) : this.range; layout.yaxis.autorange = false; }
     if (axes.y2) layout.yaxis2 = { ...this.axis(axes.y2, "y2"), overlaying: "y", side: "right", showgrid: false };
     this.markerLayout(layout);
-    layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = 70;
+    // The legend sits between the title and the plot: the top margin makes room for as many
+    // rows as it wraps to, and the figure grows by as much, so the plot keeps its height.
+    const rows = this.legendRows();
+    const top = Math.max(48 + 22 * rows, this.legendTop || 0);
+    layout.title.y = 0.98; layout.title.yanchor = "top"; layout.margin.t = top; this.topMargin = top;
+    if (!this.large()) layout.height += top - 70;
     return layout;
+  }
+
+  // The legend as drawn: if it wrapped to more rows than estimated, it would reach the
+  // title; the next drawing makes the room it took (the room only grows, so this settles).
+  fitLegend() {
+    const legend = this.div.querySelector(".legend");
+    if (!legend || !legend.getBBox) return;
+    const need = Math.ceil(36 + legend.getBBox().height);
+    if (need > this.topMargin + 1) { this.legendTop = need; this.drawn = false; this.dirty = true; }
+  }
+
+  // How many rows the legend wraps to at this width.
+  legendRows() {
+    const names = this.traces.filter((t) => t.style.legend !== false).map((t) => t.name);
+    if (this.traces.some((t) => t.y.includes(null))) names.push(UNDEFINED);
+    const width = Math.max(200, (this.div.clientWidth || 600) - 70); // a legend may use the margins
+    let rows = names.length ? 1 : 0, x = 0;
+    for (const name of names) {
+      const w = 46 + textWidth(name);
+      if (x > 0 && x + w > width) { rows++; x = 0; }
+      x += w;
+    }
+    return rows;
   }
 
   large() {

@@ -1,6 +1,12 @@
+// A touch screen without a mouse (a phone, a tablet): Plotly shows its toolbar there all the
+// time, over the chart's title and legend, and its buttons serve a mouse. No toolbar there;
+// with a mouse it appears on hover.
+export const TOUCH_ONLY = window.matchMedia("(hover: none)").matches || window.matchMedia("(pointer: coarse)").matches;
+
 // Every chart's Plotly config: no cloud, no Chart Studio, a PNG download of the chart.
 export const CHART_CONFIG = {
   responsive: true,
+  displayModeBar: TOUCH_ONLY ? false : "hover",
   displaylogo: false,
   showSendToCloud: false,
   showEditInChartStudio: false,

@@ -30,7 +30,13 @@ export function setupPresentation(view, { onSpace } = {}) {
     } else if (event.key === "?") { event.preventDefault(); dialog.showModal(); }
     else if (event.key === "p") { event.preventDefault(); toggle(); }
     else if (event.key === "f") { event.preventDefault(); fullscreen(focusedCard(view)); }
-    else if (event.key === " " && onSpace && event.target.tagName !== "BUTTON") { event.preventDefault(); onSpace(); }
+    // Space pauses; in presentation mode whatever has focus (a presenter who clicked a
+    // button), elsewhere it still presses a focused button.
+    else if (event.key === " " && onSpace && (view.present || event.target.tagName !== "BUTTON")) {
+      event.preventDefault();
+      if (event.target.tagName === "BUTTON") event.target.blur(); // its keyup must not click it
+      onSpace();
+    }
   });
 }
 

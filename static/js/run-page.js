@@ -54,6 +54,7 @@ function buildCharts() {
     }
     const fork = run.fork_of && forkPoint(run.fork_of.step);
     if (fork) chart.addMarker(fork, `fork at step ${run.fork_of.step}`);
+    markDivergence(chart);
     chart.totalPoints = () => (lastRecord ? lastRecord.step : run.step);
     addExpand(chart.card, view);
     if (view.chart === spec.id) expand(chart.card, true);
@@ -63,6 +64,14 @@ function buildCharts() {
     return chart;
   });
   window.synthgradCharts = charts;
+}
+
+// A diverged run's charts say where: a line at the step its numbers stopped being finite.
+function markDivergence(chart) {
+  const step = run.summary?.diverged_at;
+  if (step == null) return;
+  const at = [...records].reverse().find((r) => r.step <= step) || records[records.length - 1];
+  if (at) chart.addMarker({ step, epoch: at.epoch, wall_time: at.wall_time }, `diverged at step ${step}`);
 }
 
 const layerSelect = bindControls(view, () => charts, layers);
@@ -101,6 +110,14 @@ const progressText = document.getElementById("progress-text");
 const banner = document.getElementById("banner");
 let lastRecord = null;
 
+// "live" only while the run trains: a paused or ended run says its status alone.
+let connectionState = "";
+function showConnection() {
+  const live = run.status === "running" || run.status === "queued";
+  connection.textContent = connectionState === "reconnecting" ? "reconnecting…" : connectionState === "live" && live ? "live" : "";
+  connection.className = `conn conn-${connectionState}`;
+}
+
 function showStatus(status, extra = {}) {
   if (status === "deleted") {
     banner.hidden = false;
@@ -114,7 +131,7 @@ function showStatus(status, extra = {}) {
   }
   run.status = status;
   statusEl.textContent = status === "paused" && run.parked ? "paused (parked)" : status;
-  if (TERMINAL.has(status)) connection.textContent = ""; // an ended run is never "live"
+  showConnection();
   statusEl.className = `status status-${status}`;
   if (status === "diverged") {
     banner.hidden = false;
@@ -340,6 +357,7 @@ const stream = new RunStream(run.id, {
       addRecords(msg.history);
     }
     showStatus(msg.status, msg.run.summary || {});
+    charts.forEach(markDivergence);
     showLoaded();
     showProgress();
   },
@@ -349,15 +367,16 @@ const stream = new RunStream(run.id, {
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
     run.parked = Boolean(msg.parked); // a paused run that gave its training slot back
+    if (msg.diverged_at != null) run.summary = { ...run.summary, diverged_at: msg.diverged_at };
     showStatus(msg.status, msg);
+    charts.forEach(markDivergence);
     showProgress();
     showLoaded();
     replayButton.hidden = Boolean(replay) || !["finished", "diverged", "stopped"].includes(run.status);
   },
   onConnection(state) {
-    const ended = TERMINAL.has(run.status);
-    connection.textContent = state === "reconnecting" ? "reconnecting…" : state === "live" && !ended ? "live" : "";
-    connection.className = `conn conn-${state}`;
+    connectionState = state;
+    showConnection();
   },
 }, { detail: "lean", layer: view.layer });
 new Presenter(run.id, {

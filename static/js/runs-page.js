@@ -60,37 +60,82 @@ async function refreshSweeps() {
     cell(row, sweep.status, "Status").className = `status status-${sweep.status}`;
     cell(row, new Date(sweep.created_at * 1000).toLocaleString(), "Created");
   }
+  return sweeps;
+}
+
+// A sweep's runs fold under one row with their count; a click shows them (kept open).
+const openSweeps = new Set();
+function sweepRow(sweep, members) {
+  const row = tbody.insertRow();
+  row.className = "sweep-row";
+  row.insertCell();
+  const td = row.insertCell();
+  td.className = "run-name";
+  const toggle = document.createElement("button");
+  toggle.type = "button";
+  toggle.className = "fold-toggle";
+  const open = openSweeps.has(sweep.id);
+  toggle.setAttribute("aria-expanded", String(open));
+  toggle.textContent = `${open ? "▾" : "▸"} ${members.length} runs`;
+  toggle.setAttribute("aria-label", `${open ? "Hide" : "Show"} the ${members.length} runs of ${sweep.name}`);
+  toggle.addEventListener("click", () => {
+    if (openSweeps.has(sweep.id)) openSweeps.delete(sweep.id); else openSweeps.add(sweep.id);
+    refresh();
+  });
+  const link = document.createElement("a");
+  link.href = `/sweeps/${encodeURIComponent(sweep.id)}`;
+  link.textContent = sweep.name;
+  td.append(link, " ", toggle);
+  cell(row, [...new Set(members.map((r) => r.config.method))].join(", "), "Rule");
+  cell(row, [...new Set(members.map((r) => r.config.dataset))].join(", "), "Dataset");
+  cell(row, sweep.status, "Status").className = `status status-${sweep.status}`;
+  const steps = members.reduce((n, r) => n + r.step, 0), total = members.reduce((n, r) => n + (r.total_steps || 0), 0);
+  cell(row, `${total ? Math.round((100 * steps) / total) : 0}%`, "Progress");
+  cell(row, "", "Loss"); cell(row, "", "Accuracy");
+  cell(row, new Date(sweep.created_at * 1000).toLocaleString(), "Created");
+  return open;
+}
+
+function runRow(run, depth, byId, inSweep = false) {
+  const row = tbody.insertRow();
+  row.dataset.runId = run.id;
+  if (inSweep) row.className = "sweep-member";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = selected.has(run.id);
+  box.setAttribute("aria-label", `select ${run.name} to compare`);
+  box.addEventListener("change", () => {
+    if (box.checked) selected.add(run.id); else selected.delete(run.id);
+    compareButton.disabled = selected.size < 2;
+  });
+  row.insertCell().appendChild(box);
+  const note = run.fork_of ? `fork of ${byId.get(run.fork_of.run)?.name ?? "a deleted run"} at step ${run.fork_of.step}` : "";
+  nameCell(row, `/runs/${encodeURIComponent(run.id)}`, run.name, note, depth + (inSweep ? 1 : 0));
+  cell(row, run.config.method, "Rule");
+  cell(row, run.config.dataset, "Dataset");
+  cell(row, run.status, "Status").className = `status status-${run.status}`;
+  cell(row, `${run.total_steps ? Math.round((100 * run.step) / run.total_steps) : 0}%`, "Progress");
+  cell(row, formatNumber(run.summary.loss), "Loss");
+  cell(row, formatNumber(run.summary.accuracy, 3), "Accuracy");
+  cell(row, new Date(run.created_at * 1000).toLocaleString(), "Created");
 }
 
 async function refresh() {
-  refreshSweeps();
-  const runs = await (await fetch("/api/runs")).json();
+  const [sweeps, runs] = await Promise.all([refreshSweeps(), fetch("/api/runs").then((r) => r.json())]);
   document.getElementById("loading-runs").hidden = true;
   tbody.replaceChildren();
   document.getElementById("no-runs").hidden = runs.length > 0;
   document.getElementById("runs-table").hidden = runs.length === 0;
   const byId = new Map(runs.map((r) => [r.id, r]));
+  const sweepOf = new Map(sweeps.flatMap((s) => s.runs.map((r) => [r.id, s])));
+  const shown = new Set();
   for (const [run, depth] of families(runs)) {
-    const row = tbody.insertRow();
-    row.dataset.runId = run.id;
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = selected.has(run.id);
-    box.setAttribute("aria-label", `select ${run.name} to compare`);
-    box.addEventListener("change", () => {
-      if (box.checked) selected.add(run.id); else selected.delete(run.id);
-      compareButton.disabled = selected.size < 2;
-    });
-    row.insertCell().appendChild(box);
-    const note = run.fork_of ? `fork of ${byId.get(run.fork_of.run)?.name ?? "a deleted run"} at step ${run.fork_of.step}` : "";
-    nameCell(row, `/runs/${encodeURIComponent(run.id)}`, run.name, note, depth);
-    cell(row, run.config.method, "Rule");
-    cell(row, run.config.dataset, "Dataset");
-    cell(row, run.status, "Status").className = `status status-${run.status}`;
-    cell(row, `${run.total_steps ? Math.round((100 * run.step) / run.total_steps) : 0}%`, "Progress");
-    cell(row, formatNumber(run.summary.loss), "Loss");
-    cell(row, formatNumber(run.summary.accuracy, 3), "Accuracy");
-    cell(row, new Date(run.created_at * 1000).toLocaleString(), "Created");
+    const sweep = sweepOf.get(run.id);
+    if (!sweep) { runRow(run, depth, byId); continue; }
+    if (shown.has(sweep.id)) continue; // its runs came with its first
+    shown.add(sweep.id);
+    const members = runs.filter((r) => sweepOf.get(r.id) === sweep);
+    if (sweepRow(sweep, members)) for (const member of members) runRow(member, 0, byId, true);
   }
 }
 compareButton.addEventListener("click", () => {
@@ -103,6 +148,7 @@ setInterval(refresh, 2000);
 const form = document.getElementById("new-run");
 const startButton = document.getElementById("start-button");
 const presetNote = document.getElementById("preset-note");
+const presetExpect = document.getElementById("preset-expect");
 let pendingBatch = null; // a preset that starts several runs
 
 const inputs = () => [...form.elements].filter((el) => el.name && !el.dataset.sweep);
@@ -120,6 +166,8 @@ const field = (name) => form.elements.namedItem(name);
 // The dataset's own defaults, shown beside each field that depends on the dataset.
 function showDatasetDefaults() {
   const values = DATASET_DEFAULTS[field("dataset").value] || {};
+  // Fields of one dataset only (bits, the MNIST folder) show for that dataset alone.
+  for (const box of form.querySelectorAll(".field[data-only]")) box.hidden = box.dataset.only !== field("dataset").value;
   for (const slot of form.querySelectorAll("[data-default-for]")) {
     const value = values[slot.dataset.defaultFor];
     slot.textContent = value === undefined ? "" : `; default for ${field("dataset").value}: ${value}`;
@@ -143,6 +191,8 @@ function choosePreset(key) {
   pendingBatch = preset.runs.length > 1 ? preset.runs : null;
   presetNote.hidden = !preset.note;
   presetNote.textContent = preset.note || "";
+  presetExpect.hidden = !preset.expect;
+  presetExpect.textContent = preset.expect ? `What to expect: ${preset.expect}` : "";
   startButton.textContent = pendingBatch ? `Start ${pendingBatch.length} runs` : "Start";
   syncQuery();
 }
@@ -155,7 +205,7 @@ function readForm() {
   const config = {};
   let name = null;
   for (const input of inputs()) {
-    if (input.value === "") continue;
+    if (input.value === "" || input.closest(".field[data-only]")?.hidden) continue;
     if (input.name === "name") { name = input.value; continue; }
     const kind = input.dataset.kind;
     if (kind === "widths") config[input.name] = input.value.split(",").map((v) => Number(v.trim()));
@@ -187,7 +237,7 @@ function readQuery() {
 }
 form.addEventListener("input", () => syncQuery());
 form.addEventListener("change", (event) => {
-  if (event.target.name === "dataset") { showDatasetDefaults(); pendingBatch = null; presetNote.hidden = true; startButton.textContent = "Start"; }
+  if (event.target.name === "dataset") { showDatasetDefaults(); pendingBatch = null; presetNote.hidden = true; presetExpect.hidden = true; startButton.textContent = "Start"; }
   syncQuery();
 });
 document.getElementById("recipe-button").addEventListener("click", async (e) => {

@@ -37,21 +37,45 @@ export function thin(series, limit) {
   for (const key of ["step", "epoch", "wall_time", "y"]) series[key] = idx.map((i) => series[key][i]);
 }
 
+// A value this many times the untrained network's (a trace's first finite value) is a
+// blow-up, the engine's "exploded" rule: the axis keeps the history before it in view.
+export const BLOWUP = 1000;
+
+function blowupCeiling(traces) {
+  let reference = Infinity;
+  for (const t of traces) {
+    const first = t.y.find((v) => v !== null && Number.isFinite(v));
+    if (first !== undefined && Math.abs(first) > 0) reference = Math.min(reference, Math.abs(first));
+  }
+  return Number.isFinite(reference) ? reference * BLOWUP : Infinity;
+}
+
 // The y range that the first epoch's spike (or one outlier) must not set: the range of
-// everything after the first epoch (or after the first 5% of points in a one-epoch run).
+// everything after the first epoch (or after the first 5% of points in a one-epoch run),
+// leaving out a diverging run's blow-up. `offChart`: how many points lie above it.
 export function robustRange(traces) {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity, hi = -Infinity, offChart = 0;
+  const ceiling = blowupCeiling(traces);
   for (const t of traces) {
     const lastEpoch = t.epoch.length ? t.epoch[t.epoch.length - 1] : 0;
     const skip = lastEpoch > 1.5 ? t.epoch.findIndex((e) => e > 1) : Math.ceil(t.y.length * 0.05);
-    for (let i = Math.max(skip, 0); i < t.y.length; i++) {
+    for (let i = 0; i < t.y.length; i++) {
       const v = t.y[i];
       if (v === null || !Number.isFinite(v)) continue;
+      if (v > ceiling) { offChart++; continue; }
+      if (i < skip) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
   }
+  if (!Number.isFinite(lo) || offChart) {
+    // A blow-up: everything before it is the history to see, the first steps included.
+    lo = Infinity; hi = -Infinity;
+    for (const t of traces) for (const v of t.y) if (v !== null && Number.isFinite(v) && v <= ceiling) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  }
   if (!Number.isFinite(lo)) return null;
   const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-  return [Math.max(0, lo - pad), hi + pad];
+  const range = [Math.max(0, lo - pad), hi + pad];
+  range.offChart = offChart;
+  return range;
 }

@@ -85,6 +85,14 @@ function aggregate(group, key) {
   };
 }
 
+// How many powers of ten the traces' positive values span (a log axis labels only the
+// decades when there are some, else Plotly's own ticks).
+function decades(traces) {
+  let lo = Infinity, hi = -Infinity;
+  for (const t of traces) for (const v of t.y) if (v > 0 && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  return Number.isFinite(lo) ? Math.log10(hi / lo) : 0;
+}
+
 function draw({ spec, div, note }) {
   const { key, label } = spec.compare(layer);
   const traces = [];
@@ -100,11 +108,17 @@ function draw({ spec, div, note }) {
                   line: { color: group.color, width: 2 }, hovertemplate: `${group.label}: %{y:.4g} at step %{x}<extra></extra>` });
   }
   const y = spec.axes.y;
+  // The page's colours (dark or light scheme), as the run page's charts use them.
+  const css = getComputedStyle(document.documentElement);
+  const fg = css.getPropertyValue("--fg").trim(), grid = css.getPropertyValue("--grid").trim();
   const layout = {
-    title: { text: `${spec.title}: ${label}`, font: { size: 15 } },
+    title: { text: `${spec.title}: ${label}`, font: { size: 15 }, x: 0, xref: "paper", xanchor: "left" },
+    font: { color: fg },
     margin: { l: 55, r: 15, t: 45, b: 30 },
-    xaxis: { title: { text: "step", standoff: 4 }, automargin: true },
-    yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true },
+    xaxis: { title: { text: "step", standoff: 4 }, automargin: true, gridcolor: grid, zeroline: false },
+    yaxis: { title: { text: label }, type: y.type, ...(y.range ? { range: y.range } : {}), automargin: true,
+             ...(y.type === "log" && decades(traces) >= 1 ? { dtick: 1, tickformat: "~g" } : {}),
+             gridcolor: grid, zeroline: false },
     legend: { orientation: "h", y: -0.22, yanchor: "top" },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     uirevision: `${spec.id}-${layer}`,

@@ -98,14 +98,15 @@ export class Timeline {
     this.inFlight = true;
     this.lastDraw = performance.now();
     try {
-      const fg = getComputedStyle(document.documentElement).getPropertyValue("--fg").trim();
+      const css = getComputedStyle(document.documentElement);
+      const fg = css.getPropertyValue("--fg").trim(), grid = css.getPropertyValue("--grid").trim();
       await Plotly.react(this.div, this.traces(), {
-        title: { text: this.title, font: { size: 14 } },
+        title: { text: this.title, font: { size: 14 }, x: 0, xref: "paper", xanchor: "left" },
         barmode: "overlay", bargap: 0.2,
         height: 150 + 34 * this.lanes.length, margin: { l: 100, r: 20, t: 40, b: 90 },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg },
-        xaxis: { ticksuffix: " s", range: [this.windows.length ? this.windows[0][0] : 0, this.latest || 1] },
-        yaxis: { automargin: true, autorange: "reversed", categoryorder: "array", categoryarray: this.lanes },
+        xaxis: { ticksuffix: " s", gridcolor: grid, zeroline: false, range: [this.windows.length ? this.windows[0][0] : 0, this.latest || 1] },
+        yaxis: { automargin: true, autorange: "reversed", categoryorder: "array", categoryarray: this.lanes, gridcolor: grid },
         legend: { orientation: "h", y: -0.2, yanchor: "top" }, showlegend: true,
       }, CHART_CONFIG);
       this.drawn = true;

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from app.web.messages import CloseCode, Metrics, Snapshot, Status, envelope
+from app.web.messages import CloseCode, LeanSnapshot, Metrics, Snapshot, Status, envelope
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -65,3 +65,15 @@ def test_typed_messages_encode_as_the_protocol_says() -> None:
         "records": [{"step": 3}],
     }
     assert json.loads(Status("finished", 9).encode())["status"] == "finished"
+
+
+def test_snapshots_of_a_diverged_run_carry_null_not_nan() -> None:
+    """A diverged run's summary holds NaN (its final evaluation overflowed): every message
+    that carries the run object must still parse with a browser's JSON.parse."""
+    from support.live import strict_json
+
+    run = {"id": "r", "summary": {"loss": float("nan"), "test_loss": float("inf")}}
+    full = Snapshot(status="diverged", run=run, seq=1, downsampled=False, history="")
+    lean = LeanSnapshot(status="diverged", run=run, seq=1, fields=("loss",), columns="{}")
+    for message in (full, lean):
+        assert strict_json(message.encode())["run"]["summary"]["loss"] is None

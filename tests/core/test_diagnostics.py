@@ -10,6 +10,7 @@ import pytest
 
 from synthgrad_core import TrainConfig, Trainer
 from synthgrad_core.diagnostics import saturation
+from synthgrad_core.nn import Dense
 from synthgrad_core.optim import Adam, Momentum, Optimizer, make_optimizer
 
 SMALL = TrainConfig(
@@ -130,18 +131,19 @@ def test_saturation_matches_its_definition(activation: str) -> None:
 def test_step_dense_equals_two_gradient_steps(name: str) -> None:
     rng = np.random.default_rng(2)
     inputs, deltas = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
-    fast = [rng.standard_normal((4, 3)), rng.standard_normal(3)]
-    slow = [p.copy() for p in fast]
-    a, b = make_optimizer(name, fast, 0.1, 0.9), make_optimizer(name, slow, 0.1, 0.9)
+    fast = Dense.named("layer0", rng.standard_normal((4, 3)), rng.standard_normal(3))
+    slow = Dense.named("layer0", fast.weight.value.copy(), fast.bias.value.copy())
+    a = make_optimizer(name, [fast.weight, fast.bias], 0.1, 0.9)
+    b = make_optimizer(name, [slow.weight, slow.bias], 0.1, 0.9)
     for _ in range(3):
-        update = a.step_dense(0, inputs, deltas)
-        before = slow[0].copy()
-        Optimizer.step_dense(b, 0, inputs, deltas)  # the generic path
-        np.testing.assert_allclose(fast[0], slow[0], rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(fast[1], slow[1], rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(update, before - slow[0], rtol=1e-9, atol=1e-15)
-    assert isinstance(make_optimizer("momentum", fast, 0.1, 0.9), Momentum)
-    assert isinstance(make_optimizer("adam", fast, 0.1, 0.9), Adam)
+        update = a.update_dense(fast, inputs, deltas)
+        before = slow.weight.value.copy()
+        Optimizer.update_dense(b, slow, inputs, deltas)  # the generic path
+        np.testing.assert_allclose(fast.weight.value, slow.weight.value, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(fast.bias.value, slow.bias.value, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(update, before - slow.weight.value, rtol=1e-9, atol=1e-15)
+    assert isinstance(make_optimizer("momentum", [fast.weight], 0.1, 0.9), Momentum)
+    assert isinstance(make_optimizer("adam", [fast.weight], 0.1, 0.9), Adam)
 
 
 @pytest.mark.parametrize("dataset", ["addition", "digits"])

@@ -131,3 +131,33 @@ def test_state_files_that_are_not_one_say_so(tmp_path: Path) -> None:
     np.savez(tmp_path / "future.npz", __meta__=np.array(json.dumps({**meta, "format": 99})))
     with pytest.raises(StateError, match=f"state format 99; this synthgrad reads format {FORMAT}"):
         load(tmp_path / "future.npz")
+    # a file of the previous layout (weights as one flat array) is refused in one line
+    np.savez(tmp_path / "old.npz", __meta__=np.array(json.dumps({**meta, "format": 1})))
+    with pytest.raises(StateError, match="state format 1; this synthgrad reads format 2") as err:
+        load(tmp_path / "old.npz")
+    assert "\n" not in str(err.value)
+
+
+def test_the_state_is_named_after_the_parameters() -> None:
+    """Every parameter, buffer and optimiser moment of the net, and every module parameter,
+    is in the state under its own name (nothing found by position)."""
+    cfg = TrainConfig(
+        **BASE, method="dni", hidden=(16,), batch_norm="on", optimizer="adam", sg_hidden=(8,)
+    )
+    trainer = trained(cfg, 3)
+    state = trainer.capture()
+    params = trainer.net.parameters()
+    names = {p.name for p in params}
+    assert names == {f"layer{k}.{part}" for k in range(2) for part in ("weight", "bias")} | {
+        "norm0.scale",
+        "norm0.shift",
+    }
+    for p in params:
+        np.testing.assert_array_equal(state.arrays[f"net.{p.name}"], p.value)
+        for moment in ("m", "v", "t"):
+            assert f"opt.{moment}.{p.name}" in state.arrays
+    assert int(state.arrays["opt.t.layer0.weight"]) == 3
+    module = trainer.rule.modules[0]  # type: ignore[attr-defined]
+    for p in module.parameters():
+        np.testing.assert_array_equal(state.arrays[f"module.0.param.{p.name}"], p.value)
+    assert {"net.norm0.running_mean", "net.norm0.running_var", "order"} <= set(state.arrays)

@@ -43,6 +43,7 @@ def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
     page.fill("input[name=epochs]", "3000")
     page.click("#start-button")
     page.wait_for_url("**/runs/*")
+    page.locator("#charts").scroll_into_view_if_needed()  # charts draw once on screen
     wait_for(lambda: points(page) > 0, what="loss points")
     first = points(page)
     wait_for(lambda: points(page) > first, what="more loss points")
