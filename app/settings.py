@@ -107,6 +107,12 @@ class Settings:
     data_root: str = "data"
     #: seconds a run told to stop or be deleted gets before its training process is killed.
     kill_grace: float = 2.0
+    #: seconds a training process gets to answer a capture (a fork) or a knob change; a
+    #: process that does not is killed and its run fails, saying so.
+    answer_timeout: float = 5.0
+    #: seconds a run may stay paused before it is parked: its exact state is kept, its
+    #: training process ends and its slot goes to the next queued run; resume queues it.
+    park_after: float = 60.0
     # -- connections --
     #: largest request body (bytes); larger ones get 413 unread.
     max_body_bytes: int = 64 * 1024
@@ -132,7 +138,8 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0")
         self._check_shares()
-        for name in ("header_timeout", "ws_send_timeout", "kill_grace", "checkpoint_seconds"):
+        timeouts = ("header_timeout", "ws_send_timeout", "kill_grace", "answer_timeout")
+        for name in (*timeouts, "checkpoint_seconds", "park_after"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 seconds")
         if self.admin_token_file:

@@ -62,6 +62,10 @@ class ConfigError(ValueError):
         self.field = field_name
         self.message = message
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
+        """Pickled with its field, so it crosses a process boundary as itself."""
+        return (type(self), (self.field, self.message))
+
 
 @dataclass(frozen=True)
 class FieldSpec:

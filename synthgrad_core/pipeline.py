@@ -38,13 +38,14 @@ the run started; `timeline_window` is the span those events cover.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,8 +65,62 @@ WINDOW_PER_STAGE = 1
 #: Pre-update copies a diagnosed batch keeps for its late true gradient: weights and
 #: normalisation scales of the stage's layers, by index.
 Kept = tuple[Activations, Activations]
-#: What stage 0 reads when every batch has been handed out.
-END = object()
+
+
+# What crosses a stage's inbox: small messages matched by type.
+@dataclass(frozen=True)
+class Batch:
+    """A batch to train through the stage (`h_in`: the output of the stage below)."""
+
+    step: int
+    position: int  # in the epoch
+    x: Array
+    y: Array
+    applies: Applies
+    diagnose: bool
+    h_in: Array | None = None
+
+
+@dataclass(frozen=True)
+class Credit:
+    """The reader took a record: stage 0 may start one more batch."""
+
+
+@dataclass(frozen=True)
+class Wake:
+    """A sync point passed (a whole-net evaluation): stage 0 may go on."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The late target for the stage's top module, of the batch at `step`."""
+
+    step: int
+    value: Array
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The true gradient at the stage's output, of the diagnosed batch at `step`."""
+
+    step: int
+    value: Array
+
+
+@dataclass(frozen=True)
+class Quit:
+    """The worker ends (the run ended or was stopped; for stage 0: every batch handed out)."""
+
+
+Message = Batch | Credit | Wake | Target | Truth | Quit
+
+
+class Part(NamedTuple):
+    """One stage's fragment of a step's record; `diverged` from the top stage whose loss
+    was not finite (the step's record is then that fragment alone)."""
+
+    fields: dict[str, Any]
+    diverged: bool = False
 
 
 @dataclass
@@ -74,7 +129,7 @@ class Stage:
     lo: int  # first layer
     hi: int  # one past the last layer
     #: batches from below; targets and true gradients for the top module from above
-    inbox: queue.Queue[Any] = field(default_factory=queue.Queue)
+    inbox: queue.Queue[Message] = field(default_factory=queue.Queue)
     #: batch -> what the top module's late target needs (see _Pending)
     pending: dict[int, _Pending] = field(default_factory=dict)
     #: batch -> its late target, in, with what the top module needs to learn from it; it
@@ -134,7 +189,7 @@ class PipelinedTrainer(Trainer):
         # window - 1 when it does not (none with one batch in flight: nothing runs ahead).
         self._credit = self.window - 1
         self._lock = threading.Lock()
-        self._fragments: dict[int, list[dict[str, Any]]] = {}
+        self._fragments: dict[int, list[Part]] = {}
         self._next = 1
         self._synced: dict[int, threading.Event] = {}
         self._stop = threading.Event()
@@ -151,7 +206,7 @@ class PipelinedTrainer(Trainer):
             raise RuntimeError(f"the run is {self.status}; no more steps")
         if not self._threads:
             self._start()
-        self.stages[0].inbox.put(("credit",))
+        self.stages[0].inbox.put(Credit())
         item = self._out.get()
         if isinstance(item, BaseException):
             self.close()
@@ -184,7 +239,7 @@ class PipelinedTrainer(Trainer):
         """Stop the workers (a stopped run; finished ones stop by themselves)."""
         self._stop.set()
         for stage in self.stages:
-            stage.inbox.put(None)
+            stage.inbox.put(Quit())
 
     def _start(self) -> None:
         self._origin = time.perf_counter()
@@ -240,34 +295,33 @@ class PipelinedTrainer(Trainer):
     def _serve(self, stage: Stage) -> None:
         idle_since = time.perf_counter()
         while not self._stop.is_set():
-            item: Any = self._next_batch_item() if stage.index == 0 else None
-            if item is END:
-                return
+            item: Message | None = self._next_batch_item() if stage.index == 0 else None
             if item is None:
                 blocked = time.perf_counter()
                 idle = stage.index == 0 and self._next > self.step_count  # nothing in flight
                 item = stage.inbox.get()
                 if idle:  # the reader is not reading (a paused run): not training time
                     self._stalled += time.perf_counter() - blocked
-                if item is None:
+            match item:
+                case Quit():
                     return
-            kind = item[0]
-            if kind == "batch":
-                started = time.perf_counter()
-                if started - idle_since > 1e-4:
-                    self._log(stage.index, "w", idle_since, started)
-                self._process(stage, *item[1:])
-                idle_since = time.perf_counter()
-                self.busy[stage.index] += idle_since - started
-            elif kind == "credit":
-                self._credit += 1
-            elif kind != "sync":
-                self._receive(stage, *item)
+                case Batch():
+                    started = time.perf_counter()
+                    if started - idle_since > 1e-4:
+                        self._log(stage.index, "w", idle_since, started)
+                    self._process(stage, item)
+                    idle_since = time.perf_counter()
+                    self.busy[stage.index] += idle_since - started
+                case Credit():
+                    self._credit += 1
+                case Target() | Truth():
+                    self._receive(stage, item)
 
-    def _next_batch_item(self) -> Any:
-        """Stage 0's next batch; None if it must wait (the reader, a sync point); END."""
+    def _next_batch_item(self) -> Batch | Quit | None:
+        """Stage 0's next batch; None if it must wait (the reader, a sync point); Quit once
+        every batch is handed out."""
         if self.step_count >= self.total_steps:
-            return END if not self.stages[0].pending else None
+            return Quit() if not self.stages[0].pending else None
         sync = self._synced.get(self.step_count)
         if sync is not None and not sync.is_set():
             return None  # the previous step evaluates the whole net: wait for it
@@ -281,7 +335,7 @@ class PipelinedTrainer(Trainer):
             self._synced[step] = threading.Event()
         applies = self.layers_that_update(self.net.depth)
         diagnose = cfg.diagnostics_every > 0 and step % cfg.diagnostics_every == 0
-        return ("batch", step, position, x, y, applies, diagnose)
+        return Batch(step, position, x, y, applies, diagnose)
 
     def _periodic_due(self, step: int, position: int) -> bool:
         cfg = self.config
@@ -291,20 +345,11 @@ class PipelinedTrainer(Trainer):
             or (cfg.test_every and step % cfg.test_every == 0)
         )
 
-    def _process(
-        self,
-        stage: Stage,
-        step: int,
-        position: int,
-        x: Array,
-        y: Array,
-        applies: Applies,
-        diagnose: bool,
-        h_in: Array | None = None,
-    ) -> None:
+    def _process(self, stage: Stage, batch: Batch) -> None:
         """One batch through one stage: the sequential engine's step on the stage's layers
         (Network.forward, the rule's backward and learn, Trainer._apply), then hand on."""
         net, rule = self.net, self.rule
+        step, x, y, applies, diagnose = batch.step, batch.x, batch.y, batch.applies, batch.diagnose
         lo, hi, depth = stage.lo, stage.hi, net.depth
         top = hi == depth
         if not top:
@@ -312,7 +357,7 @@ class PipelinedTrainer(Trainer):
         fragment: dict[str, Any] = {}
         forward_times: list[float] | None = [] if diagnose else None
         t0 = time.perf_counter()
-        h = x if h_in is None else h_in
+        h = x if batch.h_in is None else batch.h_in
         hs, logits, out = net.forward(h, lo, hi, forward_times)
         self._log(stage.index, "f", t0, time.perf_counter())
         top_delta = None
@@ -324,7 +369,7 @@ class PipelinedTrainer(Trainer):
         work = rule.backward(net, hs, top_delta, y, None, lo, hi)
         self._log(stage.index, "s", t0, time.perf_counter())
         if lo > 0:  # the module below learns from it as soon as it gets there
-            self.stages[stage.index - 1].inbox.put(("target", step, work.targets[lo - 1]))
+            self.stages[stage.index - 1].inbox.put(Target(step, work.targets[lo - 1]))
         truth, kept, before = self._before_update(stage, hs, top_delta, diagnose)
         updates, starts, update_times = self._apply(hs, work, applies, lo, hi, timed=True)
         for t0, took, update in zip(starts, update_times, updates, strict=True):
@@ -336,13 +381,12 @@ class PipelinedTrainer(Trainer):
             self._layer_diagnostics(
                 fragment, hs, errors, (updates, before), (forward_times, update_times), lo, hi
             )
-        batch = (step, position, x, y, applies, diagnose)
         self._hand_on(stage, batch, hs, work, fragment, (truth, kept))
 
     def _hand_on(
         self,
         stage: Stage,
-        batch: tuple[int, int, Array, Array, Applies, bool],
+        batch: Batch,
         hs: Pass,
         work: Backward,
         fragment: dict[str, Any],
@@ -350,13 +394,13 @@ class PipelinedTrainer(Trainer):
     ) -> None:
         """The top stage completes its fragment; any other keeps what its top module's late
         target and true gradient will need, and hands its output to the stage above."""
-        step, _position, _x, _y, applies, diagnose = batch
+        step, applies, diagnose = batch.step, batch.applies, batch.diagnose
         truth, kept = diagnosis  # the top stage's true gradients; other stages' weight copies
         lo, hi = stage.lo, stage.hi
         if hi == self.net.depth:
             fill_fidelity(fragment, work.signals, truth)
             if lo > 0 and diagnose:
-                self.stages[stage.index - 1].inbox.put(("truth", step, truth[lo - 1]))
+                self.stages[stage.index - 1].inbox.put(Truth(step, truth[lo - 1]))
             self._submit(stage, step, fragment)
             return
         k = hi - 1  # the stage's top hidden layer: its target comes from above, later
@@ -371,7 +415,7 @@ class PipelinedTrainer(Trainer):
             kept,
             work.signals,
         )
-        self.stages[stage.index + 1].inbox.put(("batch", *batch, hs[hi]))
+        self.stages[stage.index + 1].inbox.put(dataclasses.replace(batch, h_in=hs[hi]))
 
     def _top_output(
         self, stage: Stage, step: int, fragment: dict[str, Any], out: tuple[Any, Any], y: Array
@@ -381,8 +425,7 @@ class PipelinedTrainer(Trainer):
         fragment.update({"step": step, "epoch": step / self.steps_per_epoch})
         top_delta = self._output(fragment, *out, y)
         if top_delta is None:
-            fragment["_diverged"] = True
-            self._submit(stage, step, fragment)
+            self._submit(stage, step, fragment, diverged=True)
         return top_delta
 
     def _before_update(
@@ -402,11 +445,12 @@ class PipelinedTrainer(Trainer):
             truth, kept = {}, (weights, gammas)
         return truth, kept, square_sums(*net.weight_segment(lo, hi))
 
-    def _receive(self, stage: Stage, kind: str, step: int, value: Array) -> None:
+    def _receive(self, stage: Stage, message: Target | Truth) -> None:
         """A late target for the stage's top module, or the true gradient at its output."""
+        step, value = message.step, message.value
         pending = stage.pending[step]
         k = stage.hi - 1
-        if kind == "target":  # learned from later, at a set point (_learn_late)
+        if isinstance(message, Target):  # learned from later, at a set point (_learn_late)
             stage.late[step] = (pending.prediction, value, pending.applies, pending.context)
             if pending.diagnose:
                 error = pending.prediction - value  # what learning from it will return
@@ -422,7 +466,7 @@ class PipelinedTrainer(Trainer):
         )
         fill_fidelity(pending.fragment, pending.signals, truth)
         if stage.lo > 0:
-            self.stages[stage.index - 1].inbox.put(("truth", step, truth[stage.lo - 1]))
+            self.stages[stage.index - 1].inbox.put(Truth(step, truth[stage.lo - 1]))
         del stage.pending[step]
         self._submit(stage, step, pending.fragment)
 
@@ -444,13 +488,14 @@ class PipelinedTrainer(Trainer):
             stage.next_late += 1
 
     # -- records -----------------------------------------------------------------
-    def _submit(self, stage: Stage, step: int, fragment: dict[str, Any]) -> None:
+    def _submit(
+        self, stage: Stage, step: int, fragment: dict[str, Any], diverged: bool = False
+    ) -> None:
         with self._lock:
-            parts = self._fragments.setdefault(step, [])
-            parts.append(fragment)
+            self._fragments.setdefault(step, []).append(Part(fragment, diverged))
             while True:
                 parts = self._fragments.get(self._next, [])
-                diverged = any(p.get("_diverged") for p in parts)
+                diverged = any(p.diverged for p in parts)
                 if not diverged and len(parts) < len(self.stages):
                     return
                 self._complete(self._next, parts, diverged)
@@ -459,13 +504,13 @@ class PipelinedTrainer(Trainer):
                 if self.status != "running":
                     return
 
-    def _complete(self, step: int, parts: list[dict[str, Any]], diverged: bool) -> None:
+    def _complete(self, step: int, parts: list[Part], diverged: bool) -> None:
         """Under the lock: one step's record from its fragments, in step order."""
         self._made += 1  # before the status may end: done waits for this record to be read
         record: Record = {}
-        for part in parts if not diverged else [p for p in parts if p.get("_diverged")]:
-            record.update(part)
-        record.pop("_diverged", None)
+        for part in parts:
+            if part.diverged or not diverged:
+                record.update(part.fields)
         now = round(time.perf_counter() - self._origin, 6)
         record["timeline"], self._events = self._events, []
         record["timeline_window"] = [self._window_start, now]
@@ -481,11 +526,11 @@ class PipelinedTrainer(Trainer):
         if self.status != "running":
             self._stop.set()
             for stage in self.stages:
-                stage.inbox.put(None)
+                stage.inbox.put(Quit())
         sync = self._synced.pop(step, None)
         if sync is not None:
             sync.set()
-            self.stages[0].inbox.put(("sync",))  # wake stage 0: it may go on
+            self.stages[0].inbox.put(Wake())  # stage 0 may go on
         self._out.put(record)
 
     @property

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 
-from app.execution.session import Executor
+from app.execution.session import ANSWER_TIMEOUT, Executor
 from app.execution.thread import ThreadExecutor
 
 log = logging.getLogger("synthgrad.executors")
@@ -34,18 +34,22 @@ EXECUTORS = ("thread", "process", "ray")
 
 
 def make_executor(
-    name: str, slice_seconds: float = 0.01, ray_address: str | None = None
+    name: str,
+    slice_seconds: float = 0.01,
+    ray_address: str | None = None,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Executor:
-    """The executor called `name`; `slice_seconds` is how much training one message holds."""
+    """The executor called `name`; `slice_seconds` is how much training one message holds,
+    `answer_timeout` how long a capture or a knob change waits for its answer."""
     if name == "thread":
         return ThreadExecutor()
     if name == "process":
         from app.execution.process import ProcessExecutor
 
         log.info("training processes start from a fork server (slices of %g s)", slice_seconds)
-        return ProcessExecutor(slice_seconds)
+        return ProcessExecutor(slice_seconds, answer_timeout=answer_timeout)
     if name == "ray":
         from app.execution.ray_executor import RayExecutor
 
-        return RayExecutor(slice_seconds, ray_address)
+        return RayExecutor(slice_seconds, ray_address, answer_timeout)
     raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)}, not {name!r}")

@@ -13,118 +13,41 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple
+from typing import Any
 
 from app.execution.checkpoints import StartState
+from app.execution.messages import (
+    Advance,
+    ChangeKnobs,
+    Close,
+    Failed,
+    Ready,
+    Refused,
+    Reply,
+    Request,
+    Slice,
+    Summarize,
+    Summary,
+    TakeState,
+    answer,
+    replied,
+)
 from app.execution.session import (
+    ANSWER_TIMEOUT,
     TRAINING_NICENESS,
     Job,
+    NoAnswer,
     Session,
     Trainable,
     TrainingFailed,
     branched,
     build,
-    capture,
-    step_entry,
 )
 from synthgrad_core import ConfigError
-from synthgrad_core.state import CaptureError, TrainerState
-
-
-# What crosses the pipe. Parent -> child: "advance", "summary", ("capture", seed index),
-# ("configure", changes) or "close".
-class Ready(NamedTuple):
-    total_steps: int
-
-
-class Invalid(NamedTuple):
-    """The config was refused while building the trainer."""
-
-    kind: str  # "ConfigError", "CaptureError", "ValueError" or "OSError"
-    field: str  # the ConfigError's field, else ""
-    message: str
-
-    def error(self) -> Exception:
-        """The refusal as the exception the trainer raised (its kind, by name)."""
-        if self.kind == "ConfigError":
-            return ConfigError(self.field, self.message)
-        if self.kind == "CaptureError":
-            return CaptureError(self.message)
-        return ValueError(self.message) if self.kind == "ValueError" else OSError(self.message)
-
-
-class Slice(NamedTuple):
-    records: list[Any]  # Entry, or BatchEntry for a SeedsJob
-    elapsed: float
-    status: str
-    diverged_at: int | None
-
-
-class Summary(NamedTuple):
-    summary: dict[str, Any]
-
-
-class Captured(NamedTuple):
-    state: TrainerState
-
-
-class Configured(NamedTuple):
-    pass
-
-
-class Failed(NamedTuple):
-    message: str
-    traceback: str
-
-
-Reply = Ready | Invalid | Slice | Summary | Captured | Configured | Failed
-
-
-def _refusal(exc: Exception) -> Invalid:
-    if isinstance(exc, ConfigError):
-        return Invalid("ConfigError", exc.field, exc.message)
-    if isinstance(exc, CaptureError):  # a ValueError too: named first
-        return Invalid("CaptureError", "", str(exc))
-    return Invalid("ValueError" if isinstance(exc, ValueError) else "OSError", "", str(exc))
-
-
-def answer(trainer: Trainable, request: Any, slice_seconds: float) -> Reply:
-    """A remote session's request ("advance", "summary", ("capture",), ("configure",
-    changes)), answered where the trainer lives (a child process, a Ray actor)."""
-    if request == "advance":
-        return train_slice(trainer, slice_seconds)
-    if request == "summary":
-        return Summary(trainer.summary())
-    try:
-        if request[0] == "capture":
-            return Captured(capture(trainer, request[1]))
-        trainer.configure(**request[1])
-        return Configured()
-    except (ConfigError, CaptureError) as exc:
-        return _refusal(exc)
-
-
-def replied(reply: Reply) -> Any:
-    """What a capture or configure request's reply carries; its refusal raised."""
-    if isinstance(reply, Invalid):
-        raise reply.error()
-    return reply.state if isinstance(reply, Captured) else None
-
-
-def train_slice(trainer: Trainable, slice_seconds: float) -> Slice:
-    """One step, then more until `slice_seconds` pass or the run ends.
-
-    Records are encoded here, where the trainer lives, in parallel with the server.
-    """
-    records = [step_entry(trainer)]
-    deadline = time.perf_counter() + slice_seconds
-    while not trainer.done and time.perf_counter() < deadline:
-        records.append(step_entry(trainer))
-    return Slice(records, trainer.elapsed, trainer.status, getattr(trainer, "diverged_at", None))
+from synthgrad_core.state import TrainerState
 
 
 class SliceSession:
@@ -134,6 +57,7 @@ class SliceSession:
     _elapsed: float = 0.0
     _status: str = "running"
     _diverged_at: int | None = None
+    _done: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -149,15 +73,19 @@ class SliceSession:
 
     @property
     def done(self) -> bool:
-        return self._status != "running"
+        return self._done
+
+    def check(self) -> None:
+        """Nothing seen without asking (a process session looks at its process)."""
 
     def _took(self, reply: Reply) -> list[Any]:
         """The slice's records, its figures kept."""
         assert isinstance(reply, Slice)
-        self._elapsed, self._status, self._diverged_at = (
+        self._elapsed, self._status, self._diverged_at, self._done = (
             reply.elapsed,
             reply.status,
             reply.diverged_at,
+            reply.done,
         )
         return reply.records
 
@@ -169,7 +97,7 @@ def _serve_trainer(
     build: Callable[[Job], Trainable],
     state: StartState | None = None,
 ) -> None:
-    """The child process: build the trainer, then answer the parent's requests until `close`."""
+    """The child process: build the trainer, then answer the parent's requests until Close."""
     # Training is batch work: the server process (event loop, store writer) comes first
     # when the cores are busy, so pages and websockets stay responsive.
     with contextlib.suppress(OSError):
@@ -177,16 +105,13 @@ def _serve_trainer(
     try:
         trainer = branched(build(config), state)
     except (ConfigError, OSError, ValueError) as exc:
-        conn.send(_refusal(exc))
+        conn.send(Refused(exc))
         return
     conn.send(Ready(trainer.total_steps))
     try:
-        while True:
-            request = conn.recv()
-            if request == "close":
-                trainer.close()
-                return
+        while not isinstance(request := conn.recv(), Close):
             conn.send(answer(trainer, request, slice_seconds))
+        trainer.close()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return  # the parent went away
     except Exception as exc:
@@ -206,7 +131,12 @@ def _death(exitcode: int | None) -> str:
 
 
 class ProcessSession(SliceSession):
-    """A trainer in a child process, driven in lockstep over a pipe."""
+    """A trainer in a child process, driven in lockstep over a pipe.
+
+    A capture or a knob change waits `answer_timeout` seconds for its reply (then
+    NoAnswer); a slice or a summary waits as long as the training takes (an ending
+    control kills a process that does not obey: app.runs.controls).
+    """
 
     def __init__(
         self,
@@ -215,48 +145,67 @@ class ProcessSession(SliceSession):
         slice_seconds: float,
         build: Callable[[Job], Trainable] = build,
         state: StartState | None = None,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
+        self.answer_timeout = answer_timeout
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
             target=_serve_trainer, args=(child, config, slice_seconds, build, state), daemon=True
         )
-        self._process.start()
-        child.close()
+        try:
+            self._process.start()
+        finally:
+            child.close()
         reply = self._receive()
-        if isinstance(reply, Invalid):
+        if isinstance(reply, Refused):
             self.close()
-            raise reply.error()
+            raise reply.error
         assert isinstance(reply, Ready)
         self.total_steps = reply.total_steps
+
+    def _died(self) -> TrainingFailed:
+        self._process.join(timeout=1)  # reap it, so its exit code is known
+        return TrainingFailed(f"the training process {_death(self._process.exitcode)}")
+
+    def _ask(self, request: Request, timeout: float | None = None) -> Reply:
+        """Send `request` and wait for its reply (up to `timeout` s, if given)."""
+        try:
+            self._conn.send(request)
+            if timeout is not None and not self._conn.poll(timeout):
+                raise NoAnswer(f"the training process did not answer within {timeout:g} s")
+            reply: Reply = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+        if isinstance(reply, Failed):
+            raise TrainingFailed(reply.message, reply.traceback)
+        return reply
 
     def _receive(self) -> Reply:
         try:
             reply: Reply = self._conn.recv()
         except (EOFError, OSError) as exc:
-            self._process.join(timeout=1)  # reap it, so its exit code is known
-            raise TrainingFailed(f"the training process {_death(self._process.exitcode)}") from exc
-        if isinstance(reply, Failed):
-            raise TrainingFailed(reply.message, reply.traceback)
+            raise self._died() from exc
         return reply
 
     def advance(self) -> list[Any]:
-        self._conn.send("advance")
-        return self._took(self._receive())
+        return self._took(self._ask(Advance()))
 
     def summary(self) -> dict[str, Any]:
-        self._conn.send("summary")
-        reply = self._receive()
+        reply = self._ask(Summarize())
         assert isinstance(reply, Summary)
         return reply.summary
 
     def capture(self, seed_index: int | None = None) -> TrainerState:
-        self._conn.send(("capture", seed_index))
-        state: TrainerState = replied(self._receive())
+        state: TrainerState = replied(self._ask(TakeState(seed_index), self.answer_timeout))
         return state
 
     def configure(self, changes: dict[str, Any]) -> None:
-        self._conn.send(("configure", changes))
-        replied(self._receive())
+        replied(self._ask(ChangeKnobs(changes), self.answer_timeout))
+
+    def check(self) -> None:
+        """TrainingFailed if the training process has died (a paused run's, say)."""
+        if not self._process.is_alive():
+            raise self._died()
 
     def kill(self) -> None:
         """SIGKILL: works on a process stuck in a step and on a stopped (SIGSTOP) one."""
@@ -264,13 +213,19 @@ class ProcessSession(SliceSession):
             self._process.kill()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send("close")
-        self._process.join(timeout=5)
+        """End the process (killed if it does not end within a second) and free its
+        pipe and sentinel: a finished run holds no file descriptor."""
+        if self._conn.closed:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(Close())
+        self._process.join(timeout=1)
         if self._process.is_alive():
-            self._process.kill()
+            self.kill()
             self._process.join(timeout=5)
         self._conn.close()
+        with contextlib.suppress(ValueError):  # still alive after SIGKILL: left to the OS
+            self._process.close()
 
 
 class ProcessExecutor:
@@ -280,16 +235,20 @@ class ProcessExecutor:
         self,
         slice_seconds: float = 0.01,
         build: Callable[[Job], Trainable] = build,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         """`build` makes the trainer in the child (a module-level function: it is pickled)."""
         self.slice_seconds = slice_seconds
+        self.answer_timeout = answer_timeout
         self.build = build
         self._ctx = multiprocessing.get_context("forkserver")
         # The fork server imports the engine once; each run's process starts from it.
         self._ctx.set_forkserver_preload(["synthgrad_core", "numpy"])
 
     def open(self, config: Job, state: StartState | None = None) -> Session:
-        return ProcessSession(self._ctx, config, self.slice_seconds, self.build, state)
+        return ProcessSession(
+            self._ctx, config, self.slice_seconds, self.build, state, self.answer_timeout
+        )
 
     def capacity(self) -> int:
         return os.cpu_count() or 1

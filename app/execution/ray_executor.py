@@ -26,22 +26,26 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.execution.checkpoints import StartState
-from app.execution.process import (
+from app.execution.messages import (
+    Advance,
+    ChangeKnobs,
     Failed,
-    Invalid,
     Ready,
+    Refused,
     Reply,
-    Slice,
-    SliceSession,
-    _refusal,
+    Request,
+    Summarize,
+    TakeState,
     answer,
     replied,
-    train_slice,
 )
+from app.execution.process import SliceSession
 from app.execution.session import (
+    ANSWER_TIMEOUT,
     RAY_MISSING,
     TRAINING_NICENESS,
     Job,
+    NoAnswer,
     Session,
     Trainable,
     TrainingFailed,
@@ -71,28 +75,20 @@ class TrainerActor:
         self.slice_seconds = slice_seconds
         self.trainer: Trainable | None = None
 
-    def load(self, config: Job, state: StartState | None = None) -> Ready | Invalid:
+    def load(self, config: Job, state: StartState | None = None) -> Ready | Refused:
         try:
             self.trainer = branched(build(config), state)
         except (ConfigError, OSError, ValueError) as exc:
-            return _refusal(exc)
+            return Refused(exc)
         return Ready(self.trainer.total_steps)
 
-    def advance(self) -> Slice | Failed:
+    def request(self, request: Request) -> Reply:
+        """A session's request (process.answer): the same typed messages as a pipe's."""
         assert self.trainer is not None
         try:
-            return train_slice(self.trainer, self.slice_seconds)
+            return answer(self.trainer, request, self.slice_seconds)
         except Exception as exc:
             return Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-
-    def summary(self) -> dict[str, Any]:
-        assert self.trainer is not None
-        return self.trainer.summary()
-
-    def request(self, request: Any) -> Reply:
-        """A capture or configure request (process.answer)."""
-        assert self.trainer is not None
-        return answer(self.trainer, request, self.slice_seconds)
 
     def pid(self) -> int:
         return os.getpid()
@@ -136,27 +132,31 @@ class RaySession(SliceSession):
         import ray
 
         self._ray = ray
+        self.answer_timeout = executor.answer_timeout
         self._executor = executor
         config = job_config(job)
         pipelined = config.execution == "pipelined" and config.uses_modules
         self.cpus = config.workers if pipelined else 1  # a CPU per thread that trains
         self._actor, self._killed = executor.actor(self.cpus), False
+        self._ping: Any = None  # a liveness question in flight (check)
         try:
             reply = self._get(self._actor.load.remote(job, state))
         except TrainingFailed:  # an idle actor that died meanwhile: once more, a fresh one
             self._actor = executor.actor(self.cpus, fresh=True)
             reply = self._get(self._actor.load.remote(job, state))
-        if isinstance(reply, Invalid):
+        if isinstance(reply, Refused):
             self.close()
-            raise reply.error()
+            raise reply.error
         assert isinstance(reply, Ready)
         self.total_steps = reply.total_steps
 
-    def _get(self, ref: Any) -> Any:
-        from ray.exceptions import RayActorError, RayError
+    def _get(self, ref: Any, timeout: float | None = None) -> Any:
+        from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
         try:
-            reply = self._ray.get(ref)
+            reply = self._ray.get(ref, timeout=timeout)
+        except GetTimeoutError:
+            raise NoAnswer(f"the Ray worker did not answer within {timeout:g} s") from None
         except RayActorError as exc:
             raise TrainingFailed(f"the Ray worker died: {_death(exc)}") from None
         except RayError as exc:
@@ -165,20 +165,33 @@ class RaySession(SliceSession):
             raise TrainingFailed(reply.message, reply.traceback)
         return reply
 
+    def _ask(self, request: Request, timeout: float | None = None) -> Any:
+        return self._get(self._actor.request.remote(request), timeout)
+
     def advance(self) -> list[Any]:
-        return self._took(self._get(self._actor.advance.remote()))
+        return self._took(self._ask(Advance()))
 
     def summary(self) -> dict[str, Any]:
-        summary: dict[str, Any] = self._get(self._actor.summary.remote())
+        summary: dict[str, Any] = self._ask(Summarize()).summary
         return summary
 
     def capture(self, seed_index: int | None = None) -> TrainerState:
-        request = ("capture", seed_index)
-        state: TrainerState = replied(self._get(self._actor.request.remote(request)))
+        state: TrainerState = replied(self._ask(TakeState(seed_index), self.answer_timeout))
         return state
 
     def configure(self, changes: dict[str, Any]) -> None:
-        replied(self._get(self._actor.request.remote(("configure", changes))))
+        replied(self._ask(ChangeKnobs(changes), self.answer_timeout))
+
+    def check(self) -> None:
+        """TrainingFailed once a ping shows the worker dead; a ping not yet answered (a
+        stopped worker) is asked again later, never waited for."""
+        if self._ping is None:
+            self._ping = self._actor.pid.remote()
+            return
+        ready, _ = self._ray.wait([self._ping], timeout=0)
+        if ready:
+            ping, self._ping = self._ping, None
+            self._get(ping)
 
     def pid(self) -> int:
         """The worker process's id (on its node), for tests and operators."""
@@ -207,13 +220,19 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, slice_seconds: float = 0.05, address: str | None = None) -> None:
+    def __init__(
+        self,
+        slice_seconds: float = 0.05,
+        address: str | None = None,
+        answer_timeout: float = ANSWER_TIMEOUT,
+    ) -> None:
         try:
             import ray
         except ImportError:
             raise ValueError(f"executor: {RAY_MISSING}") from None
         self._ray = ray
         self.slice_seconds = slice_seconds
+        self.answer_timeout = answer_timeout
         self._owns = not ray.is_initialized()
         if self._owns:
             with _signals_kept():

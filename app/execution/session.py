@@ -115,6 +115,8 @@ def ray_available() -> bool:
 
 #: Niceness added to training processes (0 = same priority as the server).
 TRAINING_NICENESS = 10
+#: Seconds a training process or actor gets to answer a capture or a knob change.
+ANSWER_TIMEOUT = 5.0
 
 
 class TrainingFailed(RuntimeError):
@@ -126,6 +128,11 @@ class TrainingFailed(RuntimeError):
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
         self.details = details
+
+
+class NoAnswer(TrainingFailed):
+    """The training process did not answer within its deadline (stopped, or stuck): it
+    is no longer in step with its session, which can only end."""
 
 
 def branched(trainer: Trainable, state: StartState | None) -> Trainable:
@@ -177,7 +184,14 @@ class Session(Protocol):
         """Change live knobs in place before the next slice (ConfigError for a bad one)."""
         ...
 
-    def close(self) -> None: ...
+    def check(self) -> None:
+        """TrainingFailed if the training has died meanwhile (where that can be seen
+        without asking it)."""
+        ...
+
+    def close(self) -> None:
+        """End the training and release what it holds (processes, pipes, actors)."""
+        ...
 
     def kill(self) -> None:
         """End the training at once, from another thread (a no-op where it cannot be)."""

@@ -54,6 +54,9 @@ class ThreadSession:
     def configure(self, changes: dict[str, Any]) -> None:
         self.trainer.configure(**changes)
 
+    def check(self) -> None:
+        pass  # it lives in the calling thread
+
     def close(self) -> None:
         self.trainer.close()
 

@@ -21,7 +21,9 @@ from app.execution.checkpoints import StartState
 from app.runs.manager import RunManager
 from app.runs.run import Run
 from app.runs.status import ACTIVE, Conflict, RunStatus
-from synthgrad_core.state import CaptureError, TrainerState, check_branch, check_changes
+from synthgrad_core import ConfigError
+from synthgrad_core.seeds import check_batchable
+from synthgrad_core.state import CaptureError, check_branch, check_changes
 
 log = logging.getLogger("synthgrad.runs")
 
@@ -54,7 +56,10 @@ class Branches:
         parent = self.manager.controls.controlled(run_id, token)
         start: StartState
         if parent.status is RunStatus.PAUSED and step in (None, parent.step):
-            start = self._capture(parent)
+            try:
+                start = self.manager.controls.capture(parent)
+            except CaptureError as exc:
+                raise Conflict(str(exc)) from None
             base = start.config
         else:
             if parent.status is RunStatus.QUEUED:
@@ -80,18 +85,6 @@ class Branches:
         log.info("run %s forked from %s at step %d", branch.id, parent.id, at)
         return branch, owner_token
 
-    def _capture(self, parent: Run) -> TrainerState:
-        with parent.cond:  # a resume waits until the state is taken
-            session = parent.session
-            if parent.status is not RunStatus.PAUSED or session is None:
-                raise Conflict(
-                    f"only a paused run can be forked; this one is {parent.status.value}"
-                )
-            try:
-                return session.capture()
-            except CaptureError as exc:
-                raise Conflict(str(exc)) from None
-
     def family(self, run: Run) -> dict[str, Any]:
         """A run's parent (when it is a branch; its name None once deleted) and branches."""
         parent = None
@@ -109,21 +102,27 @@ class Branches:
         """Change live knobs of a queued, running or paused run (owner or admin); of every
         seed of its batch, if it trains in one (they share one trainer).
 
-        Raises Forbidden, Conflict (an ended run) or ConfigError (a value out of bounds).
+        Raises Forbidden, Conflict (an ended run; a change its batch of seeds cannot
+        train) or ConfigError (a value out of bounds).
         """
-        run = self.manager.controls.controlled(run_id, token)
-        with run.cond:
-            if run.status.terminal:
-                raise Conflict(f"the run is {run.status.value}; its knobs no longer matter")
-            self._change(run, changes)
-        for other in self.manager.controls.partners(run, *ACTIVE):
-            with other.cond:
-                self._change(other, changes)
+        controls = self.manager.controls
+        run = controls.controlled(run_id, token)
+        if run.status.terminal:
+            raise Conflict(f"the run is {run.status.value}; its knobs no longer matter")
+        config = dataclasses.replace(run.config, **changes)  # validates
+        members = [run, *controls.partners(run, *ACTIVE)]
+        if run.batch is not None and run.parked is None:
+            try:
+                check_batchable(config)
+            except ConfigError as exc:
+                raise Conflict(
+                    f"{', '.join(changes)}: the run trains in a batch of seeds, which "
+                    f"{exc.message}; change it on a run of its own (a fork) instead"
+                ) from None
+        for member in members:
+            with member.cond:
+                member.config = dataclasses.replace(member.config, **changes)
+                self.manager.store.update_run(member.id, config=member.config.as_dict())
+        controls.configure(members, changes)
         log.info("run %s: knobs changed: %s", run.id, changes)
         return run
-
-    def _change(self, run: Run, changes: dict[str, Any]) -> None:
-        config = dataclasses.replace(run.config, **changes)
-        self.manager.store.update_run(run.id, config=config.as_dict())
-        run.config = config
-        run.knobs.update(changes)  # for the trainer (a no-op if it opens with them)

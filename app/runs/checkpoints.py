@@ -76,13 +76,12 @@ class RunCheckpoints:
         #: seconds each capture and store took, for the benchmark (the latest few)
         self.costs: list[float] = []
 
-    def tick(self, run: Run, session: Session) -> None:
-        """After a slice: a checkpoint if `checkpoint_seconds` of training passed, if a
-        control is about to be obeyed (a pause, a stop, a shutdown: not a delete, whose
+    def tick(self, run: Run, session: Session, control: Control | None = None) -> None:
+        """After a slice: a checkpoint if `checkpoint_seconds` of training passed, if
+        `control` is about to be obeyed (a pause, a stop, a shutdown: not a delete, whose
         checkpoints go with it), or if the run has ended (finished; a diverged run keeps
         its last finite one)."""
         last = self._last.get(run.id, 0.0)
-        control = run.control
         if last is None or (control is Control.DELETE):
             return
         due = session.elapsed - last >= self.every

@@ -1,9 +1,12 @@
-"""Pause, resume, stop and end: how the manager asks a training thread, and how it obeys.
+"""Pause, resume, stop, end, knob changes and captures: how requests reach a run's training.
 
-Calls return within CONTROL_WAIT seconds whatever a step costs: they record the
-request (`Run.requested` shows it) and the training thread carries it out at its
-next slice boundary. A run told to end that does not (a step of minutes, a
-stopped process) has its training killed after `Settings.kill_grace`.
+The one writer of a run's control state. Calls return within CONTROL_WAIT seconds
+whatever a step costs: they record what was asked (`Run.requested` shows it) and
+post a typed command (app.runs.commands) on the desk of the session the run trains
+in; the session's loop (app.runs.loop) carries it out at its next slice boundary.
+A run with no session (queued, parked, ended) is acted on here at once. A run told
+to end that does not (a step of minutes, a stopped process) has its training
+killed after `Settings.kill_grace`; a capture waits `Settings.answer_timeout`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from typing import Any, Protocol
 
 from app.execution.session import TrainingFailed
 from app.runs.access import Access
+from app.runs.commands import Capture, Command, Configure, Desk, End, Pause, Resume
 from app.runs.quotas import Admission
 from app.runs.run import Run
 from app.runs.status import Conflict, Control, RunStatus
 from app.settings import Settings
 from app.storage.store import Store
+from synthgrad_core.state import TrainerState
 
 log = logging.getLogger("synthgrad.runs")
 
@@ -42,6 +47,10 @@ class Book(Protocol):
 
     def dequeue(self, run: Run) -> bool:
         """Take a run that has not started out of the queue; False if it has started."""
+        ...
+
+    def requeue(self, run: Run) -> None:
+        """Queue a parked run again, to go on from its state."""
         ...
 
 
@@ -73,34 +82,40 @@ class Controls:
         else:
             self.book.transition(run, RunStatus.FAILED, error=self.admission.scrub(error))
 
-    def obey(self, run: Run) -> bool:
-        """Handle pause/resume/stop at a step boundary; False means the thread should end."""
-        with run.cond:
-            while run.control is Control.PAUSE:
-                if run.status is RunStatus.RUNNING:
-                    self.book.transition(run, RunStatus.PAUSED)
-                run.cond.wait()
-            if run.control is not None and run.control.ends:
-                self.book.transition(run, run.control.final_status)
-                return False
-            if run.status is RunStatus.PAUSED:
-                self.book.transition(run, RunStatus.RUNNING)
-            run.control = None
-            return True
+    def _post(self, runs: list[Run], command: Command) -> None:
+        """Hand `command` to the session the runs train in (one post per session); to the
+        runs as they are, if that session has ended or parked meanwhile."""
+        desks: list[Desk] = []
+        for run in runs:
+            if run.desk is not None and any(run.desk is d for d in desks):
+                continue
+            if run.desk is not None and run.desk.post(command):
+                desks.append(run.desk)
+            else:
+                self.offline(run, command)
 
-    def _ask(self, run: Run, control: Control) -> None:
-        """Tell the training thread what to do at its next slice boundary.
+    def offline(self, run: Run, command: Command) -> None:
+        """A command for a run with no session to take it: parked, ended or not started."""
+        parked = run.parked
+        match command:
+            case Resume() if parked is not None and run.status is RunStatus.PAUSED:
+                self.book.requeue(run)
+            case End(run_id, control) if run_id == run.id and not run.status.terminal:
+                run.parked = None
+                self.book.transition(run, control.final_status)
+            case Capture(run_id, answer) if run_id == run.id:
+                if parked is not None:
+                    answer.give(parked.state)
+                else:
+                    status = run.status.value
+                    answer.give(error=Conflict(f"only a paused run can be forked; it is {status}"))
 
-        A control that ends the run also arms a timer: a training process that has not
-        obeyed within `kill_grace` (a step taking minutes, a stopped process) is killed.
-        """
-        with run.cond:
-            run.control = control
-            run.cond.notify_all()
-        if control.ends and run.thread is not None:
-            timer = threading.Timer(self.settings.kill_grace, self._kill_if_stuck, (run,))
-            timer.daemon = True
-            timer.start()
+    def _arm_kill(self, run: Run) -> None:
+        """A training process that has not obeyed an ending control within `kill_grace`
+        (a step taking minutes, a stopped process) is killed."""
+        timer = threading.Timer(self.settings.kill_grace, self._kill_if_stuck, (run,))
+        timer.daemon = True
+        timer.start()
 
     def _kill_if_stuck(self, run: Run) -> None:
         session = run.session
@@ -136,7 +151,8 @@ class Controls:
         return run
 
     def pause(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
-        """Ask a running run to pause; returns within `wait` s, paused or with `requested` set."""
+        """Ask a running run to pause; returns within `wait` s, paused or with `requested` set.
+        A batch of seeds pauses as one."""
         run = self.controlled(run_id, token)
         with run.cond:
             starting = run.status is RunStatus.QUEUED and run.thread is not None
@@ -144,20 +160,25 @@ class Controls:
                 raise Conflict(f"only a running run can be paused; this one is {run.status.value}")
             if run.control is not None and run.control.ends:
                 raise Conflict("the run is stopping")
-            self._ask(run, Control.PAUSE)
-        for other in self.partners(run, RunStatus.RUNNING):  # a batch pauses as one
-            self._ask(other, Control.PAUSE)
+            run.control = Control.PAUSE
+        others = self.partners(run, RunStatus.RUNNING)
+        for other in others:
+            other.control = Control.PAUSE
+        self._post([run, *others], Pause())
         return self.settled(run, lambda r: r.status is RunStatus.PAUSED, wait)
 
     def resume(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
+        """Resume a paused run (a parked one is queued again, to go on from its state)."""
         run = self.controlled(run_id, token)
         with run.cond:
             if run.status is not RunStatus.PAUSED:
                 raise Conflict(f"only a paused run can be resumed; this one is {run.status.value}")
-            self._ask(run, Control.RESUME)
-        for other in self.partners(run, RunStatus.PAUSED):
-            self._ask(other, Control.RESUME)
-        return self.settled(run, lambda r: r.status is RunStatus.RUNNING, wait)
+            run.control = Control.RESUME
+        others = self.partners(run, RunStatus.PAUSED)
+        for other in others:
+            other.control = Control.RESUME
+        self._post([run, *others], Resume())
+        return self.settled(run, lambda r: r.status is not RunStatus.PAUSED, wait)
 
     def stop(self, run_id: str, token: str | None, wait: float = CONTROL_WAIT) -> Run:
         run = self.controlled(run_id, token)
@@ -166,6 +187,26 @@ class Controls:
             with contextlib.suppress(Conflict):
                 self.end(other, Control.STOP)
         return self.settled(run, lambda r: r.status.terminal, wait)
+
+    def configure(self, runs: list[Run], changes: dict[str, Any]) -> None:
+        """Hand changed knobs to the trainer of `runs` (their configs already say them)."""
+        self._post(runs, Configure(changes))
+
+    def capture(self, run: Run) -> TrainerState:
+        """A paused run's exact state (for a fork). Conflict if it is not paused or its
+        trainer has none between two steps; Unavailable if its training does not answer
+        within `answer_timeout` (the run then fails, saying so)."""
+        with run.cond:
+            if run.status is not RunStatus.PAUSED:
+                raise Conflict(f"only a paused run can be forked; this one is {run.status.value}")
+            if run.parked is not None:
+                return run.parked.state
+        command = Capture(run.id)
+        self._post([run], command)
+        state: TrainerState = command.answer.wait(
+            self.settings.answer_timeout + CONTROL_WAIT, f"run {run.id}'s state"
+        )
+        return state
 
     def partners(self, run: Run, *statuses: RunStatus) -> list[Run]:
         """The other runs of `run`'s batch of seeds (app.runs.batches) in one of `statuses`,
@@ -181,15 +222,19 @@ class Controls:
         ]
 
     def end(self, run: Run, control: Control) -> None:
-        """End a run for `control` (stop, delete, shutdown, fail): at once if it is queued."""
+        """End a run for `control` (stop, delete, shutdown, fail): at once if it is queued
+        or parked, else at its session's next slice boundary."""
         with run.cond:
             if run.status.terminal:
                 raise Conflict(f"the run is already {run.status.value}")
-            if self.book.dequeue(run):
-                run.control = control
+            run.control = control
+            if self.book.dequeue(run) or run.parked is not None:
+                run.parked = None
                 self.book.transition(run, control.final_status)
                 return
-            self._ask(run, control)
+        self._post([run], End(run.id, control))
+        if run.thread is not None:
+            self._arm_kill(run)
 
     def store_failed(self, reason: str, lost: dict[str, int]) -> None:
         """The store could not write: every unfinished run ends `failed`, saying what is missing."""

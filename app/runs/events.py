@@ -22,6 +22,8 @@ class StatusEvent:
     step: int
     error: str | None = None
     diverged_at: int | None = None
+    #: a paused run that gave its training slot back (app.runs.loop)
+    parked: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from app.execution import make_executor
-from app.execution.session import Executor, Session
+from app.execution.session import Executor
 from app.runs.access import Access, new_run_id, token_hash
-from app.runs.batches import BatchTraining, start_thread, waiting_partners
+from app.runs.batches import waiting_partners
 from app.runs.checkpoints import RunCheckpoints
+from app.runs.commands import Desk
 from app.runs.controls import Controls
 from app.runs.events import Broadcaster, DeletedEvent, StatusEvent
 from app.runs.history import History
+from app.runs.loop import Training
 from app.runs.quotas import Admission, FairQueue
 from app.runs.recorder import Recorder
 from app.runs.run import Run
@@ -30,7 +32,7 @@ from app.runs.status import TRANSITIONS, Conflict, Control, RunNotFound, RunStat
 from app.settings import Settings
 from app.storage.purger import Purger
 from app.storage.store import Store, StoreError
-from synthgrad_core import ConfigError, TrainConfig
+from synthgrad_core import TrainConfig
 from synthgrad_core.config import planned_steps
 
 log = logging.getLogger("synthgrad.runs")
@@ -63,6 +65,7 @@ class RunManager:
             settings.executor,
             settings.ray_slice if settings.executor == "ray" else settings.pipe_slice,
             settings.ray_address,
+            settings.answer_timeout,
         )
         self.slots = settings.max_concurrent_runs or self.executor.capacity()
         self.access = Access(settings.admin, settings.read_only)
@@ -84,7 +87,6 @@ class RunManager:
             stream_rate=settings.stream_rate,
         )
         self.purger = Purger(self.store)
-        self.batching = BatchTraining(self)
         self.checkpoints = RunCheckpoints(settings, self.store)
 
     def start(self) -> RunManager:
@@ -100,6 +102,8 @@ class RunManager:
             queued = run.status is RunStatus.QUEUED
             if queued and run.fork_of and (lost := self.checkpoints.restart_branch(run, self.runs)):
                 self.transition(run, RunStatus.FAILED, error=lost)  # its state: from the store
+            elif queued and run.step and not run.fork_of:  # a resumed parked run's state
+                self.transition(run, RunStatus.INTERRUPTED)  # was in memory
             elif queued:
                 self._queue.push(run.owner_hash, run.id)
         self.recorder.start()
@@ -209,9 +213,32 @@ class RunManager:
                 group = waiting_partners(run, self.runs)
                 for partner in group[1:]:
                     self._queue.remove(partner.id)
-                start_thread(group, self._train, self.batching.train)
+                self._start_session(group)
             for run in held:
                 self._queue.push(run.owner_hash, run.id)
+
+    def _start_session(self, group: list[Run]) -> None:
+        """Start the thread that trains `group` (one run, or a batch of seeds) in one
+        session, with the desk that takes its commands; every member holds both."""
+        desk = Desk()
+        thread = threading.Thread(
+            target=Training(self, group, desk), name=f"synthgrad-run-{group[0].id}", daemon=True
+        )
+        for run in group:
+            run.thread, run.desk = thread, desk
+        thread.start()
+
+    def requeue(self, run: Run) -> None:
+        """Queue a parked run again: it goes on from its state when a slot is free."""
+        assert run.parked is not None
+        run.start_state, run.thread, run.desk = run.parked.state, None, None
+        self.transition(run, RunStatus.QUEUED)  # not under the manager's lock: it takes run.cond
+        with self._lock:
+            self._queue.push(run.owner_hash, run.id)
+        self._start_queued()
+
+    def closing(self) -> bool:
+        return self._closing.is_set()
 
     def _may_start(self, run_id: str) -> bool:
         return self.admission.shares.may_start(run_id, self.runs, self._active, self.slots)
@@ -249,30 +276,14 @@ class RunManager:
         log.log(level, "run %s %s at step %d%s", run.id, new, run.step, error)
         if run.control is Control.DELETE:
             return
-        diverged_at = run.session.diverged_at if run.session and new is RunStatus.DIVERGED else None
-        self.events.emit(StatusEvent(run.id, new.value, run.step, run.error, diverged_at))
+        diverged_at = run.summary.get("diverged_at") if new is RunStatus.DIVERGED else None
+        self.events.emit(
+            StatusEvent(run.id, new.value, run.step, run.error, diverged_at, run.parked is not None)
+        )
 
-    def _train(self, run: Run) -> None:
-        session: Session | None = None
-        try:
-            try:
-                config, state = self.admission.runnable(run.config), run.start_state
-                session = self.executor.open(config, state)
-            except (ConfigError, OSError, ValueError) as exc:
-                self.transition(run, RunStatus.FAILED, error=self.admission.scrub(str(exc)))
-                return
-            run.session, run.start_state = session, None
-            run.total_steps = session.total_steps
-            self.transition(run, RunStatus.RUNNING, started_at=time.time())
-            if self._train_until_done(run, session):
-                self.finish(run, session)
-        except Exception as exc:  # a bug must not kill the server; the run says what happened
-            if not (self._closing.is_set() and run.status is RunStatus.QUEUED):
-                self.controls.training_failed(run, exc)  # (one opening at shutdown stays queued)
-        finally:
-            if session is not None:
-                session.close()
-            self.release(run)
+    def parked(self, run: Run) -> None:
+        """Tell listeners a paused run is parked (its status stays `paused`)."""
+        self.events.emit(StatusEvent(run.id, run.status.value, run.step, parked=True))
 
     def release(self, run: Run) -> None:
         """The run's (or its batch's) slot is free: start what waits."""
@@ -280,30 +291,13 @@ class RunManager:
             self._active.discard(run.id)
         self._start_queued()
 
-    def _train_until_done(self, run: Run, session: Session) -> bool:
-        """Advance slice by slice, obeying controls between slices; False if told to end."""
-        outbox = run.outbox
-        self.checkpoints.take(run, session)  # its start: a fork replays from here on
-        while not session.done:
-            if run.control is not None and not self.controls.obey(run):
-                return False
-            if run.knobs:
-                with run.cond:
-                    changes, run.knobs = run.knobs, {}
-                session.configure(changes)
-                self.checkpoints.take(run, session)  # a fork after it starts with its knobs
-            entries = session.advance()
-            run.step = entries[-1].step
-            outbox.extend(entries)
-            self.checkpoints.tick(run, session)
-        return True
-
-    def finish(self, run: Run, session: Session) -> None:
+    def finish(self, run: Run, status: str, summary: dict[str, Any]) -> None:
+        """The run's training ended ("finished" or "diverged") with `summary`."""
         # The last records first: storing them sets the summary to the last batch's numbers,
         # which the final ones (the whole training split) must replace, not the other way.
         self.flush()  # and if the store cannot take them, the run failed
-        run.keep_summary(session.summary())
-        final = RunStatus.FINISHED if session.status == "finished" else RunStatus.DIVERGED
+        run.keep_summary(summary)
+        final = RunStatus.FINISHED if status == "finished" else RunStatus.DIVERGED
         final = RunStatus.FAILED if run.control is Control.FAIL else final
         self.transition(run, final)
 
@@ -343,6 +337,14 @@ class RunManager:
         for run in training:
             assert run.thread is not None
             run.thread.join(1.0)
+        self._interrupt(training)
         self.recorder.close()
         self.store.close()
         log.info("run manager closed")
+
+    def _interrupt(self, training: list[Run]) -> None:
+        """Runs busy past the grace (a long capture): `interrupted` while the store is open."""
+        for run in training:
+            if run.status is not RunStatus.QUEUED and not run.status.terminal:
+                with contextlib.suppress(Conflict):
+                    self.transition(run, RunStatus.INTERRUPTED)

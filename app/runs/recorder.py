@@ -16,6 +16,7 @@ from typing import Any
 from app.execution.session import Entry
 from app.runs.events import Event, MetricsEvent
 from app.runs.run import Run
+from app.runs.status import Control
 from app.storage.store import Store, StoreError
 
 #: A record as the store takes it: run id, step, streamed (0/1), encoded text.
@@ -111,7 +112,7 @@ class Recorder:
         events: list[MetricsEvent] = []
         for run in list(self._runs()):
             pending = len(run.outbox)
-            if not pending:
+            if not pending or run.control is Control.DELETE:  # deleted: its records go
                 continue
             batch = [run.outbox.popleft() for _ in range(pending)]
             streamed = sorted(self.choose_streamed(run, batch, now))

@@ -9,14 +9,25 @@ from typing import Any
 
 from app.execution.checkpoints import StartState
 from app.execution.session import Entry, Session
+from app.runs.commands import Desk
 from app.runs.status import Control, RunStatus
 from synthgrad_core.config import ResolvedConfig
 from synthgrad_core.records import json_safe
+from synthgrad_core.state import TrainerState
 
 #: Summary fields every run object carries (null until known).
 SUMMARY_KEYS = ("loss", "accuracy", "test_accuracy")
 #: What else of a session's summary a finished run keeps.
 KEPT_FLAGS = ("diverged_at", "divergence", "exploded_at", "notes", "execution", "fidelity")
+
+
+@dataclass
+class Parked:
+    """A parked run's state (as a fork captures it) and its config then (knobs changed
+    since are changed again when it goes on, so its records say so)."""
+
+    state: TrainerState
+    config: ResolvedConfig
 
 
 @dataclass(eq=False)
@@ -39,9 +50,6 @@ class Run:
     fork_of: dict[str, Any] | None = None
     #: a branch's starting state until its session opens (not stored: a restart loses it)
     start_state: StartState | None = field(default=None, repr=False)
-    #: live knob changes the owner asked for, applied by the training thread at its next
-    #: slice boundary
-    knobs: dict[str, Any] = field(default_factory=dict)
     #: a queued run of a paused sweep: it does not start until the sweep resumes
     held: bool = False
     #: the runs (ids, this one among them) that train with it as one batch of seeds
@@ -49,8 +57,14 @@ class Run:
     batch: list[str] | None = None
     #: records the training thread made and the recorder has not stored yet
     outbox: deque[Entry] = field(default_factory=deque, repr=False)
-    #: what the owner asked for, read by the training thread at each step boundary
+    #: the control the owner asked for last (written by app.runs.controls only; the
+    #: training loop gets it as a command on its session's desk)
     control: Control | None = None
+    #: the command queue of the session it trains in (app.runs.commands)
+    desk: Desk | None = field(default=None, repr=False)
+    #: a paused run whose training process ended to free its slot: its exact state,
+    #: taken up again when it resumes
+    parked: Parked | None = field(default=None, repr=False)
     cond: threading.Condition = field(
         default_factory=lambda: threading.Condition(threading.RLock()), repr=False
     )
@@ -104,6 +118,7 @@ class Run:
         row["steps_per_second"] = self.step / elapsed if elapsed else None
         row["batch"] = self.batch  # the seeds it trains with as one batch, if any
         row["requested"] = self.requested
+        row["parked"] = self.parked is not None
         return row
 
     @property

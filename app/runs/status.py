@@ -35,8 +35,15 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
             RunStatus.INTERRUPTED,
         }
     ),
+    # a parked run (its slot freed) is queued again when it resumes
     RunStatus.PAUSED: frozenset(
-        {RunStatus.RUNNING, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED}
+        {
+            RunStatus.RUNNING,
+            RunStatus.QUEUED,
+            RunStatus.STOPPED,
+            RunStatus.FAILED,
+            RunStatus.INTERRUPTED,
+        }
     ),
     RunStatus.FINISHED: frozenset(),
     RunStatus.STOPPED: frozenset(),

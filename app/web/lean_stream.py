@@ -239,6 +239,7 @@ class LeanHub:
                 return True
             else:
                 extra = {"error": item.error, "diverged_at": item.diverged_at}
+                extra["parked"] = item.parked or None  # a paused run that gave its slot back
                 await self.send(websocket, Status(item.status, item.step, extra).encode())
                 if RunStatus(item.status).terminal:
                     await websocket.close(code=CloseCode.NORMAL)

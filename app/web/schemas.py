@@ -233,6 +233,11 @@ class RunOut(BaseModel):
         description="a control accepted and not yet carried out (pause, resume, stop); "
         "the status follows within a step",
     )
+    parked: bool = Field(
+        False,
+        description="a run paused longer than the server's park_after setting: its state is "
+        "kept and its training slot freed; resume queues it and it goes on exactly",
+    )
     fork_of: ForkOf | None = Field(None, description="a branch's parent and fork step")
     batch: list[str] | None = Field(
         None,

@@ -206,6 +206,7 @@ class StreamHub:
                 await websocket.close(code=CloseCode.NORMAL, reason="run deleted")
                 return True
             extra = {"error": event.error, "diverged_at": event.diverged_at}
+            extra["parked"] = event.parked or None
             await self._send(websocket, Status(event.status, event.step, extra).encode())
             if RunStatus(event.status).terminal:
                 await websocket.close(code=CloseCode.NORMAL)

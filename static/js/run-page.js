@@ -130,7 +130,7 @@ function showStatus(status, extra = {}) {
     return;
   }
   run.status = status;
-  statusEl.textContent = status;
+  statusEl.textContent = status === "paused" && run.parked ? "paused (parked)" : status;
   showConnection();
   statusEl.className = `status status-${status}`;
   if (status === "diverged") {
@@ -193,6 +193,8 @@ function updateControls() {
   controls.hidden = !canControl;
   document.getElementById("pause-button").disabled = run.status !== "running";
   document.getElementById("resume-button").disabled = run.status !== "paused";
+  document.getElementById("resume-button").title = run.status === "paused" && run.parked ?
+    "Parked: its training slot went to other runs. Resume queues it; it goes on from exactly where it paused." : "";
   document.getElementById("stop-button").disabled = !ACTIVE.has(run.status);
   document.getElementById("fork-button").disabled = !FORKABLE.has(run.status);
   document.getElementById("rescue").hidden = !canControl || run.status !== "diverged";
@@ -364,6 +366,7 @@ const stream = new RunStream(run.id, {
   },
   onStatus(msg) {
     if (msg.step !== undefined && msg.step !== null) run.step = msg.step;
+    run.parked = Boolean(msg.parked); // a paused run that gave its training slot back
     if (msg.diverged_at != null) run.summary = { ...run.summary, diverged_at: msg.diverged_at };
     showStatus(msg.status, msg);
     charts.forEach(markDivergence);
