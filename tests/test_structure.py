@@ -77,3 +77,36 @@ def test_every_api_route_documents_its_response(tmp_path: Path) -> None:
             if not documented:
                 missing.append(f"{method.upper()} {path}")
     assert missing == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md names each module of the engine, the server and the pages."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    modules = [
+        *(p for p in sources("synthgrad_core", "app") if p.name != "__init__.py"),
+        *(ROOT / "static" / "js").glob("*.js"),
+        *(ROOT / "templates").glob("*.html"),
+    ]
+    unnamed = sorted(str(p.relative_to(ROOT)) for p in modules if p.name not in page)
+    assert unnamed == []
+
+
+def test_nothing_cites_a_file_the_repo_does_not_have() -> None:
+    """Docs, code and tests cite docs/*.md files that exist, and nothing outside the repo."""
+    cited = re.compile(r"\b(?:docs|spec)/[\w-]+\.md\b")
+    texts = [
+        *sources("synthgrad_core", "app", "tests", "bench", "scripts", "support"),
+        *(ROOT / "docs").glob("*.md"),
+        ROOT / "README.md",
+    ]
+    missing = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in texts
+        for name in set(cited.findall(path.read_text()))
+        if not (ROOT / name).exists()
+    )
+    here = Path(__file__).resolve()
+    outside = [
+        str(p.relative_to(ROOT)) for p in texts if p != here and "../shared/" in p.read_text()
+    ]
+    assert missing == [] and outside == []

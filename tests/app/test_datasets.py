@@ -17,7 +17,8 @@ from tests.test_bench_paper import fake_mnist
 from .conftest import SAME_ORIGIN
 from .test_api import wait_status
 
-#: CI lays the shared data folder beside the repository (SYNTHGRAD_SHARED_DATA elsewhere).
+#: A data folder holding an `mnist/` folder of MNIST's four IDX files: $SYNTHGRAD_SHARED_DATA,
+#: else a `shared/data` folder beside the repository (where CI lays it).
 SHARED_DATA = Path(
     os.environ.get(
         "SYNTHGRAD_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -83,8 +84,8 @@ def test_without_mnist_the_choice_is_absent_and_asking_for_it_is_422(
 
 @pytest.mark.skipif(
     not (SHARED_DATA / "mnist").is_dir(),
-    reason="no MNIST in the shared data folder: ../shared/data/mnist beside the repository "
-    "(or $SYNTHGRAD_SHARED_DATA/mnist) is absent",
+    reason=f"no MNIST IDX files at {SHARED_DATA / 'mnist'} (set SYNTHGRAD_SHARED_DATA to a "
+    "folder holding mnist/)",
 )
 def test_the_real_mnist_files_are_offered_and_train(settings: Settings) -> None:
     with serve(settings, SHARED_DATA) as client:
