@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.storage.store import Store
 from support.live import strict_json
 from synthgrad_core import TrainConfig, Trainer, without_timing
+from synthgrad_core.data import MNIST_FILES
 
 CONFIG = {"dataset": "addition", "bits": 6, "examples": 300, "epochs": 40, "seed": 5}
 
@@ -82,13 +83,22 @@ def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
     reopened.close()
 
 
+def write_broken_mnist(folder: Path) -> None:
+    """MNIST's four file names holding no IDX data."""
+    folder.mkdir()
+    for stem in MNIST_FILES.values():
+        (folder / stem).write_bytes(b"not an IDX file")
+
+
 def test_a_config_the_trainer_refuses_fails_the_run_with_its_reason(
     manager: RunManager, tmp_path: Path
 ) -> None:
-    (tmp_path / "no-mnist-here").mkdir()  # a folder in the data root, without the files
-    run, _ = manager.create({"dataset": "mnist", "data_path": "no-mnist-here", "epochs": 1})
+    # The files are there (admission looks for them), but they are not IDX files: only the
+    # trainer, reading them, can refuse the config.
+    write_broken_mnist(tmp_path / "broken-mnist")
+    run, _ = manager.create({"dataset": "mnist", "data_path": "broken-mnist", "epochs": 1})
     assert manager.controls.wait(run.id, timeout=30).status is RunStatus.FAILED
-    assert run.error and "no-mnist-here" in run.error
+    assert run.error and "broken-mnist" in run.error
     assert str(tmp_path) not in run.error  # the server's own paths stay its own
 
 
@@ -145,8 +155,9 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
 
     manager.events.add_listener(listener)
     try:
-        run, _ = manager.create(CONFIG)
-        assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
+        # Long enough for many of the writer's ticks however fast or loaded the machine is.
+        run, _ = manager.create({**CONFIG, "epochs": 200})
+        assert manager.controls.wait(run.id, timeout=120).status is RunStatus.FINISHED
         for reader in readers:
             reader.join(timeout=30)
     finally:

@@ -15,6 +15,7 @@ from app.runs.quotas import FairQueue, RateLimiter
 from app.settings import Settings
 from app.storage.metrics import csv_cell
 from app.web.guards import CSP, OncePerSecond
+from synthgrad_core.data import MNIST_FILES
 
 from .conftest import ADMIN, SAME_ORIGIN
 from .test_api import LONG, SHORT, create, wait_status
@@ -204,10 +205,17 @@ def test_data_path_stays_inside_the_data_root(settings: Settings, tmp_path: Path
         assert len(set(answers)) == 1  # the same words whether or not the folder exists
         assert str(tmp_path) not in answers[0] and str(Path.home()) not in answers[0]
         inside = {"dataset": "mnist", "data_path": "mnist", "epochs": 1}
-        run = create(client, inside)  # inside the root: accepted, then fails on the files
+        missing = client.post("/api/runs", json={"config": inside})  # inside, without files
+        assert missing.status_code == 422
+        said = missing.json()["detail"][0]
+        assert said["loc"][-1] == "data_path" and "train-images-idx3-ubyte" in said["msg"]
+        assert str(root) not in said["msg"]  # the API never shows the full path
+        for stem in MNIST_FILES.values():  # files that are no IDX data: only the trainer knows
+            (root / "mnist" / stem).write_bytes(b"not an IDX file")
+        run = create(client, inside)
         failed = wait_status(client, run["id"], {"failed"})
         assert "mnist" in failed["error"] and str(root) not in failed["error"]
-        assert failed["config"]["data_path"] == "mnist"  # the API never shows the full path
+        assert failed["config"]["data_path"] == "mnist"
 
 
 def test_the_admin_token_can_come_from_a_file(tmp_path: Path) -> None:
