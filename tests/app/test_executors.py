@@ -156,7 +156,7 @@ def test_a_read_right_after_a_live_event_sees_its_records(tmp_path: Path) -> Non
     manager.events.add_listener(listener)
     try:
         # Long enough for many of the writer's ticks however fast or loaded the machine is.
-        run, _ = manager.create({**CONFIG, "epochs": 200})
+        run, _ = manager.create({**CONFIG, "epochs": 80})
         assert manager.controls.wait(run.id, timeout=120).status is RunStatus.FINISHED
         for reader in readers:
             reader.join(timeout=30)
