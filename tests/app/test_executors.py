@@ -22,6 +22,7 @@ from app.runs.status import RunStatus
 from app.settings import Settings
 from app.storage.store import Store
 from support.live import strict_json
+from support.waiting import wait_until
 from synthgrad_core import TrainConfig, Trainer, without_timing
 from synthgrad_core.data import MNIST_FILES
 
@@ -40,17 +41,9 @@ def manager(request: pytest.FixtureRequest, tmp_path: Path) -> RunManager:
     return manager
 
 
-def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
 def test_records_equal_the_engine_with_a_pause_in_the_middle(manager: RunManager) -> None:
     run, token = manager.create(CONFIG)
-    wait_for(lambda: run.step > 200)
+    wait_until(lambda: run.step > 200)
     manager.controls.pause(run.id, token)
     held = run.step
     time.sleep(0.3)
@@ -72,7 +65,7 @@ def test_stop_and_shutdown_end_at_a_step_boundary(manager: RunManager) -> None:
     long = {**CONFIG, "epochs": 5000}
     stopped, token = manager.create(long)
     cut, _ = manager.create(long)
-    wait_for(lambda: stopped.step > 0 and cut.step > 0)
+    wait_until(lambda: stopped.step > 0 and cut.step > 0)
     manager.controls.stop(stopped.id, token)
     assert stopped.status is RunStatus.STOPPED
     assert manager.store.count_records(stopped.id) == stopped.step
@@ -113,7 +106,7 @@ def test_a_killed_training_process_fails_its_run_and_not_the_server(tmp_path: Pa
     manager = RunManager(Settings(db=str(tmp_path / "k.sqlite3"), executor="process")).start()
     try:
         run, _ = manager.create({**CONFIG, "epochs": 5000})
-        wait_for(lambda: run.step > 0)
+        wait_until(lambda: run.step > 0)
         session = run.session
         assert isinstance(session, ProcessSession)
         os.kill(session._process.pid, signal.SIGKILL)
@@ -175,7 +168,7 @@ def test_a_pipelined_run_pauses_resumes_and_finishes(manager: RunManager) -> Non
         "workers": 2,
     }
     run, token = manager.create(config)
-    wait_for(lambda: run.step > 20)
+    wait_until(lambda: run.step > 20)
     paused = manager.controls.settled(
         manager.controls.pause(run.id, token), lambda r: r.status is RunStatus.PAUSED, 30
     )
@@ -201,7 +194,7 @@ def test_a_dead_ray_worker_fails_its_run_with_the_reason_and_others_go_on(
     try:
         doomed, _ = manager.create({**CONFIG, "epochs": 5000})
         other, _ = manager.create(CONFIG)
-        wait_for(lambda: doomed.step > 0)
+        wait_until(lambda: doomed.step > 0)
         session = doomed.session
         assert isinstance(session, RaySession)
         os.kill(session.pid(), signal.SIGKILL)  # the worker process, as the OOM killer would
@@ -285,20 +278,20 @@ def test_a_server_joins_a_ray_cluster_by_address_and_shuts_down_gracefully(
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
-        wait_for(listening, timeout=60)
+        wait_until(listening, timeout=60)
         env = {**auth, "SYNTHGRAD_EXECUTOR": "ray", "SYNTHGRAD_RAY_ADDRESS": f"127.0.0.1:{port}"}
         db = str(tmp_path / "cluster.sqlite3")
         log = tmp_path / "server.log"
         with server_process(db, env=env, log=log) as (url, process):
             assert httpx.get(f"{url}/api/health").json()["executor"] == "ray"
             done = httpx.post(f"{url}/api/runs", json={"config": CONFIG}).json()
-            wait_for(
+            wait_until(
                 lambda: httpx.get(f"{url}/api/runs/{done['id']}").json()["status"] == "finished",
                 timeout=60,
             )
             long = httpx.post(f"{url}/api/runs", json={"config": {**CONFIG, "epochs": 5000}})
             run_id = long.json()["id"]
-            wait_for(lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["step"] > 0)
+            wait_until(lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["step"] > 0)
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
         store = Store(db)
@@ -316,9 +309,9 @@ def test_a_fork_goes_on_exactly_as_its_parent(manager: RunManager) -> None:
     from app.runs.branches import Branches
 
     run, token = manager.create(CONFIG)
-    wait_for(lambda: run.step > 100)
+    wait_until(lambda: run.step > 100)
     manager.controls.pause(run.id, token)
-    wait_for(lambda: run.status is RunStatus.PAUSED)
+    wait_until(lambda: run.status is RunStatus.PAUSED)
     branch, _ = Branches(manager).fork(run.id, token)
     assert branch.fork_of == {"run": run.id, "step": run.step} and run.status is RunStatus.PAUSED
     assert manager.controls.wait(branch.id, timeout=60).status is RunStatus.FINISHED
@@ -335,7 +328,7 @@ def test_knobs_change_in_place_and_say_so_in_the_next_record(manager: RunManager
     from app.runs.branches import Branches
 
     run, token = manager.create({**CONFIG, "method": "dni"})
-    wait_for(lambda: run.step > 50)
+    wait_until(lambda: run.step > 50)
     Branches(manager).configure(run.id, token, {"learning_rate": 0.5, "sg_scale": 2.0})
     assert run.config.learning_rate == 0.5
     assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED
@@ -356,7 +349,7 @@ def test_a_batch_of_seeds_trains_in_one_session_with_each_seeds_records(
     sweep, _ = Sweeps(manager).create("seeds", config, {"seed": [3, 4]})
     runs = [manager.get(run_id) for run_id in sweep.run_ids]
     assert runs[0].batch == runs[1].batch == sweep.run_ids
-    wait_for(lambda: all(run.thread is not None for run in runs))
+    wait_until(lambda: all(run.thread is not None for run in runs))
     assert runs[0].thread is runs[1].thread  # one thread drives the one session
     for run in runs:
         assert manager.controls.wait(run.id, timeout=60).status is RunStatus.FINISHED

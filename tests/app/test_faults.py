@@ -24,10 +24,9 @@ from app.settings import Settings
 from app.storage.store import Store, StoreCorrupt, StoreError
 from support.live import server_process
 from support.load import stored_run
+from support.waiting import wait_until
 from synthgrad_core import Trainer
 from synthgrad_core.config import ResolvedConfig
-
-from .test_executors import wait_for
 
 CONFIG = {"dataset": "addition", "bits": 4, "examples": 40, "hidden": [8], "epochs": 5000}
 #: Seconds one step of the slow trainer takes: far beyond any answer the tests wait for.
@@ -66,7 +65,7 @@ def _alive(pid: int) -> bool:
 
 def test_controls_answer_at_once_and_a_stuck_training_is_killed(slow_manager: RunManager) -> None:
     run, token = slow_manager.create(CONFIG)
-    wait_for(lambda: run.status is RunStatus.RUNNING)
+    wait_until(lambda: run.status is RunStatus.RUNNING)
     time.sleep(0.3)  # inside its fourth step now, which sleeps for a minute
     session = run.session
     assert isinstance(session, ProcessSession)
@@ -83,7 +82,7 @@ def test_controls_answer_at_once_and_a_stuck_training_is_killed(slow_manager: Ru
     done = slow_manager.controls.wait(run.id, timeout=SLOW_STEP / 2)
     assert done.status is RunStatus.STOPPED and "killed" in (done.error or "")
     assert run.step == in_step  # killed inside that step, not after it
-    wait_for(lambda: not _alive(pid), timeout=10)
+    wait_until(lambda: not _alive(pid), timeout=10)
     assert slow_manager.store.count_records(run.id) == run.step  # what it recorded is kept
 
 
@@ -91,7 +90,7 @@ def test_a_sigstopped_training_is_killed_when_its_run_is_deleted(tmp_path: Path)
     manager = RunManager(Settings(db=str(tmp_path / "s.sqlite3"), kill_grace=1.0)).start()
     try:
         run, token = manager.create(CONFIG)
-        wait_for(lambda: run.step > 0)
+        wait_until(lambda: run.step > 0)
         session = run.session
         assert isinstance(session, ProcessSession)
         pid = session._process.pid
@@ -103,8 +102,8 @@ def test_a_sigstopped_training_is_killed_when_its_run_is_deleted(tmp_path: Path)
         deleting.join(timeout=30)
         assert not deleting.is_alive()
         assert run.id not in manager.runs
-        wait_for(lambda: not _alive(pid), timeout=15)
-        wait_for(lambda: manager.store.count_records(run.id) == 0, timeout=15)
+        wait_until(lambda: not _alive(pid), timeout=15)
+        wait_until(lambda: manager.store.count_records(run.id) == 0, timeout=15)
     finally:
         manager.close()
 
@@ -114,7 +113,7 @@ def test_queued_runs_stay_queued_across_a_restart(tmp_path: Path) -> None:
     manager = RunManager(settings).start()
     first, _ = manager.create(CONFIG)
     waiting, _ = manager.create({**CONFIG, "epochs": 2})
-    wait_for(lambda: first.status is RunStatus.RUNNING)
+    wait_until(lambda: first.status is RunStatus.RUNNING)
     assert waiting.status is RunStatus.QUEUED
     manager.close()
     again = RunManager(settings).start()
@@ -148,7 +147,7 @@ def _full_disk_outcome(manager: RunManager) -> None:
     assert stored[: first_missing - 1] == list(range(1, first_missing))
     assert first_missing not in stored
     # Viewers heard it; health says the store fails; new runs are refused.
-    wait_for(lambda: any(isinstance(e, StatusEvent) and e.status == "failed" for e in events))
+    wait_until(lambda: any(isinstance(e, StatusEvent) and e.status == "failed" for e in events))
     health = manager.admission.store_health()
     assert not health["ok"] and "disk" in health["error"]
     with pytest.raises(Unavailable):
@@ -246,7 +245,7 @@ def test_sigterm_ends_the_server_promptly_with_a_run_in_a_long_step(tmp_path: Pa
         created = httpx.post(f"{url}/api/runs", json={"config": config}, timeout=30)
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]
-        wait_for(lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["status"] == "running")
+        wait_until(lambda: httpx.get(f"{url}/api/runs/{run_id}").json()["status"] == "running")
         process.send_signal(signal.SIGTERM)
         # The server drains for its shutdown timeout (3 s), then ends without waiting for
         # the step; waiting for the run instead took 40 s and more. The deadline is a

@@ -6,7 +6,6 @@ They skip only where no Chromium exists and SYNTHGRAD_REQUIRE_BROWSER is unset; 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,15 +38,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     with live_server(settings) as live:
         yield live
-
-
-def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

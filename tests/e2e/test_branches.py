@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 CONFIG = {"dataset": "digits", "method": "dni", "epochs": 200}
 
@@ -39,11 +38,11 @@ def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> No
     page.set_viewport_size({"width": 1366, "height": 1000})
     run_id = created_by_the_page(page, server, CONFIG)["id"]
     page.goto(f"{server.url}/runs/{run_id}")
-    wait_for(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 200, 60)
+    wait_until(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 200, 60)
     fork = page.get_by_role("button", name="Fork from here")
     assert fork.is_disabled()  # only a paused run forks
     page.get_by_role("button", name="Pause").click()
-    wait_for(lambda: fork.is_enabled(), what="the fork button")
+    wait_until(lambda: fork.is_enabled(), what="the fork button")
     step = httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"]
     fork.click()
     dialog = page.get_by_role("dialog", name=f"Fork from step {step}")
@@ -52,7 +51,7 @@ def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> No
     dialog.get_by_label("Learning rate", exact=True).fill("-1")
     dialog.get_by_role("button", name=f"Fork from step {step}").click()
     error = dialog.locator('[data-error-for="learning_rate"]')
-    wait_for(lambda: error.inner_text() != "", what="the field's error")
+    wait_until(lambda: error.inner_text() != "", what="the field's error")
     assert len(httpx.get(f"{server.url}/api/runs").json()) == 1
     dialog.get_by_label("Learning rate", exact=True).fill("0.1")
     dialog.get_by_label("Learning rule").select_option("backprop")
@@ -67,7 +66,7 @@ def test_forking_a_paused_run_from_its_page(page: Any, server: LiveServer) -> No
     assert page.get_by_role("link", name="Compare with parent").get_attribute("href") == (
         f"/compare?runs={run_id},{branch_id}"
     )
-    wait_for(lambda: f"fork at step {step}" in loss_markers(page), 30, "the fork marker")
+    wait_until(lambda: f"fork at step {step}" in loss_markers(page), 30, "the fork marker")
     # The parent's history before the fork, dimmed, under the branch's own.
     traces = page.evaluate(
         "() => document.getElementById('chart-loss').data.map((t) => [t.opacity, t.x.length ?"
@@ -84,16 +83,16 @@ def test_a_knob_turned_on_the_page_is_a_marker_on_the_charts(page: Any, server: 
     page.set_viewport_size({"width": 1366, "height": 1000})
     made = created_by_the_page(page, server, {**CONFIG, "epochs": 400})
     page.goto(f"{server.url}/runs/{made['id']}")
-    wait_for(lambda: httpx.get(f"{server.url}/api/runs/{made['id']}").json()["step"] > 50, 60)
+    wait_until(lambda: httpx.get(f"{server.url}/api/runs/{made['id']}").json()["step"] > 50, 60)
     knobs = page.locator("#knobs")
-    wait_for(lambda: knobs.is_visible(), what="the knobs (owner, live run)")
+    wait_until(lambda: knobs.is_visible(), what="the knobs (owner, live run)")
     knobs.locator("summary").click()
     knobs.get_by_label("Synthetic-gradient scale").fill("0.5")
     knobs.get_by_role("button", name="Apply at the next step").click()
-    wait_for(lambda: "Applied" in page.locator("#knobs-status").inner_text(), what="applied")
+    wait_until(lambda: "Applied" in page.locator("#knobs-status").inner_text(), what="applied")
     assert httpx.get(f"{server.url}/api/runs/{made['id']}").json()["config"]["sg_scale"] == 0.5
     page.locator("#chart-loss").scroll_into_view_if_needed()  # charts draw only on screen
-    wait_for(lambda: "sg_scale 1 → 0.5" in loss_markers(page), 30, "the knob's marker")
+    wait_until(lambda: "sg_scale 1 → 0.5" in loss_markers(page), 30, "the knob's marker")
     # A viewer (no owner cookie) sees no knobs.
     other = page.context.browser.new_page()
     other.goto(f"{server.url}/runs/{made['id']}")
@@ -120,11 +119,11 @@ def test_a_diverged_run_says_why_and_forks_from_a_chosen_step_with_lower_rates(
     page.set_viewport_size({"width": 1366, "height": 1000})
     run_id = created_by_the_page(page, server, DIVERGING)["id"]
     url = f"{server.url}/api/runs/{run_id}"
-    wait_for(lambda: httpx.get(url).json()["status"] == "diverged", 60, "the divergence")
+    wait_until(lambda: httpx.get(url).json()["status"] == "diverged", 60, "the divergence")
     diverged_at = httpx.get(url).json()["summary"]["diverged_at"]
     page.goto(f"{server.url}/runs/{run_id}")
     banner = page.locator("#banner")
-    wait_for(lambda: "ran away" in banner.inner_text(), what="the explanation")
+    wait_until(lambda: "ran away" in banner.inner_text(), what="the explanation")
     assert f"At step {diverged_at}" in banner.inner_text() and "Try " in banner.inner_text()
     # A click on a point of a chart opens the dialog at that step (Plotly's click event).
     page.locator("#chart-loss").hover()
@@ -143,7 +142,7 @@ def test_a_diverged_run_says_why_and_forks_from_a_chosen_step_with_lower_rates(
     dialog.get_by_label("Step", exact=True).fill(str(diverged_at + 5))
     dialog.get_by_role("button", name=f"Fork from step {diverged_at + 5}").click()
     error = dialog.locator('[data-error-for="step"]')
-    wait_for(lambda: "must be between 0 and" in error.inner_text(), what="the step's error")
+    wait_until(lambda: "must be between 0 and" in error.inner_text(), what="the step's error")
     assert len(httpx.get(f"{server.url}/api/runs").json()) == 1
     dialog.get_by_label("Step", exact=True).fill("150")
     dialog.get_by_role("button", name="Fork from step 150").click()

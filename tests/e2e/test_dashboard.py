@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 LONG = {"dataset": "addition", "bits": 8, "epochs": 3000}
 
@@ -22,16 +21,16 @@ def points(page: Any, chart: int = 0) -> int:
 
 def settled(page: Any, quiet: float = 1.0, timeout: float = 15.0) -> int:
     """The chart's point count once it has not changed for `quiet` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = points(page), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
+    seen = {"count": points(page), "since": time.monotonic()}
+
+    def quiet_count() -> tuple[int] | None:  # a tuple: a settled count of 0 is an answer too
         now = points(page)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return now
-    raise AssertionError("the chart never settled")
+        if now != seen["count"]:
+            seen.update(count=now, since=time.monotonic())
+            return None
+        return (now,) if time.monotonic() - seen["since"] >= quiet else None
+
+    return wait_until(quiet_count, timeout, what="the chart to settle", every=0.1)[0]
 
 
 def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
@@ -44,9 +43,9 @@ def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
     page.click("#start-button")
     page.wait_for_url("**/runs/*")
     page.locator("#charts").scroll_into_view_if_needed()  # charts draw once on screen
-    wait_for(lambda: points(page) > 0, what="loss points")
+    wait_until(lambda: points(page) > 0, what="loss points")
     first = points(page)
-    wait_for(lambda: points(page) > first, what="more loss points")
+    wait_until(lambda: points(page) > first, what="more loss points")
     page.click("#pause-button")
     page.wait_for_selector("#status:text('paused')")
     # Records that arrived before the pause may still be drawing (redraws are budgeted):
@@ -56,7 +55,7 @@ def test_form_starts_a_run_whose_chart_grows_then_pause_and_resume(
     assert points(page) == held  # paused: the count stops growing
     page.click("#resume-button")
     page.wait_for_selector("#status:text('running')")
-    wait_for(lambda: points(page) > held, what="points after resume")
+    wait_until(lambda: points(page) > held, what="points after resume")
     assert page.is_visible("#chart-fidelity") and page.is_visible("#chart-module")
     page.click("#stop-button")
     page.get_by_role("dialog").get_by_role("button", name="Stop run").click()
@@ -69,7 +68,7 @@ def test_form_shows_server_validation_next_to_the_field(page: Any, server: LiveS
     page.click("#start-button")
     error = page.locator("[data-error-for=bits]")
     error.wait_for()
-    wait_for(lambda: "32" in error.inner_text(), what="the bits error")
+    wait_until(lambda: "32" in error.inner_text(), what="the bits error")
     assert page.evaluate("location.pathname") == "/"  # no run started, still the form
     assert "Bits" in page.get_by_role("alert").inner_text()  # listed next to Start too
 
@@ -87,9 +86,9 @@ def test_share_link_in_fresh_context_is_live_without_controls(
     viewer_context = chromium.new_context()
     viewer = viewer_context.new_page()
     viewer.goto(share_url)
-    wait_for(lambda: points(viewer) > 0, what="viewer points")
+    wait_until(lambda: points(viewer) > 0, what="viewer points")
     seen = points(viewer)
-    wait_for(lambda: points(viewer) > seen, what="viewer live points")
+    wait_until(lambda: points(viewer) > seen, what="viewer live points")
     assert viewer.locator("#controls").is_hidden()
     run_id = share_url.rsplit("/", 1)[1]
     for action in ("pause", "stop"):
@@ -111,11 +110,11 @@ def test_compare_page_shows_one_trace_per_run_and_differing_fields(
         }
         ids.append(httpx.post(f"{server.url}/api/runs", json=body).json()["id"])
     page.goto(f"{server.url}/compare?runs={','.join(ids)}")
-    wait_for(lambda: points(page) > 0, what="compare points")
+    wait_until(lambda: points(page) > 0, what="compare points")
     traces = {}
     for chart in page.locator("#charts .chart").all():  # charts draw once they are on screen
         chart.scroll_into_view_if_needed()
-        wait_for(lambda c=chart: c.evaluate("(d) => Boolean(d.data)"), what="a drawn chart")
+        wait_until(lambda c=chart: c.evaluate("(d) => Boolean(d.data)"), what="a drawn chart")
         traces[chart.get_attribute("id")] = chart.evaluate(
             "(d) => d.data.filter((t) => t.showlegend !== false && !t.name.startsWith('no value'))"
             ".map((t) => t.name)"
@@ -159,6 +158,6 @@ def test_a_run_name_with_a_link_is_inert_text_in_chart_legends(
     ]
     page.goto(f"{server.url}/compare?runs={','.join(ids)}")
     legend = page.locator("#chart-loss .legendtext")
-    wait_for(lambda: legend.count() == 2, what="the legend")
+    wait_until(lambda: legend.count() == 2, what="the legend")
     assert name in legend.all_text_contents()  # reads as written, tags and all
     assert page.locator("a[href^='https://evil.example']").count() == 0

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 ARTICLE_DNI = {"dataset": "addition", "method": "dni", "epochs": 3000}
 
@@ -48,12 +47,12 @@ def test_live_dni_run_shows_its_network_heatmap_and_no_cloud_button(
     diagram.wait_for()  # shown with the run's first records
     assert diagram.is_visible()
     layers = diagram.get_by_role("button", name=re.compile(r"^hidden layer \d"))
-    wait_for(lambda: layers.count() > 0, what="the diagram")
+    wait_until(lambda: layers.count() > 0, what="the diagram")
     assert layers.count() == 2  # the article's net: two hidden layers, each with a module
     assert diagram.locator(".module-box").count() == 2
-    wait_for(lambda: all(cosines(page)), what="a cosine on every hidden layer")
+    wait_until(lambda: all(cosines(page)), what="a cosine on every hidden layer")
     first = cosines(page)
-    wait_for(lambda: cosines(page) != first, what="the cosines to change as the run trains")
+    wait_until(lambda: cosines(page) != first, what="the cosines to change as the run trains")
     # Hover shows the live numbers; the text alternative holds the same numbers.
     layers.first.hover()
     tip = page.locator(".diagram-tip")
@@ -64,12 +63,12 @@ def test_live_dni_run_shows_its_network_heatmap_and_no_cloud_button(
     assert page.locator("#layer").input_value() == "2"
     page.locator("#chart-fidelity").scroll_into_view_if_needed()
     title = "document.querySelector('#chart-fidelity .gtitle')?.textContent || ''"
-    wait_for(lambda: "hidden layer 2" in page.evaluate(title), what="the charts on layer 2")
+    wait_until(lambda: "hidden layer 2" in page.evaluate(title), what="the charts on layer 2")
     page.evaluate("window.scrollTo(0, 0)")
     # The heatmap's step range grows while the run trains.
-    wait_for(lambda: len(heatmap_steps(page)) == 2, what="the heatmap")
+    wait_until(lambda: len(heatmap_steps(page)) == 2, what="the heatmap")
     before = heatmap_steps(page)[1]
-    wait_for(lambda: heatmap_steps(page)[1] > before, what="the heatmap to grow")
+    wait_until(lambda: heatmap_steps(page)[1] > before, what="the heatmap to grow")
     # No toolbar button anywhere mentions the cloud or Chart Studio; PNG download stays.
     page.locator("#chart-loss").hover()
     titles = page.evaluate(
@@ -98,17 +97,17 @@ def test_axes_are_honest_on_run_and_compare_pages(page: Any, server: LiveServer)
     page.goto(f"{server.url}/runs/{dni}")
     # Past the first epoch (80 steps of the article's task), by the server's count: the
     # page streams at most 50 records a second, so its own count would take far longer.
-    wait_for(
+    wait_until(
         lambda: httpx.get(f"{server.url}/api/runs/{dni}").json()["step"] > 240,
         what="three epochs of records",
         timeout=60,
     )
     page.reload()  # the snapshot: the whole run so far, step 1 included
-    wait_for(
+    wait_until(
         lambda: page.evaluate("() => Boolean(document.getElementById('chart-loss').data)"),
         what="the loss chart",
     )
-    wait_for(
+    wait_until(
         lambda: page.evaluate("() => Boolean(document.getElementById('chart-fidelity').data)"),
         what="the fidelity chart",
     )
@@ -124,10 +123,10 @@ def test_axes_are_honest_on_run_and_compare_pages(page: Any, server: LiveServer)
     assert spike > 3 * after_first  # the article's DNI run: a spike in its first steps
     assert axis_range(page, "loss")[1] <= 3 * after_first
     page.get_by_label("show early spikes").check()
-    wait_for(lambda: axis_range(page, "loss")[1] >= spike, what="the full range")
+    wait_until(lambda: axis_range(page, "loss")[1] >= spike, what="the full range")
     # Log y applies only to positive quantities: the cosine axis stays linear.
     page.get_by_label(re.compile("log y")).check()
-    wait_for(
+    wait_until(
         lambda: (
             page.evaluate("() => document.getElementById('chart-loss')._fullLayout.yaxis.type")
             == "log"
@@ -139,7 +138,7 @@ def test_axes_are_honest_on_run_and_compare_pages(page: Any, server: LiveServer)
         == "linear"
     )
     page.goto(f"{server.url}/compare?runs={dni},{backprop}")
-    wait_for(
+    wait_until(
         lambda: page.evaluate("() => Boolean(document.getElementById('chart-fidelity').data)"),
         what="compare fidelity",
     )
@@ -156,7 +155,7 @@ def test_every_chart_explains_itself_and_the_runs_page_introduces_the_rules(
     page.goto(f"{server.url}/runs/{run_id}")
     helps = page.get_by_role("button", name=re.compile("^What is this"))
     # diagram, heatmap, timeline, loss, accuracy, fidelity, weights, module
-    wait_for(lambda: helps.count() == 8, what="every chart's help")
+    wait_until(lambda: helps.count() == 8, what="every chart's help")
     for i in range(helps.count()):
         button = helps.nth(i)
         button.scroll_into_view_if_needed()
@@ -202,10 +201,12 @@ def test_a_pipelined_run_shows_its_workers_on_a_live_timeline(
     page.goto(f"{server.url}/runs/{run_id}")
     card = page.locator(".timeline-card")
     card.scroll_into_view_if_needed()
-    wait_for(lambda: timeline_state(page)["bars"] > 10, what="timeline bars")
+    wait_until(lambda: timeline_state(page)["bars"] > 10, what="timeline bars")
     first = timeline_state(page)
     assert first["lanes"] == ["worker 1", "worker 2"]  # one lane per stage
     assert {"forward", "synthetic gradient", "update"} <= set(first["kinds"])
     # The bars move as the run trains: later work appears on the right.
-    wait_for(lambda: timeline_state(page)["end"] > first["end"] + 0.2, what="the timeline to move")
+    wait_until(
+        lambda: timeline_state(page)["end"] > first["end"] + 0.2, what="the timeline to move"
+    )
     httpx.post(f"{server.url}/api/runs/{run_id}/stop", headers=admin())

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 RECIPE = {"dataset": "addition", "method": "cdni", "bits": "8", "epochs": "600"}
 LABELS = {"dataset": "Dataset", "method": "Learning rule", "bits": "Bits", "epochs": "Epochs"}
@@ -35,7 +34,7 @@ def test_a_recipe_link_fills_the_form_and_starts_only_when_asked(
     assert httpx.get(f"{server.url}/api/runs").json() == []  # a recipe never starts a run
     # The query follows the form, and the recipe link says the same.
     page.get_by_label("Seed", exact=True).fill("7")
-    wait_for(lambda: "seed=7" in href(page), what="the query to follow the form")
+    wait_until(lambda: "seed=7" in href(page), what="the query to follow the form")
     page.get_by_role("button", name="Start", exact=True).click()
     page.wait_for_url(re.compile(r"/runs/"))
     (run,) = httpx.get(f"{server.url}/api/runs").json()
@@ -71,7 +70,7 @@ def test_the_form_shows_the_datasets_defaults_and_lists_errors_by_start(
     epochs.fill("0")
     page.get_by_role("button", name="Start", exact=True).click()
     errors = page.get_by_role("alert")
-    wait_for(lambda: errors.is_visible(), what="the error list")
+    wait_until(lambda: errors.is_visible(), what="the error list")
     assert re.search(r"Epochs: .*1", errors.inner_text())
     assert page.evaluate("document.activeElement.name") == "epochs"
     assert epochs.get_attribute("aria-invalid") == "true"
@@ -126,7 +125,7 @@ def test_view_settings_live_in_the_link(page: Any, server: LiveServer) -> None:
     page.get_by_label("x axis", exact=True).select_option("epoch")
     page.get_by_label(re.compile("log y")).check()
     page.get_by_label("Layer", exact=True).select_option("3")
-    wait_for(
+    wait_until(
         lambda: "layer=3" in page.url and "x=epoch" in page.url and "log=1" in page.url,
         what="the view in the URL",
     )
@@ -139,7 +138,7 @@ def test_view_settings_live_in_the_link(page: Any, server: LiveServer) -> None:
     fresh.locator("#charts").wait_for()  # shown with the first records
     fresh.locator("#chart-fidelity").scroll_into_view_if_needed()
     title = "document.querySelector('#chart-fidelity .gtitle')?.textContent || ''"
-    wait_for(lambda: "hidden layer 3" in fresh.evaluate(title), what="the charts on layer 3")
+    wait_until(lambda: "hidden layer 3" in fresh.evaluate(title), what="the charts on layer 3")
     fresh.context.close()
 
 
@@ -149,7 +148,7 @@ def test_presentation_mode_and_keyboard_shortcuts(page: Any, server: LiveServer)
     page.get_by_role("button", name="Start", exact=True).click()
     page.wait_for_url(re.compile(r"/runs/"))
     page.wait_for_selector("#controls:not([hidden])")
-    wait_for(lambda: page.locator("#status").inner_text() == "running", what="running")
+    wait_until(lambda: page.locator("#status").inner_text() == "running", what="running")
     page.keyboard.press("?")
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     assert dialog.is_visible() and "Space" in dialog.inner_text()
@@ -157,9 +156,9 @@ def test_presentation_mode_and_keyboard_shortcuts(page: Any, server: LiveServer)
     assert not dialog.is_visible()
     page.locator("body").focus()
     page.keyboard.press(" ")  # the owner pauses with Space
-    wait_for(lambda: page.locator("#status").inner_text() == "paused", what="paused by Space")
+    wait_until(lambda: page.locator("#status").inner_text() == "paused", what="paused by Space")
     page.keyboard.press(" ")
-    wait_for(lambda: page.locator("#status").inner_text() == "running", what="resumed by Space")
+    wait_until(lambda: page.locator("#status").inner_text() == "running", what="resumed by Space")
     page.keyboard.press("p")
     assert "present=1" in href(page)
     assert (
@@ -190,7 +189,7 @@ def test_presentation_mode_and_keyboard_shortcuts(page: Any, server: LiveServer)
     assert page.locator("#status").inner_text() == "running"
     page.get_by_role("button", name="Stop", exact=True).click()
     confirm.get_by_role("button", name="Stop run").click()
-    wait_for(lambda: page.locator("#status").inner_text() == "stopped", what="stopped")
+    wait_until(lambda: page.locator("#status").inner_text() == "stopped", what="stopped")
     assert page.locator("#connection").inner_text() == ""  # a stopped run never says "live"
 
 
@@ -210,7 +209,7 @@ def test_owner_renames_and_deletes_from_the_page_viewers_cannot(
     page.get_by_role("button", name="Rename").click()
     page.get_by_label("New name").fill("Digits, renamed in class")
     page.get_by_role("button", name="Save name").click()
-    wait_for(
+    wait_until(
         lambda: page.locator("#run-name").inner_text() == "Digits, renamed in class", what="renamed"
     )
     assert httpx.get(f"{server.url}/api/runs/{run_id}").json()["name"] == "Digits, renamed in class"
@@ -219,11 +218,11 @@ def test_owner_renames_and_deletes_from_the_page_viewers_cannot(
         "button", name="Delete run"
     ).click()
     page.wait_for_url(server.url + "/")
-    wait_for(lambda: page.get_by_text("No runs yet").is_visible(), what="the empty list")
+    wait_until(lambda: page.get_by_text("No runs yet").is_visible(), what="the empty list")
     assert httpx.get(f"{server.url}/api/runs/{run_id}").status_code == 404
     manager = server.app.state.manager
     assert manager.store.count_records(run_id) == 0
-    wait_for(lambda: "deleted" in viewer.locator("#banner").inner_text(), what="the viewer told")
+    wait_until(lambda: "deleted" in viewer.locator("#banner").inner_text(), what="the viewer told")
     viewer.context.close()
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from app.settings import Settings
 from support.live import LiveServer, live_server
+from support.waiting import wait_until
 
-from .conftest import wait_for
 from .test_branches import created_by_the_page
 
 CONFIG = {"dataset": "digits", "method": "dni", "epochs": 200}
@@ -29,16 +29,16 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 def test_a_parked_run_says_so_and_what_resume_does(page: Any, server: LiveServer) -> None:
     run_id = created_by_the_page(page, server, CONFIG)["id"]
     page.goto(f"{server.url}/runs/{run_id}")
-    wait_for(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 20, 60)
+    wait_until(lambda: httpx.get(f"{server.url}/api/runs/{run_id}").json()["step"] > 20, 60)
     page.get_by_role("button", name="Pause").click()
     status = page.locator("#status")
-    wait_for(lambda: status.inner_text() == "paused (parked)", what="the parked status")
+    wait_until(lambda: status.inner_text() == "paused (parked)", what="the parked status")
     resume = page.get_by_role("button", name="Resume")
     assert "Resume queues it" in (resume.get_attribute("title") or "")
     page.reload()
-    wait_for(lambda: status.inner_text() == "paused (parked)", what="the status after a reload")
+    wait_until(lambda: status.inner_text() == "paused (parked)", what="the status after a reload")
     resume.click()
-    wait_for(lambda: status.inner_text() in ("queued", "running", "finished"), what="resumed")
+    wait_until(lambda: status.inner_text() in ("queued", "running", "finished"), what="resumed")
     api = f"{server.url}/api/runs/{run_id}"
-    wait_for(lambda: httpx.get(api).json()["status"] in ("running", "finished"), 60)
+    wait_until(lambda: httpx.get(api).json()["status"] in ("running", "finished"), 60)
     assert httpx.get(api).json()["parked"] is False  # it trains again, from its state

@@ -4,14 +4,12 @@ presenter's keys, presets that say what will happen, sweeps, /results, a branch'
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import httpx
 
 from support.live import LiveServer, strict_json
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 #: DNI on the article's task with a learning rate of 100: its numbers overflow within a few
 #: steps; the final evaluation's loss is NaN (checked: it diverges at about step 11).
@@ -26,13 +24,11 @@ def start(server: LiveServer, config: dict[str, Any], name: str = "run") -> dict
 
 
 def ended(server: LiveServer, run: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def body_once_ended() -> dict[str, Any] | None:
         body = httpx.get(f"{server.url}/api/runs/{run['id']}").json()
-        if body["status"] not in ("queued", "running", "paused"):
-            return dict(body)
-        time.sleep(0.2)
-    raise AssertionError(f"run {run['id']} did not end")
+        return None if body["status"] in ("queued", "running", "paused") else dict(body)
+
+    return wait_until(body_once_ended, timeout, what=f"run {run['id']} to end", every=0.2)
 
 
 DRAWN = """(id) => { const d = document.getElementById(id);
@@ -64,11 +60,11 @@ def test_a_diverged_runs_share_link_loads_with_its_finite_history_and_the_diverg
     run = diverged_run(server)
     step = run["summary"]["diverged_at"]
     page.goto(f"{server.url}/runs/{run['id']}")
-    wait_for(lambda: drawn(page), what="the loss chart")
+    wait_until(lambda: drawn(page), what="the loss chart")
     assert page.locator("#loading").is_hidden()
     banner = page.locator("#banner").inner_text()
     assert "diverged" in banner and f"step {step}" in banner
-    wait_for(lambda: f"diverged at step {step}" in marker_texts(page), what="the divergence line")
+    wait_until(lambda: f"diverged at step {step}" in marker_texts(page), what="the divergence line")
     # The axis shows what it learned before the blow-up, not the 1e60 it overflowed to.
     first = httpx.get(f"{server.url}/api/runs/{run['id']}/metrics").json()["records"][0]["loss"]
     assert y_range(page)[1] < 1000 * first
@@ -79,7 +75,7 @@ def test_a_diverged_runs_share_link_loads_with_its_finite_history_and_the_diverg
     fresh = context.new_page()
     fresh.on("pageerror", lambda error: errors.append(str(error)))
     fresh.goto(f"{server.url}/runs/{run['id']}")
-    wait_for(lambda: drawn(fresh), what="the share link's charts")
+    wait_until(lambda: drawn(fresh), what="the share link's charts")
     assert fresh.locator("#banner").is_visible() and errors == []
     context.close()
     # Its downloads are standard JSON and CSV.
@@ -93,14 +89,14 @@ def test_compare_with_a_diverged_run_draws_both(page: Any, server: LiveServer) -
     bad = diverged_run(server)
     good = ended(server, start(server, {"dataset": "addition", "epochs": 1}, "backprop"))
     page.goto(f"{server.url}/compare?runs={bad['id']},{good['id']}")
-    wait_for(lambda: drawn(page), what="the compare charts")
-    wait_for(
+    wait_until(lambda: drawn(page), what="the compare charts")
+    wait_until(
         lambda: page.evaluate("document.getElementById('chart-loss').data.length") >= 2,
         what="a trace per run",
     )
     assert any("diverged at step" in text for text in marker_texts(page))
     page.locator("#timelines").scroll_into_view_if_needed()  # charts draw once on screen
-    wait_for(lambda: page.locator("#timelines .main-svg").count() >= 2, what="both timelines")
+    wait_until(lambda: page.locator("#timelines .main-svg").count() >= 2, what="both timelines")
 
 
 #: Chart titles with a toolbar or a legend drawn over them (boxes that intersect).
@@ -129,12 +125,12 @@ def test_a_phone_sees_every_chart_title_and_can_show_one_large(
     errors: list[str] = []
     phone.on("pageerror", lambda error: errors.append(str(error)))
     phone.goto(f"{server.url}/runs/{run['id']}")
-    wait_for(lambda: drawn(phone), what="the charts")
+    wait_until(lambda: drawn(phone), what="the charts")
     for chart in ("heatmap", "loss", "accuracy", "fidelity", "weights", "module"):
         phone.locator(f"#chart-{chart}").scroll_into_view_if_needed()
-        wait_for(lambda c=chart: phone.locator(f"#chart-{c} .gtitle").count() > 0, what=chart)
+        wait_until(lambda c=chart: phone.locator(f"#chart-{c} .gtitle").count() > 0, what=chart)
     assert phone.locator(".modebar").count() == 0  # no toolbar on a touch screen
-    wait_for(lambda: phone.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
+    wait_until(lambda: phone.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
     # The heatmap card is as tall as its heatmap, not a screen of empty panel.
     card = phone.locator(".heatmap-card").bounding_box()
     plot = phone.locator("#chart-heatmap .main-svg").first.bounding_box()
@@ -144,7 +140,7 @@ def test_a_phone_sees_every_chart_title_and_can_show_one_large(
     phone.locator("#chart-loss").locator("xpath=..").get_by_role("button", name="Show large").tap()
     card = phone.locator(".chart-card.expanded").bounding_box()
     height = "document.querySelector('#chart-loss .main-svg').clientHeight"
-    wait_for(
+    wait_until(
         lambda: (
             plot_width(phone, "loss") >= card["width"] - 40
             and phone.evaluate(height) >= card["height"] - 160
@@ -162,10 +158,10 @@ def test_show_large_and_f_widen_the_plot_and_a_lone_card_fills_its_row(
     run = ended(server, start(server, {"dataset": "addition", "method": "dni", "epochs": 2}))
     page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(f"{server.url}/runs/{run['id']}")
-    wait_for(lambda: drawn(page), what="the charts")
+    wait_until(lambda: drawn(page), what="the charts")
     # Five charts in two columns: module loss, alone on its row, takes the row.
     page.locator("#chart-module").scroll_into_view_if_needed()
-    wait_for(lambda: page.locator("#chart-module .main-svg").count() > 0, what="module loss")
+    wait_until(lambda: page.locator("#chart-module .main-svg").count() > 0, what="module loss")
     row = page.locator("#charts").bounding_box()["width"]
     assert page.locator("#chart-module").bounding_box()["width"] >= row - 40
     assert plot_width(page, "module") >= row - 40
@@ -173,13 +169,13 @@ def test_show_large_and_f_widen_the_plot_and_a_lone_card_fills_its_row(
     assert narrow < 800
     page.locator("#chart-loss").locator("xpath=..").get_by_role("button", name="Show large").click()
     card = page.locator(".chart-card.expanded").bounding_box()["width"]
-    wait_for(lambda: plot_width(page, "loss") >= card - 80, timeout=3, what="a wide plot")
+    wait_until(lambda: plot_width(page, "loss") >= card - 80, timeout=3, what="a wide plot")
     page.keyboard.press("Escape")
-    wait_for(lambda: plot_width(page, "loss") <= narrow + 2, timeout=3, what="back in its column")
+    wait_until(lambda: plot_width(page, "loss") <= narrow + 2, timeout=3, what="back in its column")
     # `f` shows the focused chart full screen (or large, where full screen is refused).
     page.locator("#chart-accuracy").locator("xpath=..").get_by_role("button", name="?").focus()
     page.keyboard.press("f")
-    wait_for(lambda: plot_width(page, "accuracy") >= 1200, timeout=3, what="f: a wide plot")
+    wait_until(lambda: plot_width(page, "accuracy") >= 1200, timeout=3, what="f: a wide plot")
 
 
 def test_space_pauses_in_presentation_mode_whatever_has_focus(
@@ -189,14 +185,14 @@ def test_space_pauses_in_presentation_mode_whatever_has_focus(
     page.get_by_label("Epochs", exact=True).fill("3000")
     page.get_by_role("button", name="Start", exact=True).click()
     page.wait_for_selector("#controls:not([hidden])")
-    wait_for(lambda: page.locator("#status").inner_text() == "running", what="running")
+    wait_until(lambda: page.locator("#status").inner_text() == "running", what="running")
     page.get_by_role("button", name="Presentation mode").click()  # focus stays on it
     page.keyboard.press(" ")
-    wait_for(lambda: page.locator("#status").inner_text() == "paused", what="paused by Space")
+    wait_until(lambda: page.locator("#status").inner_text() == "paused", what="paused by Space")
     assert "present=1" in page.evaluate("location.href")  # still presenting
     page.get_by_role("button", name="Show large").first.click()
     page.keyboard.press(" ")
-    wait_for(lambda: page.locator("#status").inner_text() == "running", what="resumed by Space")
+    wait_until(lambda: page.locator("#status").inner_text() == "running", what="resumed by Space")
     assert page.locator(".chart-card.expanded").count() == 1
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Stop").click()
@@ -231,22 +227,22 @@ def test_charts_that_would_look_empty_say_something(page: Any, server: LiveServe
         for m in ("dni", "cdni", "backprop", "feedback_alignment")
     ]
     page.goto(f"{server.url}/runs/{runs[0]['id']}")
-    wait_for(lambda: drawn(page), what="the charts")
+    wait_until(lambda: drawn(page), what="the charts")
     for chart in ("module", "fidelity"):
         page.locator(f"#chart-{chart}").scroll_into_view_if_needed()
-        wait_for(lambda c=chart: drawn(page, c), what=chart)
+        wait_until(lambda c=chart: drawn(page, c), what=chart)
     assert page.evaluate("document.getElementById('chart-module')._fullLayout.yaxis.type") == "log"
     note = page.locator("#chart-fidelity").locator("xpath=..").locator(".chart-note")
     assert "relative error stays at 1" in note.inner_text()
     # Four runs compared: the weights legend (12 entries) leaves the plot its height.
     page.goto(f"{server.url}/compare?runs={','.join(r['id'] for r in runs)}")
     page.locator("#chart-weights").scroll_into_view_if_needed()
-    wait_for(lambda: drawn(page, "weights"), what="the weights chart")
+    wait_until(lambda: drawn(page, "weights"), what="the weights chart")
     assert page.evaluate("document.getElementById('chart-weights')._fullLayout._size.h") >= 200
     for chart in ("loss", "accuracy", "fidelity", "weights", "module"):
         page.locator(f"#chart-{chart}").scroll_into_view_if_needed()
-        wait_for(lambda c=chart: drawn(page, c), what=chart)
-    wait_for(lambda: page.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
+        wait_until(lambda c=chart: drawn(page, c), what=chart)
+    wait_until(lambda: page.evaluate(TITLES_COVERED) == [], timeout=5, what="titles clear")
 
 
 def test_labels_say_one_thing_each(page: Any, server: LiveServer) -> None:
@@ -263,7 +259,7 @@ def test_labels_say_one_thing_each(page: Any, server: LiveServer) -> None:
     run = start(server, {"dataset": "addition", "epochs": 3000})
     httpx.post(f"{server.url}/api/runs/{run['id']}/pause", headers=owner(run))
     page.goto(f"{server.url}/runs/{run['id']}")
-    wait_for(lambda: page.locator("#status").inner_text() == "paused", what="paused")
+    wait_until(lambda: page.locator("#status").inner_text() == "paused", what="paused")
     page.wait_for_timeout(500)
     assert "live" not in page.locator("#connection").inner_text()
     label, slider = (
@@ -300,7 +296,7 @@ def test_a_sweeps_runs_fold_under_it_and_its_charts_follow_the_dark_scheme(
     assert page.locator("#runs-table tbody tr").count() == 1  # folded
     assert "12 runs" in toggle.inner_text()
     toggle.click()
-    wait_for(lambda: page.locator("#runs-table tbody tr").count() == 13, what="the sweep's runs")
+    wait_until(lambda: page.locator("#runs-table tbody tr").count() == 13, what="the sweep's runs")
     names = page.locator("#runs-table .sweep-member .run-name a").all_inner_texts()
     assert "digits: dni, seed 4" in names
     page.goto(f"{server.url}/sweeps/{sweep['id']}")

@@ -7,8 +7,7 @@ from typing import Any
 import httpx
 
 from support.live import LiveServer
-
-from .conftest import wait_for
+from support.waiting import wait_until
 
 
 def chart_groups(page: Any, chart: str = "accuracy") -> list[dict[str, Any]]:
@@ -45,8 +44,8 @@ def test_the_form_starts_a_sweep_whose_page_shows_each_group_with_a_band(
     page.fill("input[name=hidden]", "32")
     page.click("#start-button")
     page.wait_for_url("**/sweeps/*")
-    wait_for(lambda: page.inner_text("#status") == "finished", timeout=90, what="the sweep")
-    wait_for(
+    wait_until(lambda: page.inner_text("#status") == "finished", timeout=90, what="the sweep")
+    wait_until(
         lambda: [g["points"] > 1 for g in chart_groups(page)] == [True, True],
         what="two groups drawn",
     )
@@ -84,6 +83,6 @@ def test_owner_stops_a_sweep_from_its_page_and_a_viewer_sees_no_controls(
     assert viewer.is_hidden("#controls")
     viewer.context.close()
     page.click("#controls [data-action=stop]")
-    wait_for(lambda: page.inner_text("#status") == "ended", timeout=30, what="stopped runs")
+    wait_until(lambda: page.inner_text("#status") == "ended", timeout=30, what="stopped runs")
     statuses = page.locator("#sweep-runs tbody tr td.status").all_inner_texts()
     assert len(statuses) == 4 and set(statuses) == {"stopped"}
