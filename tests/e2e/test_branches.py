@@ -10,6 +10,7 @@ import httpx
 
 from support.live import LiveServer
 from support.waiting import wait_until
+from tests.app.test_checkpoints import DIVERGING
 
 CONFIG = {"dataset": "digits", "method": "dni", "epochs": 200}
 
@@ -100,17 +101,6 @@ def test_a_knob_turned_on_the_page_is_a_marker_on_the_charts(page: Any, server: 
     assert not other.locator("#knobs").is_visible()
     other.close()
     page.evaluate(f"fetch('/api/runs/{made['id']}/stop', {{method: 'POST'}})")
-
-
-#: dni on digits with a module learning rate that runs away at step 224 (seed 1)
-DIVERGING = {
-    "dataset": "digits",
-    "method": "dni",
-    "examples": 600,
-    "epochs": 20,
-    "seed": 1,
-    "sg_learning_rate": 0.08,
-}
 
 
 def test_a_diverged_run_says_why_and_forks_from_a_chosen_step_with_lower_rates(
