@@ -12,8 +12,11 @@ Cases are configs as the CLI sets them up (`synthgrad train --dataset addition -
 held-out evaluation each epoch, a weight histogram every 100 steps), with the
 diagnostics cadence set per row: every step (the product's default: the CLI, the form
 and sweeps), every 10 steps, and never. Also the state a seed adds to a batch, what the
-estimate of `synthgrad_core.seeds.batch_speedup` says beside what was measured, and
-with `--profile`, where a diagnosed batched step spends its time (cProfile, by part).
+estimate of `synthgrad_core.seeds.batch_speedup` says beside what was measured; below
+each dni case, the bare numpy loop of the same step (`bench.seeds_floor`: the floor no
+numpy engine of this step gets under) and whether the issue's target is within its
+reach; and with `--profile`, where a diagnosed batched step spends its time (cProfile,
+by part).
 
 With `--sweep`, instead: the wall time of a whole `synthgrad sweep` (4 rules x 4 seeds on
 digits at the defaults) with the sweep's own choice, all batched and none batched, and
@@ -21,7 +24,7 @@ with `--tree DIR` also an older checkout's sweep batched (its default then) and 
 rounds alternate the order.
 
 Usage: python -m bench.seeds [--steps N] [--rounds R] [--seeds 4] [--cases addition8 ...]
-       [--every 1,10,0] [--no-processes] [--clock wall|cpu] [--profile]
+       [--every 1,10,0] [--no-processes] [--no-floor] [--clock wall|cpu] [--profile]
        python -m bench.seeds --sweep [--rounds R] [--tree DIR]
 """
 
@@ -45,6 +48,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from bench.engine import WIDE, wide_data
+from bench.seeds_floor import CASES as FLOOR_CASES
+from bench.seeds_floor import floor
 from synthgrad_core import TrainConfig, Trainer
 from synthgrad_core.seeds import SeedBatch, batch_speedup
 
@@ -129,7 +134,8 @@ def state_bytes(name: str, k: int) -> tuple[int, int]:
     return sum(a.nbytes for a in single.values()), sum(a.nbytes for a in batch.values()) // k
 
 
-def measure(name: str, every: int, steps: int, rounds: int, k: int, pool: Any) -> None:
+def measure(name: str, every: int, steps: int, rounds: int, k: int, pool: Any) -> float:
+    """Print a row of the table; return one seed's steps/s."""
     one, together, apart = [], [], []
     for _ in range(rounds):
         one.append(alone(name, every, steps))
@@ -145,6 +151,7 @@ def measure(name: str, every: int, steps: int, rounds: int, k: int, pool: Any) -
         row += f" {p:>13,.0f} {p_ratio:>9.2f}"
     estimate = batch_speedup(config(name, every).resolve(), k)
     print(f"{row} {estimate:>9.2f}", flush=True)
+    return a
 
 
 #: The parts of a batched step, by the functions that do them (cProfile's cumulative time).
@@ -244,6 +251,12 @@ def main(argv: list[str] | None = None) -> None:
         help="cpu: this process's CPU time for alone and batched (a loaded machine; "
         "K processes are then not measured: their gain is wall time)",
     )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the bare loop's rows (bench.seeds_floor: the floor under the engine)",
+    )
     parser.add_argument("--profile", action="store_true", help="only the profile table")
     parser.add_argument("--sweep", action="store_true", help="only the sweep's wall times")
     parser.add_argument("--tree", default=None, help="with --sweep: an older checkout too")
@@ -276,9 +289,17 @@ def main(argv: list[str] | None = None) -> None:
             if args.processes:
                 heading += f" {'K procs/s':>13} {'x alone':>9}"
             print(f"{heading} {'estimate':>9}")
+            alone_diagnosed: dict[int, float] = {}
             for every in (int(e) for e in args.every.split(",")):
                 for k in seeds:
-                    measure(name, every, steps, args.rounds, k, pool if args.processes else None)
+                    rate = measure(
+                        name, every, steps, args.rounds, k, pool if args.processes else None
+                    )
+                    if every == 1:
+                        alone_diagnosed[k] = rate
+            if args.floor and name in FLOOR_CASES:
+                for k in seeds:  # what no numpy engine of this step can beat (bench.seeds_floor)
+                    floor(name, k, steps, args.rounds, alone_diagnosed.get(k))
             single, per_seed = state_bytes(name, max(seeds))
             print(
                 f"state per seed: alone {single / 1024:,.0f} KiB, "

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .nn import Dense, Parameter
+from .nn import Dense, Parameter, batch_sum
 
 Array = np.ndarray
 
@@ -60,7 +60,7 @@ class Optimizer:
         grad = np.matmul(inputs.mT, deltas, out=self._buffer(self._grad, layer.weight))
         grad /= n
         update = self.update(layer.weight, grad)
-        self.update(layer.bias, deltas.sum(axis=-2, keepdims=deltas.ndim > 2) / n)
+        self.update(layer.bias, batch_sum(deltas) / n)
         return update
 
     def _buffer(self, buffers: dict[str, Array], param: Parameter) -> Array:
@@ -102,7 +102,7 @@ class SGD(Optimizer):
         scaled = deltas * (self.learning_rate / deltas.shape[-2])
         change = np.matmul(inputs.mT, scaled, out=self._buffer(self._change, layer.weight))
         layer.weight.value -= change
-        layer.bias.value -= scaled.sum(axis=-2, keepdims=scaled.ndim > 2)
+        layer.bias.value -= batch_sum(scaled)
         return change
 
 

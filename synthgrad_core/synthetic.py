@@ -188,4 +188,4 @@ def module_loss(error: np.ndarray) -> float:
     A numpy sum, not a BLAS dot product: a dot's last bits depend on where the array
     sits in memory (its kernel's alignment peel), and a run's records must not differ
     between the server's training process and a trainer built anywhere else."""
-    return 0.5 * float((error * error).sum()) / len(error)
+    return 0.5 * float(np.add.reduce(error * error, axis=None)) / len(error)
