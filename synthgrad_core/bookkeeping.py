@@ -111,17 +111,23 @@ class SeedBook:
         return list(self.async_rng.random(depth) < p)
 
     # -- the end of a step ---------------------------------------------------
-    def periodic(self, record: Record, step: int, position: int) -> None:
-        """The explosion watch; weight histograms and held-out evaluations when due."""
+    def periodic(self, record: Record, step: int, position: int, evaluate: bool = True) -> None:
+        """The explosion watch; weight histograms and held-out evaluations when due (a
+        stack of seeds evaluates every seed at once: `evaluate` False)."""
         cfg = self.config
         self.watch.seen(record)
         self.watch_explosion(record["loss"], step, position)
         if cfg.histogram_every and step % cfg.histogram_every == 0:
             for k, w in enumerate(self.net.weights):
                 record[f"hist_l{k + 1}"] = histogram(w)
-        if position == self.steps_per_epoch - 1 or (cfg.test_every and step % cfg.test_every == 0):
+        if evaluate and self.evaluation_due(step, position):
             test = self.evaluate(self.data.x_test, self.data.y_test)
             record.update({f"test_{key}": value for key, value in test.items()})
+
+    def evaluation_due(self, step: int, position: int) -> bool:
+        """Whether step `step` (at `position` in its epoch) evaluates the held-out split."""
+        every = self.config.test_every
+        return position == self.steps_per_epoch - 1 or bool(every and step % every == 0)
 
     def watch_explosion(self, loss: float, step: int, position: int) -> None:
         if self.first_loss is None:
@@ -158,14 +164,7 @@ class SeedBook:
         Xeon, one large matrix product slowed the next ~80 training steps by ~10%
         (docs/benchmarks.md). Loss and accuracy then take one pass over all logits.
         """
-        net = self.net
-        with np.errstate(all="ignore"):
-            logits = np.concatenate(
-                [net.logits(x[i : i + EVAL_CHUNK]) for i in range(0, max(len(x), 1), EVAL_CHUNK)]
-            )
-            result = {"loss": net.out.loss(logits, net.out.output(logits), y)}
-        result.update(batch_accuracy(logits, y, self.data.bit_targets))
-        return result
+        return evaluate(self.net, x, y, self.data.bit_targets)
 
     def summary(self) -> dict[str, Any]:
         """Final numbers on the whole training and held-out splits."""
@@ -227,6 +226,20 @@ class SeedBook:
         self.order_rng.bit_generator.state = meta["rng"]["order"]
         self.async_rng.bit_generator.state = meta["rng"]["async"]
         self.epoch_fidelity.load_state(meta["fidelity"])
+
+
+def evaluate(net: Network, x: np.ndarray, y: np.ndarray, bit_targets: bool) -> dict[str, Any]:
+    """Loss and accuracy of `net` on a whole split (SeedBook.evaluate): floats, or one per
+    seed of a stack of seeds (stacked weights; `x` and `y` stacked or shared by all)."""
+    rows = x.shape[-2]
+    with np.errstate(all="ignore"):
+        chunks = [
+            net.logits(x[..., i : i + EVAL_CHUNK, :]) for i in range(0, max(rows, 1), EVAL_CHUNK)
+        ]
+        logits = np.concatenate(chunks, axis=-2)
+        result = {"loss": net.out.loss(logits, net.out.output(logits), y)}
+    result.update(batch_accuracy(logits, y, bit_targets))
+    return result
 
 
 def batch_accuracy(logits: np.ndarray, y: np.ndarray, bit_targets: bool) -> dict[str, Any]:

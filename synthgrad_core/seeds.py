@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .bookkeeping import SeedBook, batch_accuracy
+from .bookkeeping import SeedBook, batch_accuracy, evaluate
 from .config import ConfigError, Method, ResolvedConfig, TrainConfig, io_sizes
 from .data import Dataset, load_dataset
 from .diagnostics import StepFigures, table_rows
@@ -179,6 +179,7 @@ class SeedBatch(Stepper):
         self._offsets = np.arange(len(self.members))[:, None] * (
             rows if self._x is not first.data.x_train else 0
         )
+        self._x_test, self._y_test = stacked_data([m.data for m in self.members], "test")
         self._rows = [np.empty(0, dtype=np.int64)] * len(self.members)
         self._frozen: dict[int, list[np.ndarray]] = {}
         self.step_count = 0
@@ -237,41 +238,84 @@ class SeedBatch(Stepper):
         step_start = time.perf_counter()
         hs, logits, out = net.forward(x, layer_times=forward_times)
         assert logits is not None and out is not None
-        records = self._first_fields(step, live, net.out.loss(logits, out, y), logits, y)
+        keys, table, records = self._first_fields(
+            step, live, net.out.loss(logits, out, y), logits, y
+        )
         top_delta = net.out.delta(logits, out, y)
         truth = None
         if diagnose or self.rule.needs_true_gradient:
             truth = TrueGradient(*net.true_backward(hs, top_delta))
         backward = self.rule.backward(net, hs, top_delta, y, truth)
+        finite = None
         if not diagnose:
             self._apply(hs, backward, None)
             self.rule.learn(backward, None)
             self._keep_frozen()
         else:
             assert truth is not None and forward_times is not None
-            self._diagnosed_update(records, hs, backward, truth, (step_start, forward_times))
-        for member, record in zip(self.members, records, strict=True):
-            if record is not None and not member.done:  # not ended, nor diverged at this step
-                member.periodic(record, step, position)
-                member.check_end(record)
+            figure_keys, figures, finite = self._diagnosed_update(
+                hs, backward, truth, (step_start, forward_times)
+            )
+            keys, table = keys + figure_keys, np.concatenate([table, figures], axis=1)
+        self._fill_records(records, live, (step, keys, table), finite)
+        self._end_of_step(records, step, position)
         return records
 
-    def _diagnosed_update(
+    def _fill_records(
         self,
         records: list[Record | None],
-        hs: Pass,
-        backward: Backward,
-        truth: TrueGradient,
-        forward: tuple[float, list[float]],
+        live: list[bool],
+        step_table: tuple[int, list[str], np.ndarray],
+        finite: np.ndarray | None,
     ) -> None:
-        """A diagnosed step's update, timed, and every running seed's figures."""
+        """Every running seed's record from one (seeds, fields) table, a row per seed, under
+        the keys a seed alone uses (a seed that diverged on its loss has its record); a
+        seed whose weights are no longer finite diverges."""
+        step, keys, table = step_table
+        epoch = step / self.steps_per_epoch
+        for s, row in enumerate(table_rows(table)):
+            if live[s] and records[s] is None:
+                record: Record = {"step": step, "epoch": epoch, "wall_time": 0.0}
+                record.update(zip(keys, row, strict=True))
+                records[s] = record
+                if finite is not None and not finite[s]:
+                    self._freeze(s, record)
+
+    def _end_of_step(self, records: list[Record | None], step: int, position: int) -> None:
+        """Each running seed's end of step (SeedBook.periodic, check_end), the held-out
+        evaluations of every seed due one at once (`_evaluate`)."""
+        members = self.members
+        running: list[tuple[int, Record]] = [
+            (s, r) for s, r in enumerate(records) if r is not None and not members[s].done
+        ]  # not ended, nor diverged at this step
+        for s, record in running:
+            members[s].periodic(record, step, position, evaluate=False)
+        due = [(s, r) for s, r in running if members[s].evaluation_due(step, position)]
+        self._evaluate(due)
+        for s, record in running:
+            members[s].check_end(record)
+
+    def _evaluate(self, due: list[tuple[int, Record]]) -> None:
+        """The held-out evaluation of the seeds `due` (index, record), every seed of the
+        stack in one pass: the numbers each seed alone finds (SeedBook.evaluate)."""
+        if not due:
+            return
+        test = evaluate(self.net, self._x_test, self._y_test, self.members[0].data.bit_targets)
+        columns = {f"test_{key}": np.asarray(value).tolist() for key, value in test.items()}
+        for s, record in due:
+            record.update({key: values[s] for key, values in columns.items()})
+
+    def _diagnosed_update(
+        self, hs: Pass, backward: Backward, truth: TrueGradient, forward: tuple[float, list[float]]
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """A diagnosed step's update, timed; every seed's figures (StepFigures.values)."""
         net = self.net
         before = self.figures.before(net.flat_weights, net.weight_starts, self.step_count)
         updates, starts, update_times = self._apply(hs, backward, None, timed=True)
         errors = self.rule.learn(backward, None)
         self._timeline(forward[0], forward[1], starts, update_times, updates)
         self._keep_frozen()
-        keys, values, finite = self.figures.values(
+        return self.figures.values(
             [hs[k] for k in range(1, net.depth)],
             backward.signals,
             truth.gradients,
@@ -280,18 +324,6 @@ class SeedBatch(Stepper):
             (forward[1], update_times),
             self.step_count,
         )
-        self._fill_figures(records, keys, values, finite)
-
-    def _fill_figures(
-        self, records: list[Record | None], keys: list[str], values: np.ndarray, finite: np.ndarray
-    ) -> None:
-        """Each running seed's row of a diagnosed step's figures into its record, under the
-        keys a seed alone uses; a seed whose weights are no longer finite diverges."""
-        for s, (record, row) in enumerate(zip(records, table_rows(values), strict=True)):
-            if record is not None and not self.members[s].done:
-                record.update(zip(keys, row, strict=True))
-                if not finite[s]:
-                    self._freeze(s, record)
 
     def _next_batches(self, live: list[bool]) -> tuple[np.ndarray, np.ndarray, int]:
         """Each running seed's next batch from its own order, stacked (an ended seed's slot
@@ -307,25 +339,23 @@ class SeedBatch(Stepper):
 
     def _first_fields(
         self, step: int, live: list[bool], losses: np.ndarray, logits: np.ndarray, y: np.ndarray
-    ) -> list[Record | None]:
-        """Each running seed's record with its loss and batch accuracy, every seed's from one
-        table; a seed whose loss is not finite diverges here (its weights stay as they
-        were: `_freeze`)."""
+    ) -> tuple[list[str], np.ndarray, list[Record | None]]:
+        """The loss and batch accuracy of every seed, as keys and a (seeds, fields) table; a
+        running seed whose loss is not finite diverges here, with its record (its weights
+        stay as they were: `_freeze`); the others' records are made from the step's whole
+        table (`_fill_records`)."""
         accuracy = batch_accuracy(logits, y, self.members[0].data.bit_targets)
         keys = ["loss", *accuracy]
-        table = np.array([losses, *accuracy.values()]).T.tolist()
-        epoch = step / self.steps_per_epoch
-        records: list[Record | None] = []
-        for s, (running, row) in enumerate(zip(live, table, strict=True)):
-            if not running:
-                records.append(None)
-                continue
-            record: Record = {"step": step, "epoch": epoch, "wall_time": 0.0}
-            record.update(zip(keys, row, strict=True))
-            records.append(record)
-            if not math.isfinite(row[0]):
+        table = np.array([losses, *accuracy.values()]).T
+        records: list[Record | None] = [None] * len(live)
+        for s in np.flatnonzero(~np.isfinite(losses)).tolist():
+            if live[s]:
+                record: Record = {"step": step, "epoch": step / self.steps_per_epoch}
+                record["wall_time"] = 0.0
+                record.update(zip(keys, table[s].tolist(), strict=True))
+                records[s] = record
                 self._freeze(s, record)
-        return records
+        return keys, table, records
 
     def _freeze(self, s: int, record: Record) -> None:
         """Seed s diverged: it ends, and its slice of the network keeps what it holds now,
@@ -403,11 +433,14 @@ def stacked_rule(rules: Sequence[Rule]) -> Rule:
     return Backprop()
 
 
-def stacked_data(datasets: Sequence[Dataset]) -> tuple[np.ndarray, np.ndarray]:
-    """The training inputs and targets: one dataset's when every seed shares it, else every
-    seed's one after another (seed s's row i at s * rows + i)."""
+def stacked_data(
+    datasets: Sequence[Dataset], split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A split's inputs and targets: one dataset's when every seed shares it; else, for
+    training, every seed's one after another (seed s's row i at s * rows + i), and for
+    the held-out split every seed's stacked (seeds, rows, width)."""
+    x, y = f"x_{split}", f"y_{split}"
     if all(d is datasets[0] for d in datasets):
-        return datasets[0].x_train, datasets[0].y_train
-    return np.concatenate([d.x_train for d in datasets]), np.concatenate(
-        [d.y_train for d in datasets]
-    )
+        return getattr(datasets[0], x), getattr(datasets[0], y)
+    join = np.concatenate if split == "train" else np.array
+    return join([getattr(d, x) for d in datasets]), join([getattr(d, y) for d in datasets])
