@@ -62,8 +62,14 @@ class Sweep:
     run_ids: list[str]
 
 
-def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The grid's points, each checked with the base config: a GridError names the point.
+def checked_points(
+    config: dict[str, Any],
+    grid: dict[str, list[Any]],
+    fill: Callable[[dict[str, Any]], dict[str, Any]] = lambda config: config,
+) -> list[dict[str, Any]]:
+    """The grid's points, each checked with the base config (and what `fill` adds to a
+    point's config: the server's MNIST, where the grid varies the dataset): a GridError
+    names the point.
 
     Two points that would train the same run (a value listed twice, or two values the
     config reads the same) are refused: a batch cannot train a seed twice, and a sweep
@@ -77,7 +83,7 @@ def checked_points(config: dict[str, Any], grid: dict[str, list[Any]]) -> list[d
     seen: dict[str, dict[str, Any]] = {}
     for point in todo:
         try:
-            resolved = TrainConfig.from_dict({**config, **point}).resolve()
+            resolved = TrainConfig.from_dict(fill({**config, **point})).resolve()
         except ConfigError as exc:
             if exc.field not in grid:
                 raise
@@ -158,7 +164,7 @@ class Sweeps:
         grid = {field: list(values) for field, values in grid.items() if values}
         config = {k: v for k, v in config.items() if k not in grid}  # the grid's values rule
         config = self.manager.admission.with_data(config)  # MNIST from the data folder
-        todo = checked_points(config, grid)
+        todo = checked_points(config, grid, self.manager.admission.with_data)
         prefix = name or dataset_of(config)
         name = name or sweep_name(config, grid)
         sweep = Sweep(new_run_id(), name, "", time.time(), config, grid, [])

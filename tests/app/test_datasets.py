@@ -66,9 +66,11 @@ def test_without_mnist_the_choice_is_absent_and_asking_for_it_is_422(
         page = client.get("/").text
         assert '<option value="mnist"' not in page and "MNIST net" not in page
         assert '<option value="digits"' in page
+        varied = {k: v for k, v in TINY.items() if k != "dataset"}
         for url, body in (
             ("/api/runs", {"config": TINY}),
             ("/api/sweeps", {"config": TINY, "grid": {"method": ["dni"]}}),
+            ("/api/sweeps", {"config": varied, "grid": {"dataset": ["digits", "mnist"]}}),
         ):
             response = client.post(url, json=body)
             assert response.status_code == 422, response.text
@@ -102,3 +104,20 @@ def test_the_data_folder_comes_from_the_flag_or_the_environment() -> None:
     assert Settings.from_env({"SYNTHGRAD_DATA_DIR": "/srv/data"}).data_root == "/srv/data"
     args = build_parser().parse_args(["serve", "--data-dir", "/srv/d"])
     assert args.data_root == "/srv/d"
+
+
+def test_a_sweep_whose_grid_varies_the_dataset_to_mnist_trains_it(with_mnist: TestClient) -> None:
+    """The grid's MNIST points get the data folder's MNIST, as a run or a base config does."""
+    base = {k: v for k, v in TINY.items() if k != "dataset"}
+    response = with_mnist.post(
+        "/api/sweeps",
+        json={"config": base, "grid": {"dataset": ["digits", "mnist"], "method": ["dni"]}},
+    )
+    assert response.status_code == 201, response.text
+    runs = response.json()["runs"]
+    by_dataset = {run["config"]["dataset"]: run for run in runs}
+    assert by_dataset["mnist"]["config"]["data_path"] == "mnist"
+    assert by_dataset["digits"]["config"].get("data_path") is None
+    for run in runs:
+        done = wait_status(with_mnist, run["id"], {"finished", "failed", "diverged"})
+        assert done["status"] == "finished", done
