@@ -41,41 +41,56 @@ export function thin(series, limit) {
 // blow-up, the engine's "exploded" rule: the axis keeps the history before it in view.
 export const BLOWUP = 1000;
 
+const finite = (v) => v !== null && Number.isFinite(v);
+
 function blowupCeiling(traces) {
   let reference = Infinity;
   for (const t of traces) {
-    const first = t.y.find((v) => v !== null && Number.isFinite(v));
+    const first = t.y.find(finite);
     if (first !== undefined && Math.abs(first) > 0) reference = Math.min(reference, Math.abs(first));
   }
   return Number.isFinite(reference) ? reference * BLOWUP : Infinity;
+}
+
+// A trace that blew up (a value above the ceiling) blew up from where it first passed this
+// many times its own first value: from there on it does not set the axis, so the steps
+// between (a loss of 800 on the way to 1e54) cannot flatten the other runs' losses.
+export const BLOWUP_START = 10;
+
+function blowupStart(t, ceiling) {
+  if (!t.y.some((v) => finite(v) && v > ceiling)) return t.y.length;
+  const first = t.y.find(finite);
+  const i = t.y.findIndex((v) => finite(v) && v > Math.abs(first) * BLOWUP_START);
+  return i < 0 ? t.y.length : i;
 }
 
 // The y range that the first epoch's spike (or one outlier) must not set: the range of
 // everything after the first epoch (or after the first 5% of points in a one-epoch run),
 // leaving out a diverging run's blow-up. `offChart`: how many points lie above it.
 export function robustRange(traces) {
-  let lo = Infinity, hi = -Infinity, offChart = 0;
   const ceiling = blowupCeiling(traces);
-  for (const t of traces) {
-    const lastEpoch = t.epoch.length ? t.epoch[t.epoch.length - 1] : 0;
-    const skip = lastEpoch > 1.5 ? t.epoch.findIndex((e) => e > 1) : Math.ceil(t.y.length * 0.05);
-    for (let i = 0; i < t.y.length; i++) {
-      const v = t.y[i];
-      if (v === null || !Number.isFinite(v)) continue;
-      if (v > ceiling) { offChart++; continue; }
-      if (i < skip) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  if (!Number.isFinite(lo) || offChart) {
-    // A blow-up: everything before it is the history to see, the first steps included.
-    lo = Infinity; hi = -Infinity;
-    for (const t of traces) for (const v of t.y) if (v !== null && Number.isFinite(v) && v <= ceiling) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  }
-  if (!Number.isFinite(lo)) return null;
+  const ends = traces.map((t) => blowupStart(t, ceiling));
+  const blewUp = ends.some((end, k) => end < traces[k].y.length);
+  const span = (skipFirstEpoch) => {
+    let lo = Infinity, hi = -Infinity;
+    traces.forEach((t, k) => {
+      const lastEpoch = t.epoch.length ? t.epoch[t.epoch.length - 1] : 0;
+      const skip = !skipFirstEpoch ? 0 : lastEpoch > 1.5 ? t.epoch.findIndex((e) => e > 1) : Math.ceil(t.y.length * 0.05);
+      for (let i = Math.max(skip, 0); i < ends[k]; i++) {
+        const v = t.y[i];
+        if (!finite(v) || v > ceiling) continue;
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    });
+    return [lo, hi];
+  };
+  // A blow-up: everything before it is the history to see, the first steps included.
+  let [lo, hi] = span(!blewUp);
+  if (!Number.isFinite(lo)) [lo, hi] = span(false);
   const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
   const range = [Math.max(0, lo - pad), hi + pad];
-  range.offChart = offChart;
+  const above = (t) => t.y.filter((v) => finite(v) && v > range[1]).length;
+  range.offChart = blewUp ? traces.reduce((n, t) => n + above(t), 0) : 0;
   return range;
 }
