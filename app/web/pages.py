@@ -25,6 +25,7 @@ from synthgrad_core.config import (
     DATASET_DEFAULTS,
     FIELD_SPECS,
     FORK_FORM_FIELDS,
+    Method,
     TrainConfig,
     io_sizes,
 )
@@ -152,6 +153,7 @@ VOCABULARY = {
     },
     "record_keys": {"hidden": list(HIDDEN_FIELDS), "layer": list(LAYER_FIELDS)},
     "close_codes": {code.name: int(code) for code in CloseCode},
+    "methods_with_modules": [m.value for m in Method if m.uses_modules],
 }
 
 

@@ -8,6 +8,7 @@ import { addExpand, expand, setupPresentation } from "./presentation.js";
 import { RunStream } from "./run-stream.js";
 import { laneNames, Timeline } from "./timeline.js";
 import { readView, writeView } from "./view-state.js";
+import { unlocked } from "./vocabulary.js";
 
 const DASHES = ["solid", "dot", "dash"];
 const runs = JSON.parse(document.getElementById("runs-data").textContent);
@@ -98,7 +99,7 @@ const timelines = Object.fromEntries(runs.map((r) => {
   div.className = "chart";
   card.append(div);
   document.getElementById("timelines").append(card);
-  const pipelined = r.config.execution === "pipelined" && ["dni", "cdni"].includes(r.config.method);
+  const pipelined = unlocked(r.config);
   return [r.id, new Timeline(div, laneNames(r), `${escapeText(r.name)}: ${pipelined ? `${r.config.workers} workers, pipelined` : "locked"}`)];
 }));
 

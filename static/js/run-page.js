@@ -13,7 +13,7 @@ import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
 import { Replay } from "./replay.js";
 import { Presenter } from "./presenter.js";
-import { ACTIVE, TERMINAL } from "./vocabulary.js";
+import { ACTIVE, TERMINAL, unlocked } from "./vocabulary.js";
 
 let run = JSON.parse(document.getElementById("run-data").textContent);
 
@@ -92,7 +92,7 @@ diagram.select(view.layer);
 addHelp(networkFigure, "network", "Network diagram", DIAGRAM_HELP[run.config.method]);
 const heatmapCard = document.querySelector(".heatmap-card");
 const heatmap = new FidelityHeatmap(document.getElementById("chart-heatmap"), layers);
-const pipelined = run.config.execution === "pipelined" && ["dni", "cdni"].includes(run.config.method);
+const pipelined = unlocked(run.config);
 // The timeline is the point of a pipelined run: beside the diagram. For a sequential run it
 // goes below the charts, which stay where a lecture expects them.
 if (!pipelined) document.getElementById("charts").after(document.querySelector(".timeline-card"));

@@ -5,6 +5,7 @@ import { CHARTS } from "./chart-specs.js";
 import { formatNumber } from "./controls.js";
 import { CHART_CONFIG, PALETTE } from "./plotly-config.js";
 import { RunStream } from "./run-stream.js";
+import { usesModules } from "./vocabulary.js";
 
 const BINS = 120; // step ranges per group: each run's points in a range are averaged first
 const REDRAW_MS = 1000;
@@ -33,7 +34,7 @@ const records = Object.fromEntries(sweep.runs.map((r) => [r.id, []]));
 
 // -- charts -----------------------------------------------------------------------
 const container = document.getElementById("charts");
-const hasModules = sweep.runs.some((r) => ["dni", "cdni"].includes(r.config.method));
+const hasModules = sweep.runs.some((r) => usesModules(r.config.method));
 const specs = CHARTS.filter((spec) => spec.id !== "module" || hasModules);
 const cards = specs.map((spec) => {
   const card = document.createElement("figure");

@@ -5,6 +5,7 @@
 // so thinned live streams leave white gaps (not recorded), never false idle time.
 import { request, watch } from "./draw-scheduler.js";
 import { CHART_CONFIG } from "./plotly-config.js";
+import { unlocked } from "./vocabulary.js";
 
 const SPAN = 3; // seconds shown
 const MAX_RECORDS = 30; // the newest records' events: a couple of hundred bars, cheap to draw
@@ -20,7 +21,7 @@ const KINDS = {
 
 export function laneNames(run) {
   const depth = (run.config.hidden || []).length + 1;
-  const pipelined = run.config.execution === "pipelined" && ["dni", "cdni"].includes(run.config.method);
+  const pipelined = unlocked(run.config);
   if (pipelined) return Array.from({ length: Math.min(run.config.workers, depth) }, (_, i) => `worker ${i + 1}`);
   const layers = Array.from({ length: depth }, (_, i) => `layer ${i + 1}`);
   return [...layers, run.config.method === "backprop" ? "backward pass" : "rule, modules"];

@@ -10,3 +10,8 @@ export const layerKey = (field, layer) => `${field}_l${layer}`;
 // Websocket close codes (app/messages.py CloseCode): after any of them, do not reconnect.
 export const CLOSE_CODES = data.close_codes;
 export const FINAL_CLOSE_CODES = new Set(Object.values(data.close_codes));
+// The rules whose hidden layers learn from synthetic-gradient modules (dni, cdni).
+const WITH_MODULES = new Set(data.methods_with_modules);
+export const usesModules = (method) => WITH_MODULES.has(method);
+// A run whose layers work unlocked, each stage on its own worker (a pipelined dni or cdni).
+export const unlocked = (config) => config.execution === "pipelined" && usesModules(config.method);
