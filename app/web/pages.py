@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from app.runs.status import ACTIVE, TERMINAL
 from app.web.deps import Manager
+from app.web.lean_stream import SNAPSHOT_TIMELINES
 from app.web.messages import CloseCode
 from synthgrad_core.config import (
     DATASET_DEFAULTS,
@@ -154,6 +155,7 @@ VOCABULARY = {
     "record_keys": {"hidden": list(HIDDEN_FIELDS), "layer": list(LAYER_FIELDS)},
     "close_codes": {code.name: int(code) for code in CloseCode},
     "methods_with_modules": [m.value for m in Method if m.uses_modules],
+    "snapshot_timelines": SNAPSHOT_TIMELINES,  # a run's history keeps its last N timelines
 }
 
 

@@ -13,7 +13,7 @@ import { readView, writeView } from "./view-state.js";
 import { RunStream } from "./run-stream.js";
 import { Replay } from "./replay.js";
 import { Presenter } from "./presenter.js";
-import { ACTIVE, TERMINAL, unlocked } from "./vocabulary.js";
+import { ACTIVE, REPLAY_TIMELINES, TERMINAL, unlocked } from "./vocabulary.js";
 
 let run = JSON.parse(document.getElementById("run-data").textContent);
 
@@ -98,6 +98,9 @@ const pipelined = unlocked(run.config);
 if (!pipelined) document.getElementById("charts").after(document.querySelector(".timeline-card"));
 const timeline = new Timeline(document.getElementById("chart-timeline"), laneNames(run),
   pipelined ? `Timeline: ${run.config.workers} workers, pipelined` : "Timeline: one layer at a time (locked)");
+if (!pipelined && !run.config.diagnostics_every) {
+  timeline.emptyText = "No timeline: a sequential run times the steps it diagnoses,<br>and this run's diagnostics are off";
+}
 addHelp(document.querySelector(".timeline-card"), "timeline", "Timeline", pipelined
   ? "When each worker worked, over the last seconds of training. Each worker owns a stage of layers and updates them as soon as its synthetic gradient is ready, then goes on with the next batch: the bars of different workers overlap in time. Grey with no bar is time a worker waited for input from the stage below."
   : "When each layer worked, over the last seconds of training (steps with diagnostics). A sequential run does one thing at a time: each layer's forward pass, then the backward pass (or the synthetic gradients), then each layer's update. Grey with no bar is time that layer waited: locked.");
@@ -335,6 +338,7 @@ replayButton.hidden = true;
 document.querySelector(".share").append(replayButton);
 function startReplay(speed) {
   replayButton.hidden = true;
+  timeline.emptyText = `No timeline at this step:<br>a replay keeps its last ${REPLAY_TIMELINES} steps' timelines`;
   replay = new Replay(document.getElementById("progress-text"), { reset: clearRecords, push: addRecords }, { speed });
   return replay;
 }

@@ -39,6 +39,7 @@ export class Timeline {
     this.inFlight = false;
     this.lastDraw = 0;
     this.minRedrawMs = MIN_REDRAW_MS; // the scheduler waits this long between drawings
+    this.emptyText = "Waiting for a step's timeline…"; // what an empty timeline says (the page sets it)
     watch(this, this.div);
   }
 
@@ -101,13 +102,15 @@ export class Timeline {
     try {
       const css = getComputedStyle(document.documentElement);
       const fg = css.getPropertyValue("--fg").trim(), grid = css.getPropertyValue("--grid").trim();
+      const empty = !this.events.length && !this.windows.length;
       await Plotly.react(this.div, this.traces(), {
+        annotations: empty ? [{ text: this.emptyText, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] : [],
         title: { text: this.title, font: { size: 14 }, x: 0, xref: "paper", xanchor: "left" },
         barmode: "overlay", bargap: 0.2,
         height: 150 + 34 * this.lanes.length, margin: { l: 100, r: 20, t: 40, b: 90 },
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg },
-        xaxis: { ticksuffix: " s", gridcolor: grid, zeroline: false, range: [this.windows.length ? this.windows[0][0] : 0, this.latest || 1] },
-        yaxis: { automargin: true, autorange: "reversed", categoryorder: "array", categoryarray: this.lanes, gridcolor: grid },
+        xaxis: { visible: !empty, ticksuffix: " s", gridcolor: grid, zeroline: false, range: [this.windows.length ? this.windows[0][0] : 0, this.latest || 1] },
+        yaxis: { visible: !empty, automargin: true, autorange: "reversed", categoryorder: "array", categoryarray: this.lanes, gridcolor: grid },
         legend: { orientation: "h", y: -0.2, yanchor: "top" }, showlegend: true,
       }, CHART_CONFIG);
       this.drawn = true;

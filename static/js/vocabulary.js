@@ -15,3 +15,5 @@ const WITH_MODULES = new Set(data.methods_with_modules);
 export const usesModules = (method) => WITH_MODULES.has(method);
 // A run whose layers work unlocked, each stage on its own worker (a pipelined dni or cdni).
 export const unlocked = (config) => config.execution === "pipelined" && usesModules(config.method);
+// How many of a run's newest records keep their timelines in the history a page reads.
+export const REPLAY_TIMELINES = data.snapshot_timelines;

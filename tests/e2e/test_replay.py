@@ -24,6 +24,13 @@ LOSS_EXTENT = """(() => {
 })()"""
 
 
+#: What the timeline says in place of bars (empty when it draws them), and its bars.
+TIMELINE_NOTE = """(() => (document.getElementById('chart-timeline').layout?.annotations || [])
+  .map((a) => a.text).join(' '))()"""
+TIMELINE_BARS = """(() => (document.getElementById('chart-timeline').data || [])
+  .slice(1).reduce((n, t) => n + t.x.length, 0))()"""
+
+
 def serious_violations(page: Any) -> list[str]:
     """axe-core's serious and critical findings on the page as it is."""
     from axe_playwright_python.sync_playwright import Axe
@@ -73,6 +80,11 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
     page.wait_for_timeout(500)  # paused: nothing more arrives
     assert third * 0.8 < page.evaluate(LOSS_EXTENT)[0] <= third
     assert f"step {third:,}" in page.locator("#replay-step").inner_text()
+    # The history keeps only the last steps' timelines: at a third, the timeline says so.
+    page.locator("#chart-timeline").scroll_into_view_if_needed()
+    wait_until(
+        lambda: "steps' timelines" in page.evaluate(TIMELINE_NOTE), what="the empty timeline"
+    )
     # Then forward to the end: every point is back.
     page.evaluate(
         """(step) => { const s = document.getElementById('replay-slider');
@@ -80,6 +92,9 @@ def test_a_finished_run_replays_from_step_zero_and_the_slider_scrubs(
         last,
     )
     wait_until(lambda: page.evaluate(LOSS_EXTENT)[0] == last, what="the whole run after scrubbing")
+    page.locator("#chart-timeline").scroll_into_view_if_needed()
+    wait_until(lambda: page.evaluate(TIMELINE_NOTE) == "", what="the last steps' timelines")
+    assert page.evaluate(TIMELINE_BARS) > 0
     assert "replay=1" in page.evaluate("location.href")
     assert serious_violations(page) == []
     # A finished run's page without ?replay offers it.
