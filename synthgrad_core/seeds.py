@@ -11,7 +11,8 @@ Each seed keeps its own `SeedBook` (synthgrad_core.bookkeeping, as a Trainer doe
 everything that is not the stacked arithmetic: its data split and order, held-out
 evaluations, divergence and explosion watch, summary and captured state's metadata. Its
 records are built for every seed in one pass: each figure one stacked reduction
-(diagnostics.StepFigures), one (seeds, figures) table, one row per seed. Its network is
+(diagnostics.StepFigures), one (seeds, fields) table, one row per seed; the held-out
+evaluations due at a step run once for every seed through the stacked network. Its network is
 a view of its slice of the stack (`Network.seed`), so what it evaluates is what the stack
 trained. Each seed's records equal the records of that seed trained alone
 (tests/core/test_seeds.py: to 1e-9, every rule).
