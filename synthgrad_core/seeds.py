@@ -390,16 +390,17 @@ class SeedBatch(Stepper):
 
     def capture(self) -> list[TrainerState]:
         """Each seed's complete state, as that seed trained alone would capture it."""
-        arrays = self._state_arrays()
-        states = []
-        for s, member in enumerate(self.members):
-            own = {}
-            for name, value in arrays.items():
-                shape = self._shapes[name]
-                own[name] = value[s].reshape(shape) if value.ndim > len(shape) else value
-            own["order"] = member.order.copy()
-            states.append(TrainerState(member.state_meta(), own))
-        return states
+        return [self.capture_seed(s) for s in range(len(self.members))]
+
+    def capture_seed(self, s: int) -> TrainerState:
+        """Seed s's complete state (copies of its slice of the stack only)."""
+        own = {}
+        for name, value in self.named_state().items():
+            shape = self._shapes[name]
+            own[name] = (value[s].reshape(shape) if value.ndim > len(shape) else value).copy()
+        member = self.members[s]
+        own["order"] = member.order.copy()
+        return TrainerState(member.state_meta(), own)
 
     def close(self) -> None:
         """Nothing to release (a sequential trainer)."""

@@ -93,7 +93,7 @@ def step_entry(trainer: Trainable) -> Entry | BatchEntry:
 def capture(trainer: Trainable, seed_index: int | None) -> TrainerState:
     """The trainer's state, or one seed's of a SeedBatch."""
     if isinstance(trainer, SeedBatch):
-        return trainer.capture()[seed_index or 0]
+        return trainer.capture_seed(seed_index or 0)
     return trainer.capture()
 
 

@@ -76,28 +76,39 @@ class RunCheckpoints:
         #: seconds each capture and store took, for the benchmark (the latest few)
         self.costs: list[float] = []
 
-    def tick(self, run: Run, session: Session, control: Control | None = None) -> None:
+    def tick(
+        self,
+        run: Run,
+        session: Session,
+        control: Control | None = None,
+        seed_index: int | None = None,
+    ) -> None:
         """After a slice: a checkpoint if `checkpoint_seconds` of training passed, if
         `control` is about to be obeyed (a pause, a stop, a shutdown: not a delete, whose
         checkpoints go with it), or if the run has ended (finished; a diverged run keeps
-        its last finite one)."""
+        its last finite one). `seed_index`: the run's seed in a batch of seeds."""
         last = self._last.get(run.id, 0.0)
         if last is None or (control is Control.DELETE):
             return
         due = session.elapsed - last >= self.every
         if due or control is not None or session.done:
-            self.take(run, session)
+            self.take(run, session, seed_index)
         if session.done or (control is not None and control.ends):
-            self._last.pop(run.id, None)
+            self.forget(run)
 
-    def take(self, run: Run, session: Session) -> None:
-        """Store the trainer's state now, if it has one worth keeping."""
+    def forget(self, run: Run) -> None:
+        """The run trains no more here (ended, or its seed of a batch did)."""
+        self._last.pop(run.id, None)
+
+    def take(self, run: Run, session: Session, seed_index: int | None = None) -> None:
+        """Store the trainer's state now (of the seed at `seed_index`, in a batch of seeds),
+        if it has one worth keeping."""
         if self._last.get(run.id, 0.0) is None or not_replayable(run.config):
             self._last[run.id] = None
             return
         started = time.perf_counter()
         try:
-            state = session.capture()
+            state = session.capture(seed_index)
         except (CaptureError, TrainingFailed) as exc:
             log.info("run %s: no checkpoints (%s)", run.id, exc)
             self._last[run.id] = None

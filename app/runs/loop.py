@@ -83,8 +83,6 @@ class Training:
         self.session: Session | None = None
         self.paused_since: float | None = None
         self.parkable = True
-        #: a run alone keeps checkpoints (app.runs.checkpoints); a batch's seeds do not
-        self.alone = runs[0] if len(runs) == 1 else None
 
     def __call__(self) -> None:
         try:
@@ -177,6 +175,7 @@ class Training:
         for run in ended:
             index = self.index[run.id]
             self.live.remove(run)
+            self.book.checkpoints.forget(run)
             self.book.finish(run, statuses[index], summaries[index])
 
     # -- commands ----------------------------------------------------------------
@@ -204,7 +203,7 @@ class Training:
                 self._resume()
             case End(run_id, control):
                 for run in [r for r in self.live if r.id == run_id]:
-                    self._checkpoint(tick=True, control=control)
+                    self._checkpoint(tick=True, control=control, runs=[run])
                     self.live.remove(run)
                     self.book.transition(run, control.final_status)
             case Configure(changes):
@@ -251,14 +250,19 @@ class Training:
         else:
             command.answer.give(state)
 
-    def _checkpoint(self, tick: bool = False, control: Control | None = None) -> None:
-        """A run alone's checkpoint: now, or (`tick`) if one is due (app.runs.checkpoints)."""
-        if self.alone is None or self.session is None:
+    def _checkpoint(
+        self, tick: bool = False, control: Control | None = None, runs: list[Run] | None = None
+    ) -> None:
+        """Each member's checkpoint (`runs`: those only), each seed of a batch its own: now,
+        or (`tick`) if one is due (app.runs.checkpoints)."""
+        if self.session is None:
             return
-        if tick:
-            self.book.checkpoints.tick(self.alone, self.session, control)
-        else:
-            self.book.checkpoints.take(self.alone, self.session)
+        checkpoints = self.book.checkpoints
+        for run in self.live if runs is None else runs:
+            if tick:
+                checkpoints.tick(run, self.session, control, self._seed_index(run))
+            else:
+                checkpoints.take(run, self.session, self._seed_index(run))
 
     def _seed_index(self, run: Run) -> int | None:
         return self.index[run.id] if len(self.runs) > 1 else None

@@ -13,6 +13,7 @@ from app.runs.branches import Branches
 from app.runs.manager import RunManager
 from app.runs.run import Run
 from app.runs.status import RunStatus
+from app.runs.sweeps import Sweeps
 from app.settings import Settings
 from app.storage.checkpoints import Checkpoints, kept, pack, unpack
 from app.storage.store import Store
@@ -223,3 +224,40 @@ def test_checkpoints_go_with_their_deleted_run(tmp_path: Path) -> None:
         pass
     assert table.steps("r1") == [] and table.bytes_of_owner("h") == 0
     store.close()
+
+
+def test_each_seed_of_a_batch_keeps_checkpoints_and_forks_from_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A sweep's seeds train as one batch; each keeps its own checkpoints (the state that
+    seed alone would hold), so a fork at a late step restores one and replays only the
+    steps after it, to the parent's records."""
+    settings = Settings(
+        db=str(tmp_path / "b.sqlite3"), executor="process", checkpoint_seconds=0.02
+    )
+    manager = RunManager(settings).start()
+    request.addfinalizer(manager.close)
+    sweep, token = Sweeps(manager).create("seeds", FINISHING, {"seed": [3, 4]})
+    runs = [manager.get(run_id) for run_id in sweep.run_ids]
+    assert runs[0].batch is not None and runs[0].batch == runs[1].batch  # one batch
+    for run in runs:
+        assert ended(manager, run).status is RunStatus.FINISHED
+    branches = Branches(manager)
+    for run in runs:
+        steps = manager.checkpoints.table.steps(run.id)
+        assert steps[0] == 0 and steps[-1] == run.step and len(steps) >= 3
+        alone = Trainer(TrainConfig.from_dict({**FINISHING, "seed": run.config.seed}))
+        start = manager.checkpoints.table.at_or_before(run.id, steps[1])
+        assert start is not None and start.step == steps[1]
+        for _ in range(steps[1]):
+            alone.step()
+        for name, array in alone.capture().arrays.items():  # the seed's own state
+            np.testing.assert_allclose(start.arrays[name], array, rtol=0, atol=1e-9)
+        step = steps[1] + 5
+        branch, _ = branches.fork(run.id, token, step=step)
+        assert ended(manager, branch).status is RunStatus.FINISHED
+        mine, parents = stored(manager, branch.id), stored(manager, run.id)[step:]
+        assert len(mine) == len(parents)
+        for got, want in zip(mine, parents, strict=True):
+            assert got["step"] == want["step"]
+            assert got["loss"] == pytest.approx(want["loss"], rel=1e-9)
