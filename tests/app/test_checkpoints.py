@@ -232,9 +232,7 @@ def test_each_seed_of_a_batch_keeps_checkpoints_and_forks_from_them(
     """A sweep's seeds train as one batch; each keeps its own checkpoints (the state that
     seed alone would hold), so a fork at a late step restores one and replays only the
     steps after it, to the parent's records."""
-    settings = Settings(
-        db=str(tmp_path / "b.sqlite3"), executor="process", checkpoint_seconds=0.02
-    )
+    settings = Settings(db=str(tmp_path / "b.sqlite3"), executor="process", checkpoint_seconds=0.02)
     manager = RunManager(settings).start()
     request.addfinalizer(manager.close)
     sweep, token = Sweeps(manager).create("seeds", FINISHING, {"seed": [3, 4]})
