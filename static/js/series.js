@@ -52,13 +52,13 @@ function blowupCeiling(traces) {
   return Number.isFinite(reference) ? reference * BLOWUP : Infinity;
 }
 
-// A trace that blew up (a value above the ceiling) blew up from where it first passed this
-// many times its own first value: from there on it does not set the axis, so the steps
-// between (a loss of 800 on the way to 1e54) cannot flatten the other runs' losses.
+// Beside a trace that did not blow up, one that did (a value above the ceiling) blew up
+// from where it first passed this many times its own first value: from there on it does
+// not set the axis, so its steps on the way (a loss of 800 on the way to 1e54) cannot
+// flatten the other's. Alone, its climb stays in view.
 export const BLOWUP_START = 10;
 
-function blowupStart(t, ceiling) {
-  if (!t.y.some((v) => finite(v) && v > ceiling)) return t.y.length;
+function blowupStart(t) {
   const first = t.y.find(finite);
   const i = t.y.findIndex((v) => finite(v) && v > Math.abs(first) * BLOWUP_START);
   return i < 0 ? t.y.length : i;
@@ -69,8 +69,11 @@ function blowupStart(t, ceiling) {
 // leaving out a diverging run's blow-up. `offChart`: how many points lie above it.
 export function robustRange(traces) {
   const ceiling = blowupCeiling(traces);
-  const ends = traces.map((t) => blowupStart(t, ceiling));
-  const blewUp = ends.some((end, k) => end < traces[k].y.length);
+  const blown = traces.map((t) => t.y.some((v) => finite(v) && v > ceiling));
+  const blewUp = blown.some(Boolean);
+  // a trace with values the blow-ups' climbs would flatten
+  const beside = traces.some((t, k) => !blown[k] && t.y.some(finite));
+  const ends = traces.map((t, k) => (blown[k] && beside ? blowupStart(t) : t.y.length));
   const span = (skipFirstEpoch) => {
     let lo = Infinity, hi = -Infinity;
     traces.forEach((t, k) => {

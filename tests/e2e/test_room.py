@@ -68,6 +68,7 @@ def test_a_diverged_runs_share_link_loads_with_its_finite_history_and_the_diverg
     # The axis shows what it learned before the blow-up, not the 1e60 it overflowed to.
     first = httpx.get(f"{server.url}/api/runs/{run['id']}/metrics").json()["records"][0]["loss"]
     assert y_range(page)[1] < 1000 * first
+    assert y_range(page)[1] > 10 * first  # alone, its climb (825 on the way) stays in view
     assert "blew up" in page.locator("#chart-loss").locator("xpath=..").inner_text()
     # The share link in a fresh browser (no owner cookie): the same page, no script error.
     context = chromium.new_context()
