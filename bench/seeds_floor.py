@@ -17,7 +17,7 @@ below a target the target cannot be met by the engine's Python; and the bare sin
 step is the floor of one seed's diagnosed step.
 
 Usage: python -m bench.seeds_floor [--steps N] [--rounds R] [--cases addition8 digits]
-       [--seeds 4] [--engine]
+       [--seeds 4]   (bench.seeds prints these rows below the engine's own)
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from synthgrad_core import TrainConfig, Trainer
-from synthgrad_core.seeds import SeedBatch
 
 #: bench.seeds' cases the bare loop covers (dni, linear modules, SGD: as the CLI sets them up)
 CASES = {
@@ -185,21 +184,6 @@ def bare(name: str, seeds: list[int], diagnose: bool, steps: int) -> float:
     return len(seeds) * steps / (time.perf_counter() - start)
 
 
-def engine(name: str, seeds: list[int], diagnose: bool, steps: int) -> float:
-    """Seed-steps/s of the engine on the same config: Trainer for one seed, else SeedBatch."""
-    cfg = dataclasses.replace(CASES[name], diagnostics_every=1 if diagnose else 0)
-    if len(seeds) == 1:
-        trainer: Trainer | SeedBatch = Trainer(dataclasses.replace(cfg, seed=seeds[0]))
-    else:
-        trainer = SeedBatch(cfg, seeds)
-    for _ in range(3):
-        trainer.step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.step()
-    return len(seeds) * steps / (time.perf_counter() - start)
-
-
 def floor(name: str, k: int, steps: int, rounds: int, alone: float | None = None) -> None:
     """Print the bare loop's rows for `name` (diagnosed every step, and never), and at
     diagnostics every step whether the target is within the bare loop's reach: the
@@ -234,9 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
-    parser.add_argument("--engine", action="store_true", help="the engine beside the bare loop")
     args = parser.parse_args(argv)
-    group = list(range(1, args.seeds + 1))
     print(
         f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, "
         f"load {os.getloadavg()[0]:.1f}; {args.steps} steps, {args.rounds} rounds, "
@@ -246,20 +228,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{name}: {CASES[name].dataset}, dni, as the CLI sets it up")
         print(f"{'':>22} {'K':>3} {'alone/s':>9} {'batched/s':>11} {'x alone':>9}")
         floor(name, args.seeds, args.steps, args.rounds)
-        if not args.engine:
-            continue
-        for diagnose in (True, False):
-            one, many = [], []
-            for _ in range(args.rounds):
-                one.append(engine(name, [1], diagnose, args.steps))
-                many.append(engine(name, group, diagnose, args.steps))
-            ratio = statistics.median(b / a for a, b in zip(one, many, strict=True))
-            cadence = "every step" if diagnose else "never"
-            print(
-                f"{'engine, ' + cadence:>22} {args.seeds:>3} {statistics.median(one):>9,.0f}"
-                f" {statistics.median(many):>11,.0f} {ratio:>9.2f}",
-                flush=True,
-            )
 
 
 if __name__ == "__main__":

@@ -273,14 +273,17 @@ class SeedBatch(Stepper):
         the keys a seed alone uses (a seed that diverged on its loss has its record); a
         seed whose weights are no longer finite diverges."""
         step, keys, table = step_table
-        epoch = step / self.steps_per_epoch
         for s, row in enumerate(table_rows(table)):
             if live[s] and records[s] is None:
-                record: Record = {"step": step, "epoch": epoch, "wall_time": 0.0}
-                record.update(zip(keys, row, strict=True))
-                records[s] = record
+                records[s] = record = self._record(step, keys, row)
                 if finite is not None and not finite[s]:
                     self._freeze(s, record)
+
+    def _record(self, step: int, keys: list[str], row: list[float]) -> Record:
+        """A seed's record of step `step`: its row of the step's table under `keys`."""
+        record: Record = {"step": step, "epoch": step / self.steps_per_epoch, "wall_time": 0.0}
+        record.update(zip(keys, row, strict=True))
+        return record
 
     def _end_of_step(self, records: list[Record | None], step: int, position: int) -> None:
         """Each running seed's end of step (SeedBook.periodic, check_end), the held-out
@@ -351,10 +354,7 @@ class SeedBatch(Stepper):
         records: list[Record | None] = [None] * len(live)
         for s in np.flatnonzero(~np.isfinite(losses)).tolist():
             if live[s]:
-                record: Record = {"step": step, "epoch": step / self.steps_per_epoch}
-                record["wall_time"] = 0.0
-                record.update(zip(keys, table[s].tolist(), strict=True))
-                records[s] = record
+                records[s] = record = self._record(step, keys, table[s].tolist())
                 self._freeze(s, record)
         return keys, table, records
 
